@@ -1,0 +1,241 @@
+//! `pithosfs serve`: a local, Synnefo-compatible cloud (Astakos identity,
+//! Pithos+ storage, Cyclades compute and Plankton images) on one host:port,
+//! with SQLite for metadata and a content-addressed block directory.
+//!
+//! URL layout (all under the base URL the server prints):
+//!
+//! | path | service |
+//! |---|---|
+//! | `/identity/v2.0` (also `/astakos/identity/v2.0`) | Astakos identity (tokens) |
+//! | `/astakos/account/v1.0` | Astakos account (user catalogs, quotas) |
+//! | `/pithos/object-store/v1` | Pithos+ |
+//! | `/pithos/public/<token>` | published objects, no token needed |
+//! | `/cyclades/compute/v2.0` | Cyclades compute |
+//! | `/cyclades/image/v1.0` | Plankton |
+
+pub mod astakos;
+pub mod blockstore;
+pub mod cyclades;
+pub mod db;
+pub mod fault;
+pub mod pithos;
+pub mod plankton;
+pub mod users;
+pub mod wire;
+
+use crate::blocks::{Algorithm, DEFAULT_BLOCK_SIZE};
+use axum::body::Body;
+use axum::http::{Method, Request, Response};
+use blockstore::BlockStore;
+use db::Db;
+use fault::Fault;
+use percent_encoding::percent_decode_str;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use users::{NewUsers, User, UserSpec, Users};
+use wire::{Headers, Query};
+
+pub const IDENTITY_PATH: &str = "/identity/v2.0";
+pub const ACCOUNT_PATH: &str = "/astakos/account/v1.0";
+pub const PITHOS_PATH: &str = "/pithos/object-store/v1";
+pub const PUBLIC_PATH: &str = "/pithos/public";
+pub const COMPUTE_PATH: &str = "/cyclades/compute/v2.0";
+pub const IMAGE_PATH: &str = "/cyclades/image/v1.0";
+
+/// How to run the local cloud.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The base URL clients should use, when it differs from `http://<listen>`.
+    pub public_url: Option<String>,
+    pub users: Vec<UserSpec>,
+    /// Account quota in bytes (0: unlimited).
+    pub quota: u64,
+    pub block_size: u64,
+    /// Seconds a new server spends in BUILD (and a rebooting one in REBOOT).
+    pub build_seconds: f64,
+}
+
+impl ServeConfig {
+    pub fn new(data_dir: PathBuf) -> ServeConfig {
+        ServeConfig {
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            users: Vec::new(),
+            quota: 0,
+            block_size: DEFAULT_BLOCK_SIZE,
+            build_seconds: 2.0,
+        }
+    }
+}
+
+/// Everything the handlers share.
+pub struct Cloud {
+    pub db: Db,
+    pub blocks: Arc<BlockStore>,
+    pub users: Users,
+    pub base_url: String,
+    pub quota: u64,
+    pub build_seconds: f64,
+}
+
+impl Cloud {
+    pub fn pithos_url(&self) -> String {
+        format!("{}{}", self.base_url, PITHOS_PATH)
+    }
+    pub fn public_url(&self, token: &str) -> String {
+        format!("{}{}/{}", self.base_url, PUBLIC_PATH, token)
+    }
+}
+
+/// One incoming request, decoded once: path relative to its API's root,
+/// query, headers (Pithos-decoded) and the caller, if a valid token came.
+pub struct Call {
+    pub method: Method,
+    pub path: String,
+    pub query: Query,
+    pub headers: Headers,
+    pub raw_headers: axum::http::HeaderMap,
+    pub body: Body,
+    pub user: Option<Arc<User>>,
+    token_given: bool,
+}
+
+impl Call {
+    pub fn user(&self) -> Result<Arc<User>, Fault> {
+        match (&self.user, self.token_given) {
+            (Some(u), _) => Ok(u.clone()),
+            (None, true) => Err(Fault::unauthorized("Invalid token")),
+            (None, false) => Err(Fault::unauthorized("No authentication token")),
+        }
+    }
+    pub fn is_head(&self) -> bool {
+        self.method == Method::HEAD
+    }
+}
+
+/// A started local cloud.
+pub struct Running {
+    pub url: String,
+    pub local_addr: SocketAddr,
+    pub new_users: NewUsers,
+    pub cloud: Arc<Cloud>,
+    listener: tokio::net::TcpListener,
+}
+
+/// Opens the data directory and binds the socket; `run` then serves.
+pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let data_dir = config.data_dir.canonicalize()?;
+    let db = Db::open(&data_dir.join("meta.sqlite")).map_err(std::io::Error::other)?;
+    let blocks = BlockStore::open(&data_dir.join("blocks"), config.block_size, Algorithm::Sha256)?;
+    let (users, new_users) = Users::ensure(&db, &data_dir, &config.users)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let url = config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}")).trim_end_matches('/').to_string();
+    let cloud = Arc::new(Cloud {
+        db,
+        blocks: Arc::new(blocks),
+        users,
+        base_url: url.clone(),
+        quota: config.quota,
+        build_seconds: config.build_seconds,
+    });
+    pithos::ensure_default_containers(&cloud).await.map_err(std::io::Error::from)?;
+    Ok(Running { url, local_addr, new_users, cloud, listener })
+}
+
+impl Running {
+    /// Serves until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let cloud = self.cloud.clone();
+        let app = axum::Router::new().fallback(move |req: Request<Body>| {
+            let cloud = cloud.clone();
+            async move { dispatch(cloud, req).await }
+        });
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// Splits `path` after `root`: `Some(rest)` when `path` is `root` or below it.
+fn under<'a>(path: &'a str, root: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(root)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+async fn dispatch(cloud: Arc<Cloud>, req: Request<Body>) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let raw_path = req.uri().path().to_string();
+    let resp = match route(cloud, req).await {
+        Ok(r) => r,
+        Err(f) => f.into_response(),
+    };
+    // The query is never logged: it may carry X-Auth-Token.
+    tracing::debug!(%method, path = %raw_path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64);
+    resp
+}
+
+async fn route(cloud: Arc<Cloud>, req: Request<Body>) -> Result<Response<Body>, Fault> {
+    let (parts, body) = req.into_parts();
+    let path = percent_decode_str(parts.uri.path())
+        .decode_utf8()
+        .map_err(|_| Fault::bad_request("The request path is not UTF-8 once decoded"))?
+        .into_owned();
+    let query = Query::parse(parts.uri.query());
+    let headers = Headers::decode(&parts.headers)?;
+    let token = query.value("X-Auth-Token").or_else(|| headers.get("x-auth-token")).map(str::to_string);
+    let user = token.as_deref().and_then(|t| cloud.users.by_token(t));
+    let mut call = Call {
+        method: parts.method,
+        path: String::new(),
+        query,
+        headers,
+        raw_headers: parts.headers,
+        body,
+        user,
+        token_given: token.is_some(),
+    };
+    let rest = |root: &str| under(&path, root).map(str::to_string);
+    if let Some(r) = rest(IDENTITY_PATH).or_else(|| rest("/astakos/identity/v2.0")) {
+        call.path = r;
+        return astakos::identity(&cloud, call).await;
+    }
+    if let Some(r) = rest(ACCOUNT_PATH) {
+        call.path = r;
+        return astakos::account(&cloud, call).await;
+    }
+    if let Some(r) = rest(PITHOS_PATH) {
+        call.path = r;
+        return pithos::handle(cloud, call).await;
+    }
+    if let Some(r) = rest(PUBLIC_PATH) {
+        call.path = r;
+        return pithos::public::handle(cloud, call).await;
+    }
+    if let Some(r) = rest(COMPUTE_PATH) {
+        call.path = r;
+        return cyclades::handle(&cloud, call).await;
+    }
+    if let Some(r) = rest(IMAGE_PATH) {
+        call.path = r;
+        return plankton::handle(&cloud, call).await;
+    }
+    Err(Fault::endpoint_not_found())
+}
+
+/// Reads a whole (small) request body, refusing more than `limit` bytes.
+pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Fault> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| Fault::bad_request(format!("Could not read the request body (at most {limit} bytes): {e}")))
+}
+
+/// Parses a JSON request body.
+pub async fn read_json(body: Body, limit: usize) -> Result<serde_json::Value, Fault> {
+    let bytes = read_body(body, limit).await?;
+    serde_json::from_slice(&bytes).map_err(|e| Fault::bad_request(format!("Invalid JSON in the request body: {e}")))
+}

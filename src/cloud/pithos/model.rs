@@ -1,0 +1,563 @@
+//! Accounts, containers and object versions in SQLite: every query of the
+//! Pithos+ service lives here. Writes take a `Transaction` so a request's
+//! changes commit together or not at all.
+
+use crate::blocks::{self, Algorithm, BlockHash};
+use crate::cloud::fault::Fault;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use std::collections::BTreeMap;
+
+/// User metadata and the other per-version headers Pithos keeps with it
+/// (`Content-Encoding`, `Content-Disposition`, `X-Object-Manifest`), keyed by
+/// canonical header name.
+pub type Meta = BTreeMap<String, String>;
+
+pub const DIRECTORY_TYPES: [&str; 2] = ["application/directory", "application/folder"];
+
+pub fn meta_from_json(s: &str) -> Meta {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+pub fn meta_to_json(m: &Meta) -> String {
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    pub uuid: String,
+    pub meta: Meta,
+    pub groups: BTreeMap<String, Vec<String>>,
+    pub modified: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub id: i64,
+    pub account: String,
+    pub name: String,
+    pub created: f64,
+    pub modified: f64,
+    pub versioning: String,
+    pub quota: u64,
+    pub project: String,
+    pub meta: Meta,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+/// One version of an object, without its hashmap (see [`hashmap`]).
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub serial: i64,
+    pub container: i64,
+    pub name: String,
+    pub uuid: String,
+    pub bytes: u64,
+    pub etag: String,
+    pub content_type: String,
+    pub checksum: String,
+    pub mtime: f64,
+    pub modified_by: String,
+    pub meta: Meta,
+    pub deleted: bool,
+}
+
+impl Version {
+    pub fn is_directory(&self) -> bool {
+        DIRECTORY_TYPES.contains(&self.content_type.split(';').next().unwrap_or("").trim())
+    }
+}
+
+pub const VERSION_COLUMNS: &str =
+    "v.serial, v.container, v.name, v.uuid, v.bytes, v.etag, v.content_type, v.checksum, v.mtime, v.modified_by, v.meta, v.deleted";
+
+pub fn version_from_row(r: &Row) -> rusqlite::Result<Version> {
+    Ok(Version {
+        serial: r.get(0)?,
+        container: r.get(1)?,
+        name: r.get(2)?,
+        uuid: r.get(3)?,
+        bytes: r.get::<_, i64>(4)? as u64,
+        etag: r.get(5)?,
+        content_type: r.get(6)?,
+        checksum: r.get(7)?,
+        mtime: r.get(8)?,
+        modified_by: r.get(9)?,
+        meta: meta_from_json(&r.get::<_, String>(10)?),
+        deleted: r.get::<_, i64>(11)? != 0,
+    })
+}
+
+const CONTAINER_COLUMNS: &str =
+    "id, account, name, created, modified, versioning, quota, project, meta, count, bytes";
+
+fn container_from_row(r: &Row) -> rusqlite::Result<Container> {
+    Ok(Container {
+        id: r.get(0)?,
+        account: r.get(1)?,
+        name: r.get(2)?,
+        created: r.get(3)?,
+        modified: r.get(4)?,
+        versioning: r.get(5)?,
+        quota: r.get::<_, i64>(6)?.max(0) as u64,
+        project: r.get(7)?,
+        meta: meta_from_json(&r.get::<_, String>(8)?),
+        count: r.get::<_, i64>(9)?.max(0) as u64,
+        bytes: r.get::<_, i64>(10)?.max(0) as u64,
+    })
+}
+
+// ---------- accounts ----------
+
+pub fn account(conn: &Connection, uuid: &str) -> Result<Account, Fault> {
+    let row = conn
+        .query_row("SELECT meta, groups, modified FROM accounts WHERE uuid = ?1", [uuid], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, f64>(2)?))
+        })
+        .optional()?;
+    Ok(match row {
+        Some((meta, groups, modified)) => Account {
+            uuid: uuid.to_string(),
+            meta: meta_from_json(&meta),
+            groups: serde_json::from_str(&groups).unwrap_or_default(),
+            modified,
+        },
+        None => Account { uuid: uuid.to_string(), ..Default::default() },
+    })
+}
+
+pub fn save_account(tx: &Transaction, a: &Account, now: f64) -> Result<(), Fault> {
+    tx.execute(
+        "INSERT INTO accounts (uuid, meta, groups, modified) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (uuid) DO UPDATE SET meta = excluded.meta, groups = excluded.groups, modified = excluded.modified",
+        params![a.uuid, meta_to_json(&a.meta), serde_json::to_string(&a.groups).unwrap_or_default(), now],
+    )?;
+    Ok(())
+}
+
+pub fn touch_account(tx: &Transaction, uuid: &str, now: f64) -> Result<(), Fault> {
+    tx.execute(
+        "INSERT INTO accounts (uuid, modified) VALUES (?1, ?2) ON CONFLICT (uuid) DO UPDATE SET modified = excluded.modified",
+        params![uuid, now],
+    )?;
+    Ok(())
+}
+
+/// (containers, bytes) of an account.
+pub fn account_usage(conn: &Connection, uuid: &str) -> Result<(u64, u64), Fault> {
+    let (n, b): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM containers WHERE account = ?1",
+        [uuid],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((n as u64, b.max(0) as u64))
+}
+
+// ---------- containers ----------
+
+pub fn container(conn: &Connection, account: &str, name: &str) -> Result<Option<Container>, Fault> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE account = ?1 AND name = ?2"),
+            [account, name],
+            container_from_row,
+        )
+        .optional()?)
+}
+
+pub fn container_by_id(conn: &Connection, id: i64) -> Result<Option<Container>, Fault> {
+    Ok(conn
+        .query_row(&format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE id = ?1"), [id], container_from_row)
+        .optional()?)
+}
+
+pub fn containers(conn: &Connection, account: &str) -> Result<Vec<Container>, Fault> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE account = ?1 ORDER BY name"))?;
+    let rows = stmt.query_map([account], container_from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn create_container(tx: &Transaction, c: &Container) -> Result<Container, Fault> {
+    tx.execute(
+        "INSERT INTO containers (account, name, created, modified, versioning, quota, project, meta)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![c.account, c.name, c.created, c.modified, c.versioning, c.quota as i64, c.project, meta_to_json(&c.meta)],
+    )?;
+    touch_account(tx, &c.account, c.modified)?;
+    Ok(Container { id: tx.last_insert_rowid(), ..c.clone() })
+}
+
+/// Saves policies and metadata of a container.
+pub fn save_container(tx: &Transaction, c: &Container, now: f64) -> Result<(), Fault> {
+    tx.execute(
+        "UPDATE containers SET versioning = ?2, quota = ?3, project = ?4, meta = ?5, modified = ?6 WHERE id = ?1",
+        params![c.id, c.versioning, c.quota as i64, c.project, meta_to_json(&c.meta), now],
+    )?;
+    Ok(())
+}
+
+pub fn delete_container(tx: &Transaction, c: &Container, now: f64) -> Result<(), Fault> {
+    for table in ["versions", "current", "sharing", "public"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE container = ?1"), [c.id])?;
+    }
+    tx.execute("DELETE FROM containers WHERE id = ?1", [c.id])?;
+    touch_account(tx, &c.account, now)?;
+    Ok(())
+}
+
+/// Union of user meta keys of the container's live objects.
+pub fn container_object_meta_keys(conn: &Connection, cid: i64) -> Result<Vec<String>, Fault> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT j.key FROM current c JOIN versions v ON v.serial = c.serial, json_each(v.meta) j
+         WHERE c.container = ?1 AND j.key LIKE 'X-Object-Meta-%' ORDER BY j.key",
+    )?;
+    let rows = stmt.query_map([cid], |r| r.get::<_, String>(0))?;
+    Ok(rows
+        .filter_map(|k| k.ok())
+        .filter_map(|k| k.strip_prefix("X-Object-Meta-").map(str::to_string))
+        .collect())
+}
+
+// ---------- versions ----------
+
+pub fn current(conn: &Connection, cid: i64, name: &str) -> Result<Option<Version>, Fault> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM current c JOIN versions v ON v.serial = c.serial WHERE c.container = ?1 AND c.name = ?2"
+    ))?;
+    Ok(stmt.query_row(params![cid, name], version_from_row).optional()?)
+}
+
+/// A given version of a name (not a deletion).
+pub fn version(conn: &Connection, cid: i64, name: &str, serial: i64) -> Result<Option<Version>, Fault> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.serial = ?1 AND v.container = ?2 AND v.name = ?3 AND v.deleted = 0"
+    ))?;
+    Ok(stmt.query_row(params![serial, cid, name], version_from_row).optional()?)
+}
+
+/// The live version of `name` as of `until` (epoch seconds).
+pub fn version_at(conn: &Connection, cid: i64, name: &str, until: f64) -> Result<Option<Version>, Fault> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.container = ?1 AND v.name = ?2 AND v.mtime <= ?3
+         ORDER BY v.serial DESC LIMIT 1"
+    ))?;
+    Ok(stmt.query_row(params![cid, name, until], version_from_row).optional()?.filter(|v| !v.deleted))
+}
+
+pub fn version_list(conn: &Connection, cid: i64, name: &str) -> Result<Vec<(i64, f64)>, Fault> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT serial, mtime FROM versions WHERE container = ?1 AND name = ?2 AND deleted = 0 ORDER BY serial",
+    )?;
+    let rows = stmt.query_map(params![cid, name], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn hashmap(conn: &Connection, serial: i64) -> Result<Vec<BlockHash>, Fault> {
+    let blob: Vec<u8> = conn.query_row("SELECT hashmap FROM versions WHERE serial = ?1", [serial], |r| r.get(0))?;
+    Ok(blob.chunks_exact(BlockHash::LEN).filter_map(BlockHash::from_slice).collect())
+}
+
+/// The content of a new version.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub uuid: String,
+    pub bytes: u64,
+    pub hashmap: Vec<BlockHash>,
+    pub content_type: String,
+    pub checksum: String,
+    pub meta: Meta,
+    pub modified_by: String,
+}
+
+/// Quota check for a change of `delta` bytes in container `c`.
+pub fn check_quota(conn: &Connection, c: &Container, delta: i64, account_quota: u64) -> Result<(), Fault> {
+    if delta <= 0 {
+        return Ok(());
+    }
+    if c.quota > 0 && c.bytes as i64 + delta > c.quota as i64 {
+        return Err(Fault::quota(format!(
+            "container {} would hold {} bytes, over its quota of {}",
+            c.name,
+            c.bytes as i64 + delta,
+            c.quota
+        )));
+    }
+    if account_quota > 0 {
+        let (_, used) = account_usage(conn, &c.account)?;
+        if used as i64 + delta > account_quota as i64 {
+            return Err(Fault::quota(format!(
+                "the account would use {} bytes, over its quota of {account_quota}",
+                used as i64 + delta
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Records a new version of `name` as its live one, applying the container's
+/// versioning policy, quotas and usage counters.
+pub fn put_version(
+    tx: &Transaction,
+    c: &Container,
+    name: &str,
+    new: NewVersion,
+    account_quota: u64,
+    now: f64,
+) -> Result<Version, Fault> {
+    let old = current(tx, c.id, name)?;
+    let delta = new.bytes as i64 - old.as_ref().map_or(0, |o| o.bytes as i64);
+    // Counters may have moved since `c` was read: re-read them inside the transaction.
+    let fresh = container_by_id(tx, c.id)?.ok_or_else(|| Fault::not_found("Container does not exist"))?;
+    check_quota(tx, &fresh, delta, account_quota)?;
+    let hashes = if new.hashmap.is_empty() { vec![BlockHash::empty()] } else { new.hashmap };
+    let etag = blocks::merkle(Algorithm::Sha256, &hashes).to_hex();
+    let blob: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
+    tx.prepare_cached(
+        "INSERT INTO versions (container, name, uuid, bytes, hashmap, etag, content_type, checksum, mtime, modified_by, meta)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        c.id,
+        name,
+        new.uuid,
+        new.bytes as i64,
+        blob,
+        etag,
+        new.content_type,
+        new.checksum,
+        now,
+        new.modified_by,
+        meta_to_json(&new.meta)
+    ])?;
+    let serial = tx.last_insert_rowid();
+    if fresh.versioning == "none" {
+        tx.execute("DELETE FROM versions WHERE container = ?1 AND name = ?2 AND serial <> ?3", params![c.id, name, serial])?;
+    }
+    tx.prepare_cached("INSERT OR REPLACE INTO current (container, name, serial) VALUES (?1, ?2, ?3)")?
+        .execute(params![c.id, name, serial])?;
+    let added = if old.is_some() { 0 } else { 1 };
+    tx.prepare_cached("UPDATE containers SET count = count + ?2, bytes = bytes + ?3, modified = ?4 WHERE id = ?1")?
+        .execute(params![c.id, added, delta, now])?;
+    touch_account(tx, &c.account, now)?;
+    Ok(Version {
+        serial,
+        container: c.id,
+        name: name.to_string(),
+        uuid: new.uuid,
+        bytes: new.bytes,
+        etag,
+        content_type: new.content_type,
+        checksum: new.checksum,
+        mtime: now,
+        modified_by: new.modified_by,
+        meta: new.meta,
+        deleted: false,
+    })
+}
+
+/// Deletes the live version of `name` (history stays under `auto` versioning),
+/// and its sharing and public link.
+pub fn delete_object(tx: &Transaction, c: &Container, name: &str, by: &str, now: f64) -> Result<bool, Fault> {
+    let Some(old) = current(tx, c.id, name)? else { return Ok(false) };
+    let fresh = container_by_id(tx, c.id)?.ok_or_else(|| Fault::not_found("Container does not exist"))?;
+    if fresh.versioning == "none" {
+        tx.execute("DELETE FROM versions WHERE container = ?1 AND name = ?2", params![c.id, name])?;
+    } else {
+        tx.prepare_cached(
+            "INSERT INTO versions (container, name, uuid, bytes, hashmap, etag, content_type, checksum, mtime, modified_by, meta, deleted)
+             VALUES (?1, ?2, ?3, 0, x'', '', '', '', ?4, ?5, '{}', 1)",
+        )?
+        .execute(params![c.id, name, old.uuid, now, by])?;
+    }
+    tx.prepare_cached("DELETE FROM current WHERE container = ?1 AND name = ?2")?.execute(params![c.id, name])?;
+    tx.prepare_cached("DELETE FROM sharing WHERE container = ?1 AND name = ?2")?.execute(params![c.id, name])?;
+    tx.prepare_cached("DELETE FROM public WHERE container = ?1 AND name = ?2")?.execute(params![c.id, name])?;
+    tx.prepare_cached("UPDATE containers SET count = count - 1, bytes = bytes - ?2, modified = ?3 WHERE id = ?1")?
+        .execute(params![c.id, old.bytes as i64, now])?;
+    touch_account(tx, &c.account, now)?;
+    Ok(true)
+}
+
+/// Names of live objects equal to `name` or under `name/` (for `delimiter`).
+pub fn names_under(conn: &Connection, cid: i64, prefix: &str) -> Result<Vec<String>, Fault> {
+    let mut stmt =
+        conn.prepare_cached("SELECT name FROM current WHERE container = ?1 AND name >= ?2 AND name < ?3 ORDER BY name")?;
+    let upper = prefix_upper_bound(prefix);
+    let rows = stmt.query_map(params![cid, prefix, upper], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The smallest string greater than every string starting with `prefix`
+/// (SQLite compares text by UTF-8 bytes, which is code point order).
+pub fn prefix_upper_bound(prefix: &str) -> String {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return chars.into_iter().collect();
+        }
+    }
+    // The prefix was empty or all U+10FFFF: nothing is above it but this.
+    "\u{10FFFF}\u{10FFFF}\u{10FFFF}\u{10FFFF}".to_string()
+}
+
+/// Drops history older than `until` (keeps live versions).
+pub fn purge_history(tx: &Transaction, cid: i64, name: Option<&str>, until: f64) -> Result<(), Fault> {
+    match name {
+        Some(n) => tx.execute(
+            "DELETE FROM versions WHERE container = ?1 AND name = ?2 AND mtime < ?3
+             AND serial NOT IN (SELECT serial FROM current WHERE container = ?1)",
+            params![cid, n, until],
+        )?,
+        None => tx.execute(
+            "DELETE FROM versions WHERE container = ?1 AND mtime < ?2
+             AND serial NOT IN (SELECT serial FROM current WHERE container = ?1)",
+            params![cid, until],
+        )?,
+    };
+    Ok(())
+}
+
+// ---------- sharing and public links ----------
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sharing {
+    pub read: Vec<String>,
+    pub write: Vec<String>,
+}
+
+impl Sharing {
+    /// Parses `read=a,b; write=c`. An empty value means "no permissions".
+    pub fn parse(s: &str) -> Result<Sharing, Fault> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace() && *c != '~').collect();
+        let mut out = Sharing::default();
+        if s.is_empty() {
+            return Ok(out);
+        }
+        for part in s.split(';').filter(|p| !p.is_empty()) {
+            let (kind, list) = part
+                .split_once('=')
+                .ok_or_else(|| Fault::bad_request("Bad X-Object-Sharing header: expected read=... or write=..."))?;
+            let entries: Vec<String> =
+                list.split(',').filter(|e| !e.is_empty()).map(|e| e.to_lowercase()).collect();
+            if entries.is_empty() {
+                return Err(Fault::bad_request("Bad X-Object-Sharing header: empty list"));
+            }
+            let entries = if entries.iter().any(|e| e == "*") { vec!["*".to_string()] } else { entries };
+            match kind.to_ascii_lowercase().as_str() {
+                "read" => out.read.extend(entries),
+                "write" => out.write.extend(entries),
+                _ => return Err(Fault::bad_request("Bad X-Object-Sharing header: expected read= or write=")),
+            }
+        }
+        dedup(&mut out.write);
+        dedup(&mut out.read);
+        out.read.retain(|e| !out.write.contains(e));
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read.is_empty() && self.write.is_empty()
+    }
+
+    pub fn format(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.read.is_empty() {
+            parts.push(format!("read={}", self.read.join(",")));
+        }
+        if !self.write.is_empty() {
+            parts.push(format!("write={}", self.write.join(",")));
+        }
+        parts.join("; ")
+    }
+}
+
+fn dedup(v: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|e| seen.insert(e.clone()));
+}
+
+fn split_list(s: String) -> Vec<String> {
+    s.split(',').filter(|e| !e.is_empty()).map(str::to_string).collect()
+}
+
+pub fn sharing(conn: &Connection, cid: i64, name: &str) -> Result<Option<Sharing>, Fault> {
+    let mut stmt = conn.prepare_cached("SELECT readers, writers FROM sharing WHERE container = ?1 AND name = ?2")?;
+    Ok(stmt
+        .query_row(params![cid, name], |r| {
+            Ok(Sharing { read: split_list(r.get(0)?), write: split_list(r.get(1)?) })
+        })
+        .optional()?)
+}
+
+/// Every sharing entry of a container: (path, sharing).
+pub fn container_sharing(conn: &Connection, cid: i64) -> Result<Vec<(String, Sharing)>, Fault> {
+    let mut stmt = conn.prepare_cached("SELECT name, readers, writers FROM sharing WHERE container = ?1")?;
+    let rows = stmt.query_map([cid], |r| {
+        Ok((r.get::<_, String>(0)?, Sharing { read: split_list(r.get(1)?), write: split_list(r.get(2)?) }))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn set_sharing(tx: &Transaction, cid: i64, name: &str, s: &Sharing) -> Result<(), Fault> {
+    if s.is_empty() {
+        tx.execute("DELETE FROM sharing WHERE container = ?1 AND name = ?2", params![cid, name])?;
+    } else {
+        tx.execute(
+            "INSERT OR REPLACE INTO sharing (container, name, readers, writers) VALUES (?1, ?2, ?3, ?4)",
+            params![cid, name, s.read.join(","), s.write.join(",")],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn public_token(conn: &Connection, cid: i64, name: &str) -> Result<Option<String>, Fault> {
+    let mut stmt = conn.prepare_cached("SELECT token FROM public WHERE container = ?1 AND name = ?2")?;
+    Ok(stmt.query_row(params![cid, name], |r| r.get(0)).optional()?)
+}
+
+/// Publishes (keeping an existing token) or unpublishes.
+pub fn set_public(tx: &Transaction, cid: i64, name: &str, public: bool) -> Result<(), Fault> {
+    if !public {
+        tx.execute("DELETE FROM public WHERE container = ?1 AND name = ?2", params![cid, name])?;
+    } else if public_token(tx, cid, name)?.is_none() {
+        use rand::distr::{Alphanumeric, SampleString};
+        let token = Alphanumeric.sample_string(&mut rand::rng(), 16);
+        tx.execute("INSERT INTO public (token, container, name) VALUES (?1, ?2, ?3)", params![token, cid, name])?;
+    }
+    Ok(())
+}
+
+pub fn resolve_public(conn: &Connection, token: &str) -> Result<Option<(i64, String)>, Fault> {
+    Ok(conn
+        .query_row("SELECT container, name FROM public WHERE token = ?1", [token], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharing_parse_and_format() {
+        let s = Sharing::parse("read=A,b, c ;write=c,owner:Group").unwrap();
+        assert_eq!(s.read, vec!["a", "b"]);
+        assert_eq!(s.write, vec!["c", "owner:group"]);
+        assert_eq!(s.format(), "read=a,b; write=c,owner:group");
+        assert_eq!(Sharing::parse("read=a,*").unwrap().read, vec!["*"]);
+        assert!(Sharing::parse("").unwrap().is_empty());
+        assert!(Sharing::parse("delete=a").is_err());
+        assert!(Sharing::parse("read=").is_err());
+    }
+
+    #[test]
+    fn upper_bounds() {
+        assert_eq!(prefix_upper_bound("a/"), "a0");
+        assert_eq!(prefix_upper_bound("ab"), "ac");
+        assert!(prefix_upper_bound("a/") > "a/\u{10FFFF}".to_string());
+    }
+}

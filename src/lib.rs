@@ -1,0 +1,7 @@
+//! pithosfs: Synnefo (Pithos+, Cyclades, Astakos, Plankton) from Linux and Rust.
+//!
+//! - [`blocks`]: the Pithos+ block model (block hash, hashmap, Merkle hash).
+//! - [`cloud`]: `pithosfs serve`, the embedded Synnefo-compatible local cloud.
+
+pub mod blocks;
+pub mod cloud;
