@@ -208,14 +208,8 @@ mod tests {
                 "c9df9c3f2963b19b9b95f58c4d33b053fa9f8586dd6ee04126e52a868f882108",
             ]
         );
-        assert_eq!(
-            hx(merkle(A, &hm)),
-            "18374008371944fcd365918bfd1187d4edcaaad1ce8dc23e746347129b1f22d1"
-        );
-        assert_eq!(
-            hx(merkle(A, &hm[..2])),
-            "7d5473712172f9ec1494baa03da3d8734d12d385d1ca6340856771c3d93382e6"
-        );
+        assert_eq!(hx(merkle(A, &hm)), "18374008371944fcd365918bfd1187d4edcaaad1ce8dc23e746347129b1f22d1");
+        assert_eq!(hx(merkle(A, &hm[..2])), "7d5473712172f9ec1494baa03da3d8734d12d385d1ca6340856771c3d93382e6");
     }
 
     #[test]
@@ -225,18 +219,12 @@ mod tests {
         let hm = hashmap(A, DEFAULT_BLOCK_SIZE, &data);
         assert_eq!(hx(hm[0]), "baa7a6d36ffa957552df230235c2d51d735f28d49c58a5f3438a3a973a25a37d");
         assert_eq!(hx(hm[1]), "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
-        assert_eq!(
-            hx(merkle(A, &hm)),
-            "781f43c5ceede7e826a159a2728d72b68cd70e3688ec59cbeebf89719c13ccbd"
-        );
+        assert_eq!(hx(merkle(A, &hm)), "781f43c5ceede7e826a159a2728d72b68cd70e3688ec59cbeebf89719c13ccbd");
     }
 
     #[test]
     fn trailing_zeros_ignored() {
-        assert_eq!(
-            hx(hash_block(A, b"ab\0\0")),
-            "fb8e20fc2e4c3f248c60c39bd652f3c1347298bb977b8b4d5903b85055620603"
-        );
+        assert_eq!(hx(hash_block(A, b"ab\0\0")), "fb8e20fc2e4c3f248c60c39bd652f3c1347298bb977b8b4d5903b85055620603");
         assert_eq!(hash_block(A, &[0u8; 4096]), BlockHash::empty());
     }
 

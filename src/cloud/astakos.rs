@@ -52,7 +52,8 @@ pub async fn identity(cloud: &Cloud, call: Call) -> Reply {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(Out::new(StatusCode::OK).json(&json!({"access": {"serviceCatalog": service_catalog(cloud)}})));
     }
-    let req: Value = serde_json::from_slice(&body).map_err(|e| Fault::bad_request(format!("Invalid JSON data: {e}")))?;
+    let req: Value =
+        serde_json::from_slice(&body).map_err(|e| Fault::bad_request(format!("Invalid JSON data: {e}")))?;
     let auth = req.get("auth").filter(|a| a.is_object()).ok_or_else(|| Fault::bad_request("Missing auth"))?;
     let (token, username) = if let Some(id) = auth.pointer("/token/id") {
         (id.as_str().map(str::to_string), None)
@@ -95,7 +96,11 @@ pub async fn account(cloud: &Cloud, call: Call) -> Reply {
                     None | Some(Value::Null) => Ok(None),
                     Some(Value::Array(items)) => items
                         .iter()
-                        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| Fault::bad_request(format!("{key} must be a list of strings"))))
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .ok_or_else(|| Fault::bad_request(format!("{key} must be a list of strings")))
+                        })
                         .collect::<Result<Vec<_>, _>>()
                         .map(Some),
                     Some(_) => Err(Fault::bad_request(format!("{key} must be a list"))),
@@ -136,10 +141,15 @@ pub async fn account(cloud: &Cloud, call: Call) -> Reply {
             let (bytes, servers) = cloud
                 .db
                 .read(move |c| {
-                    let bytes: i64 =
-                        c.query_row("SELECT COALESCE(SUM(bytes), 0) FROM containers WHERE account = ?1", [&uuid], |r| r.get(0))?;
+                    let bytes: i64 = c.query_row(
+                        "SELECT COALESCE(SUM(bytes), 0) FROM containers WHERE account = ?1",
+                        [&uuid],
+                        |r| r.get(0),
+                    )?;
                     let servers: i64 =
-                        c.query_row("SELECT COUNT(*) FROM servers WHERE owner = ?1 AND deleted = 0", [&uuid], |r| r.get(0))?;
+                        c.query_row("SELECT COUNT(*) FROM servers WHERE owner = ?1 AND deleted = 0", [&uuid], |r| {
+                            r.get(0)
+                        })?;
                     Ok((bytes, servers))
                 })
                 .await?;

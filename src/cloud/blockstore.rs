@@ -84,9 +84,8 @@ impl BlockStore {
     pub fn get(&self, hash: &BlockHash, len: usize) -> io::Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(len);
         if *hash != BlockHash::empty() {
-            let f = File::open(self.path(hash)).map_err(|e| {
-                io::Error::new(e.kind(), format!("block {hash} is missing from the block store: {e}"))
-            })?;
+            let f = File::open(self.path(hash))
+                .map_err(|e| io::Error::new(e.kind(), format!("block {hash} is missing from the block store: {e}")))?;
             f.take(len as u64).read_to_end(&mut buf)?;
         }
         buf.resize(len, 0);

@@ -135,7 +135,8 @@ pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
     let (users, new_users) = Users::ensure(&db, &data_dir, &config.users)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
-    let url = config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}")).trim_end_matches('/').to_string();
+    let url =
+        config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}")).trim_end_matches('/').to_string();
     let cloud = Arc::new(Cloud {
         db,
         blocks: Arc::new(blocks),

@@ -158,7 +158,8 @@ impl Users {
         })?;
         let users = db.read_blocking(|conn| {
             let mut stmt = conn.prepare("SELECT uuid, name, token_sha256 FROM users")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
             let mut users = Users::default();
             for row in rows {
                 let (uuid, name, digest) = row?;

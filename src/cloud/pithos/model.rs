@@ -88,8 +88,7 @@ pub fn version_from_row(r: &Row) -> rusqlite::Result<Version> {
     })
 }
 
-const CONTAINER_COLUMNS: &str =
-    "id, account, name, created, modified, versioning, quota, project, meta, count, bytes";
+const CONTAINER_COLUMNS: &str = "id, account, name, created, modified, versioning, quota, project, meta, count, bytes";
 
 fn container_from_row(r: &Row) -> rusqlite::Result<Container> {
     Ok(Container {
@@ -145,11 +144,10 @@ pub fn touch_account(tx: &Transaction, uuid: &str, now: f64) -> Result<(), Fault
 
 /// (containers, bytes) of an account.
 pub fn account_usage(conn: &Connection, uuid: &str) -> Result<(u64, u64), Fault> {
-    let (n, b): (i64, i64) = conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM containers WHERE account = ?1",
-        [uuid],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (n, b): (i64, i64) =
+        conn.query_row("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM containers WHERE account = ?1", [uuid], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     Ok((n as u64, b.max(0) as u64))
 }
 
@@ -172,7 +170,8 @@ pub fn container_by_id(conn: &Connection, id: i64) -> Result<Option<Container>, 
 }
 
 pub fn containers(conn: &Connection, account: &str) -> Result<Vec<Container>, Fault> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE account = ?1 ORDER BY name"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE account = ?1 ORDER BY name"))?;
     let rows = stmt.query_map([account], container_from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
@@ -181,7 +180,16 @@ pub fn create_container(tx: &Transaction, c: &Container) -> Result<Container, Fa
     tx.execute(
         "INSERT INTO containers (account, name, created, modified, versioning, quota, project, meta)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![c.account, c.name, c.created, c.modified, c.versioning, c.quota as i64, c.project, meta_to_json(&c.meta)],
+        params![
+            c.account,
+            c.name,
+            c.created,
+            c.modified,
+            c.versioning,
+            c.quota as i64,
+            c.project,
+            meta_to_json(&c.meta)
+        ],
     )?;
     touch_account(tx, &c.account, c.modified)?;
     Ok(Container { id: tx.last_insert_rowid(), ..c.clone() })
@@ -212,10 +220,7 @@ pub fn container_object_meta_keys(conn: &Connection, cid: i64) -> Result<Vec<Str
          WHERE c.container = ?1 AND j.key LIKE 'X-Object-Meta-%' ORDER BY j.key",
     )?;
     let rows = stmt.query_map([cid], |r| r.get::<_, String>(0))?;
-    Ok(rows
-        .filter_map(|k| k.ok())
-        .filter_map(|k| k.strip_prefix("X-Object-Meta-").map(str::to_string))
-        .collect())
+    Ok(rows.filter_map(|k| k.ok()).filter_map(|k| k.strip_prefix("X-Object-Meta-").map(str::to_string)).collect())
 }
 
 // ---------- versions ----------
@@ -331,7 +336,10 @@ pub fn put_version(
     ])?;
     let serial = tx.last_insert_rowid();
     if fresh.versioning == "none" {
-        tx.execute("DELETE FROM versions WHERE container = ?1 AND name = ?2 AND serial <> ?3", params![c.id, name, serial])?;
+        tx.execute(
+            "DELETE FROM versions WHERE container = ?1 AND name = ?2 AND serial <> ?3",
+            params![c.id, name, serial],
+        )?;
     }
     tx.prepare_cached("INSERT OR REPLACE INTO current (container, name, serial) VALUES (?1, ?2, ?3)")?
         .execute(params![c.id, name, serial])?;
@@ -380,8 +388,8 @@ pub fn delete_object(tx: &Transaction, c: &Container, name: &str, by: &str, now:
 
 /// Names of live objects equal to `name` or under `name/` (for `delimiter`).
 pub fn names_under(conn: &Connection, cid: i64, prefix: &str) -> Result<Vec<String>, Fault> {
-    let mut stmt =
-        conn.prepare_cached("SELECT name FROM current WHERE container = ?1 AND name >= ?2 AND name < ?3 ORDER BY name")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT name FROM current WHERE container = ?1 AND name >= ?2 AND name < ?3 ORDER BY name")?;
     let upper = prefix_upper_bound(prefix);
     let rows = stmt.query_map(params![cid, prefix, upper], |r| r.get::<_, String>(0))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -442,8 +450,7 @@ impl Sharing {
             let (kind, list) = part
                 .split_once('=')
                 .ok_or_else(|| Fault::bad_request("Bad X-Object-Sharing header: expected read=... or write=..."))?;
-            let entries: Vec<String> =
-                list.split(',').filter(|e| !e.is_empty()).map(|e| e.to_lowercase()).collect();
+            let entries: Vec<String> = list.split(',').filter(|e| !e.is_empty()).map(|e| e.to_lowercase()).collect();
             if entries.is_empty() {
                 return Err(Fault::bad_request("Bad X-Object-Sharing header: empty list"));
             }
@@ -488,9 +495,7 @@ fn split_list(s: String) -> Vec<String> {
 pub fn sharing(conn: &Connection, cid: i64, name: &str) -> Result<Option<Sharing>, Fault> {
     let mut stmt = conn.prepare_cached("SELECT readers, writers FROM sharing WHERE container = ?1 AND name = ?2")?;
     Ok(stmt
-        .query_row(params![cid, name], |r| {
-            Ok(Sharing { read: split_list(r.get(0)?), write: split_list(r.get(1)?) })
-        })
+        .query_row(params![cid, name], |r| Ok(Sharing { read: split_list(r.get(0)?), write: split_list(r.get(1)?) }))
         .optional()?)
 }
 
