@@ -197,6 +197,11 @@ impl Reply {
         Reply { status, headers: HeaderMap::new() }
     }
 
+    pub fn status(mut self, status: StatusCode) -> Reply {
+        self.status = status;
+        self
+    }
+
     /// A header whose value (and, for user metadata, name) Pithos quotes.
     pub fn quoted(mut self, name: &str, value: &str) -> Reply {
         self.add_quoted(name, value);
@@ -206,11 +211,8 @@ impl Reply {
     pub fn add_quoted(&mut self, name: &str, value: &str) {
         let lower = name.to_ascii_lowercase();
         let encode = ["x-account-", "x-container-", "x-object-", "content-"].iter().any(|p| lower.starts_with(p));
-        let (name, value) = if encode {
-            (quote_path(name).replace("%2F", "/"), quote_header_value(value))
-        } else {
-            (name.to_string(), value.to_string())
-        };
+        let (name, value) =
+            if encode { (quote_path(name), quote_header_value(value)) } else { (name.to_string(), value.to_string()) };
         if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
             self.headers.append(n, v);
         }

@@ -1,0 +1,315 @@
+//! Container level: `HEAD|GET|PUT|POST|DELETE {PITHOS}/{acct}/{cont}`,
+//! including block upload (`POST` with `application/octet-stream`).
+
+use super::access::{Perm, Resolver};
+use super::listing::{self, Entry, ListParams, MetaFilter};
+use super::model::{self, Container};
+use super::{apply_meta, check_modified, data, last_modified, new_container, put_meta, request_meta};
+use crate::cloud::fault::{Fault, Reply};
+use crate::cloud::wire::{epoch_string, http_date, iso_date, now, Reply as Out};
+use crate::cloud::{Call, Cloud};
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Map, Value};
+
+pub async fn handle(cloud: &Cloud, call: Call, account: &str, container: &str) -> Reply {
+    match call.method {
+        Method::HEAD | Method::GET => read(cloud, call, account, container).await,
+        Method::PUT => create(cloud, call, account, container).await,
+        Method::POST => update(cloud, call, account, container).await,
+        Method::DELETE => delete(cloud, call, account, container).await,
+        _ => Err(Fault::not_allowed("HEAD, GET, PUT, POST, DELETE")),
+    }
+}
+
+pub fn not_found() -> Fault {
+    Fault::not_found("Container does not exist")
+}
+
+/// Policies from `X-Container-Policy-*`: (quota, versioning, project), each
+/// `Some("")` when sent empty (revert to default).
+struct Policy {
+    quota: Option<String>,
+    versioning: Option<String>,
+    project: Option<String>,
+}
+
+impl Policy {
+    fn from_call(call: &Call) -> Result<Policy, Fault> {
+        let p = Policy {
+            quota: call.headers.get("x-container-policy-quota").map(|s| s.trim().to_string()),
+            versioning: call.headers.get("x-container-policy-versioning").map(|s| s.trim().to_lowercase()),
+            project: call.headers.get("x-container-policy-project").map(|s| s.trim().to_string()),
+        };
+        if let Some(q) = p.quota.as_deref().filter(|q| !q.is_empty()) {
+            if q.parse::<u64>().is_err() {
+                return Err(Fault::bad_request("Invalid quota policy: a non-negative integer of bytes"));
+            }
+        }
+        if let Some(v) = p.versioning.as_deref().filter(|v| !v.is_empty()) {
+            if v != "auto" && v != "none" {
+                return Err(Fault::bad_request("Invalid versioning policy: auto or none"));
+            }
+        }
+        Ok(p)
+    }
+
+    fn any(&self) -> bool {
+        self.quota.is_some() || self.versioning.is_some() || self.project.is_some()
+    }
+
+    /// Applies to `c`; without `update`, keys not sent revert to defaults.
+    fn apply(&self, c: &mut Container, update: bool) {
+        let quota = self.quota.as_deref().and_then(|q| q.parse::<u64>().ok());
+        match (&self.quota, update) {
+            (Some(_), _) => c.quota = quota.unwrap_or(0),
+            (None, false) => c.quota = 0,
+            _ => {}
+        }
+        match (&self.versioning, update) {
+            (Some(v), _) if !v.is_empty() => c.versioning = v.clone(),
+            (Some(_), _) | (None, false) => c.versioning = "auto".into(),
+            _ => {}
+        }
+        match (&self.project, update) {
+            (Some(p), _) if !p.is_empty() => c.project = p.clone(),
+            (Some(_), _) | (None, false) => c.project = c.account.clone(),
+            _ => {}
+        }
+    }
+}
+
+fn container_headers(
+    cloud: &Cloud,
+    out: &mut Out,
+    c: &Container,
+    owner: bool,
+    object_meta: &[String],
+    until: Option<i64>,
+) {
+    last_modified(out, c.modified);
+    out.add_header("X-Container-Block-Size", cloud.blocks.block_size.to_string());
+    out.add_header("X-Container-Block-Hash", cloud.blocks.algorithm.name());
+    out.add_quoted("X-Container-Object-Meta", &object_meta.join(","));
+    if !owner {
+        return;
+    }
+    out.add_header("X-Container-Object-Count", c.count.to_string());
+    out.add_header("X-Container-Bytes-Used", c.bytes.to_string());
+    out.add_header("X-Container-Policy-Quota", c.quota.to_string());
+    out.add_header("X-Container-Policy-Versioning", &c.versioning);
+    out.add_quoted("X-Container-Policy-Project", &c.project);
+    if let Some(u) = until {
+        out.add_header("X-Container-Until-Timestamp", http_date(u as f64));
+    }
+    put_meta(out, &c.meta);
+}
+
+async fn read(cloud: &Cloud, call: Call, account: &str, container: &str) -> Reply {
+    let user = call.user()?;
+    let owner = user.uuid == account;
+    let until = call.query.int("until");
+    if !owner && (until.is_some() || call.query.has("public")) {
+        return Err(Fault::forbidden("Not allowed"));
+    }
+    let q = &call.query;
+    let path = q.get("path").map(str::to_string);
+    let params = ListParams {
+        prefix: path.clone().or_else(|| q.get("prefix").map(str::to_string)).unwrap_or_default(),
+        delimiter: if path.is_some() { Some("/".into()) } else { q.value("delimiter").map(str::to_string) },
+        path_mode: path.is_some(),
+        marker: q.get("marker").unwrap_or("").to_string(),
+        limit: q
+            .int("limit")
+            .filter(|l| *l > 0)
+            .map_or(super::account::LISTING_LIMIT, |l| (l as usize).min(super::account::LISTING_LIMIT)),
+        meta: q.value("meta").map(MetaFilter::parse_list).unwrap_or_default(),
+        shared: q.has("shared"),
+        public: q.has("public"),
+        until: until.map(|u| u as f64),
+    };
+    let head = call.is_head();
+    let (acct, cont, uuid) = (account.to_string(), container.to_string(), user.uuid.clone());
+    let (c, object_meta, entries) = cloud
+        .db
+        .read(move |conn| {
+            let c = model::container(conn, &acct, &cont)?.ok_or_else(not_found)?;
+            let visible = if owner {
+                None
+            } else {
+                let paths = Resolver::new(conn, &uuid).shared_paths(&c)?;
+                if paths.is_empty() {
+                    return Err(Fault::forbidden("Not allowed"));
+                }
+                Some(paths)
+            };
+            let object_meta = model::container_object_meta_keys(conn, c.id)?;
+            let entries = if head { Vec::new() } else { listing::list(conn, &c, &params, visible.as_deref())? };
+            Ok((c, object_meta, entries))
+        })
+        .await?;
+    check_modified(&call.headers, c.modified)?;
+    let status = if head { StatusCode::NO_CONTENT } else { StatusCode::OK };
+    let mut out = Out::new(status);
+    container_headers(cloud, &mut out, &c, owner, &object_meta, until);
+    if head {
+        return Ok(out.empty());
+    }
+    if call.query.get("format") == Some("json") {
+        let items: Vec<Value> = entries.iter().map(|e| entry_json(cloud, e, owner, until.is_some())).collect();
+        return Ok(out.json(&Value::Array(items)));
+    }
+    if entries.is_empty() {
+        let mut empty = Out::new(StatusCode::NO_CONTENT);
+        container_headers(cloud, &mut empty, &c, owner, &object_meta, until);
+        return Ok(empty.empty());
+    }
+    let mut text = String::new();
+    for e in &entries {
+        text.push_str(e.name());
+        text.push('\n');
+    }
+    Ok(out.text(text))
+}
+
+/// A listing entry as JSON: system fields, plus user metadata as
+/// `x_object_meta_*` so a listing answers what a per-object HEAD would.
+fn entry_json(cloud: &Cloud, e: &Entry, owner: bool, until: bool) -> Value {
+    match e {
+        Entry::Subdir(s) => json!({ "subdir": s }),
+        Entry::Object { version: v, sharing, public, allowed } => {
+            let mut m = Map::new();
+            m.insert("name".into(), v.name.clone().into());
+            m.insert("bytes".into(), v.bytes.into());
+            m.insert("content_type".into(), v.content_type.clone().into());
+            m.insert("hash".into(), v.checksum.clone().into());
+            m.insert("x_object_hash".into(), v.etag.clone().into());
+            m.insert("x_object_uuid".into(), v.uuid.clone().into());
+            m.insert("x_object_version".into(), v.serial.into());
+            m.insert("x_object_version_timestamp".into(), epoch_string(v.mtime).into());
+            m.insert("x_object_modified_by".into(), v.modified_by.clone().into());
+            if !until {
+                m.insert("last_modified".into(), iso_date(v.mtime).into());
+                if let Some(s) = sharing {
+                    m.insert("x_object_sharing".into(), s.format().into());
+                }
+                if let (true, Some(t)) = (owner, public) {
+                    m.insert("x_object_public".into(), cloud.public_url(t).into());
+                }
+                if let Some(p) = allowed {
+                    m.insert("x_object_allowed_to".into(), if *p >= Perm::Write { "write" } else { "read" }.into());
+                }
+            }
+            for (k, val) in &v.meta {
+                m.insert(k.to_lowercase().replace('-', "_"), val.clone().into());
+            }
+            Value::Object(m)
+        }
+    }
+}
+
+async fn create(cloud: &Cloud, call: Call, account: &str, container: &str) -> Reply {
+    let user = call.user()?;
+    if user.uuid != account {
+        return Err(Fault::forbidden("Not allowed"));
+    }
+    let policy = Policy::from_call(&call)?;
+    let meta = request_meta(&call.headers, "Container")?;
+    let (acct, cont) = (account.to_string(), container.to_string());
+    let created = cloud
+        .db
+        .write(move |tx| {
+            let t = now();
+            match model::container(tx, &acct, &cont)? {
+                Some(mut c) => {
+                    policy.apply(&mut c, true);
+                    c.meta = apply_meta(&c.meta, meta, true, |_| true)?;
+                    model::save_container(tx, &c, t)?;
+                    Ok(false)
+                }
+                None => {
+                    let mut c = new_container(&acct, &cont, t);
+                    policy.apply(&mut c, false);
+                    c.meta = apply_meta(&c.meta, meta, true, |_| true)?;
+                    model::create_container(tx, &c)?;
+                    Ok(true)
+                }
+            }
+        })
+        .await?;
+    Ok(Out::new(if created { StatusCode::CREATED } else { StatusCode::ACCEPTED }).empty())
+}
+
+async fn update(cloud: &Cloud, call: Call, account: &str, container: &str) -> Reply {
+    let user = call.user()?;
+    let owner = user.uuid == account;
+    let is_upload = call.headers.get("content-type").map(|t| t.trim()) == Some("application/octet-stream")
+        && (call.headers.get("content-length").is_some_and(|l| l.trim() != "0")
+            || call.headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")));
+    let policy = Policy::from_call(&call)?;
+    let meta = request_meta(&call.headers, "Container")?;
+    let update = call.query.has("update");
+    let (acct, cont, uuid) = (account.to_string(), container.to_string(), user.uuid.clone());
+    let changes_meta = owner && (policy.any() || !meta.is_empty() || !update);
+    if !owner && !is_upload {
+        return Err(Fault::forbidden("Not allowed"));
+    }
+    cloud
+        .db
+        .write(move |tx| {
+            let mut c = model::container(tx, &acct, &cont)?.ok_or_else(not_found)?;
+            if !owner {
+                // Block upload into someone else's container needs write access to something in it.
+                let paths = Resolver::new(tx, &uuid).shared_paths(&c)?;
+                if !paths.iter().any(|(_, p)| *p >= Perm::Write) {
+                    return Err(Fault::forbidden("Not allowed"));
+                }
+            }
+            if changes_meta {
+                if policy.any() {
+                    policy.apply(&mut c, update);
+                }
+                c.meta = apply_meta(&c.meta, meta, update, |_| false)?;
+                model::save_container(tx, &c, now())?;
+            }
+            Ok(())
+        })
+        .await?;
+    if !is_upload {
+        return Ok(Out::new(StatusCode::ACCEPTED).empty());
+    }
+    // Blocks are charged to a quota only once an object refers to them.
+    let ingested = data::ingest(&cloud.blocks, call.body, super::MAX_UPLOAD, false).await?;
+    let hashes: Vec<Value> = ingested.hashmap.iter().map(|h| Value::from(h.to_hex())).collect();
+    Ok(Out::new(StatusCode::ACCEPTED).json(&Value::Array(hashes)))
+}
+
+async fn delete(cloud: &Cloud, call: Call, account: &str, container: &str) -> Reply {
+    let user = call.user()?;
+    if user.uuid != account {
+        return Err(Fault::forbidden("Not allowed"));
+    }
+    let until = call.query.int("until");
+    let delimiter = call.query.value("delimiter").is_some();
+    let (acct, cont, by) = (account.to_string(), container.to_string(), user.uuid.clone());
+    cloud
+        .db
+        .write(move |tx| {
+            let c = model::container(tx, &acct, &cont)?.ok_or_else(not_found)?;
+            let t = now();
+            if let Some(u) = until {
+                return model::purge_history(tx, c.id, None, u as f64);
+            }
+            if delimiter {
+                for name in model::names_under(tx, c.id, "")? {
+                    model::delete_object(tx, &c, &name, &by, t)?;
+                }
+                return Ok(());
+            }
+            if c.count > 0 {
+                return Err(Fault::conflict("Container is not empty"));
+            }
+            model::delete_container(tx, &c, t)
+        })
+        .await?;
+    Ok(Out::new(StatusCode::NO_CONTENT).empty())
+}

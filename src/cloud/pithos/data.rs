@@ -1,0 +1,246 @@
+//! Object bytes in and out: request bodies cut into stored blocks, and block
+//! ranges streamed back without holding whole objects in memory.
+
+use crate::blocks::BlockHash;
+use crate::cloud::blockstore::BlockStore;
+use crate::cloud::fault::Fault;
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use std::sync::Arc;
+
+/// Where each byte of an object (or of a manifest's concatenation) lives.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// (block hash, offset of the block in the object, bytes of the block used)
+    extents: Vec<(BlockHash, u64, u64)>,
+    pub size: u64,
+}
+
+impl Layout {
+    pub fn of_object(hashmap: &[BlockHash], size: u64, block_size: u64) -> Layout {
+        let mut l = Layout::default();
+        l.append(hashmap, size, block_size);
+        l
+    }
+
+    /// Adds an object's blocks after the current end (manifests).
+    pub fn append(&mut self, hashmap: &[BlockHash], size: u64, block_size: u64) {
+        let mut left = size;
+        for h in hashmap {
+            if left == 0 {
+                break;
+            }
+            let len = left.min(block_size);
+            self.extents.push((*h, self.size, len));
+            self.size += len;
+            left -= len;
+        }
+    }
+
+    /// The extents overlapping `[start, end)`, as (hash, offset in block, length).
+    pub fn pieces(&self, start: u64, end: u64) -> Vec<(BlockHash, u64, u64)> {
+        let first = self.extents.partition_point(|(_, off, len)| off + len <= start);
+        let mut out = Vec::new();
+        for (h, off, len) in &self.extents[first..] {
+            if *off >= end {
+                break;
+            }
+            let a = start.max(*off);
+            let b = end.min(off + len);
+            out.push((*h, a - off, b - a));
+        }
+        out
+    }
+}
+
+/// A piece of a response body: literal bytes (multipart framing) or a byte
+/// range `[start, end)` of the layout.
+pub enum Piece {
+    Literal(Bytes),
+    Range(u64, u64),
+}
+
+/// Largest read handed to the socket at once.
+const CHUNK: u64 = 4 << 20;
+
+/// Streams `pieces` of `layout`. A reader task runs ahead of the socket by a
+/// few chunks, so disk reads overlap with sending.
+pub fn stream(blocks: Arc<BlockStore>, layout: Layout, pieces: Vec<Piece>) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(3);
+    tokio::spawn(async move {
+        for piece in pieces {
+            match piece {
+                Piece::Literal(b) => {
+                    if tx.send(Ok(b)).await.is_err() {
+                        return;
+                    }
+                }
+                Piece::Range(start, end) => {
+                    for (hash, off, len) in layout.pieces(start, end) {
+                        let mut done = 0;
+                        while done < len {
+                            let n = (len - done).min(CHUNK);
+                            let store = blocks.clone();
+                            let at = off + done;
+                            let data = tokio::task::spawn_blocking(move || store.read_range(&hash, at, n as usize))
+                                .await
+                                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                            let failed = data.is_err();
+                            if let Err(e) = &data {
+                                tracing::error!("reading block {hash}: {e}");
+                            }
+                            if tx.send(data.map(Bytes::from)).await.is_err() || failed {
+                                return;
+                            }
+                            done += n;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+}
+
+/// What a request body became once stored.
+pub struct Ingested {
+    pub hashmap: Vec<BlockHash>,
+    pub size: u64,
+    pub md5: Option<String>,
+}
+
+/// Cuts a request body into blocks and stores each durably, one block being
+/// hashed and written while the next arrives. Refuses more than `limit` bytes.
+pub async fn ingest(blocks: &Arc<BlockStore>, body: Body, limit: u64, want_md5: bool) -> Result<Ingested, Fault> {
+    use md5::Digest;
+    let bs = blocks.block_size as usize;
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::with_capacity(bs);
+    let mut md5 = want_md5.then(md5::Md5::new);
+    let mut size: u64 = 0;
+    let mut hashmap = Vec::new();
+    let mut pending: Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>> = None;
+    let store = |block: Bytes, pending: &mut Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>>| {
+        let s = blocks.clone();
+        pending.replace(tokio::task::spawn_blocking(move || s.put(&block)))
+    };
+    async fn finish(
+        h: Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>>,
+        out: &mut Vec<BlockHash>,
+    ) -> Result<(), Fault> {
+        if let Some(h) = h {
+            let hash = h.await.map_err(|e| Fault::internal(format!("block writer failed: {e}")))??;
+            out.push(hash);
+        }
+        Ok(())
+    }
+    loop {
+        let chunk = match stream.next().await {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return Err(Fault::bad_request(format!("The request body could not be read: {e}"))),
+            None => break,
+        };
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(Fault::bad_request(format!("The request body is larger than {limit} bytes")));
+        }
+        if let Some(m) = md5.as_mut() {
+            m.update(&chunk);
+        }
+        let mut chunk = &chunk[..];
+        while !chunk.is_empty() {
+            let take = (bs - buf.len()).min(chunk.len());
+            buf.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if buf.len() == bs {
+                let block = buf.split().freeze();
+                buf.reserve(bs);
+                let prev = store(block, &mut pending);
+                finish(prev, &mut hashmap).await?;
+            }
+        }
+    }
+    if !buf.is_empty() {
+        let prev = store(buf.freeze(), &mut pending);
+        finish(prev, &mut hashmap).await?;
+    }
+    finish(pending.take(), &mut hashmap).await?;
+    Ok(Ingested { hashmap, size, md5: md5.map(|m| hex::encode(m.finalize())) })
+}
+
+/// Parses a `Range` header against an object of `size` bytes: `Ok(None)` when
+/// the header is to be ignored (not `bytes=`, or malformed), inclusive ranges
+/// otherwise. An end past the object is clamped (as RFC 7233 and Swift do).
+pub fn parse_ranges(header: &str, size: u64) -> Result<Option<Vec<(u64, u64)>>, Fault> {
+    let Some(specs) = header.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let mut out = Vec::new();
+    for spec in specs.split(',') {
+        let spec = spec.trim();
+        let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
+        let (a, b) = (a.trim(), b.trim());
+        let range = match (a.is_empty(), b.is_empty()) {
+            (true, true) => return Ok(None),
+            (true, false) => {
+                let Ok(n) = b.parse::<u64>() else { return Ok(None) };
+                if n == 0 || size == 0 {
+                    return Err(Fault::range_not_satisfiable(size));
+                }
+                (size - n.min(size), size - 1)
+            }
+            (false, _) => {
+                let Ok(start) = a.parse::<u64>() else { return Ok(None) };
+                let end = if b.is_empty() {
+                    size.saturating_sub(1)
+                } else {
+                    let Ok(end) = b.parse::<u64>() else { return Ok(None) };
+                    if end < start {
+                        return Err(Fault::range_not_satisfiable(size));
+                    }
+                    end.min(size.saturating_sub(1))
+                };
+                if start >= size {
+                    return Err(Fault::range_not_satisfiable(size));
+                }
+                (start, end)
+            }
+        };
+        out.push(range);
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_ranges("bytes=0-4", 10).unwrap(), Some(vec![(0, 4)]));
+        assert_eq!(parse_ranges("bytes=5-", 10).unwrap(), Some(vec![(5, 9)]));
+        assert_eq!(parse_ranges("bytes=-3", 10).unwrap(), Some(vec![(7, 9)]));
+        assert_eq!(parse_ranges("bytes=-30", 10).unwrap(), Some(vec![(0, 9)]));
+        assert_eq!(parse_ranges("bytes=0-1,4-5", 10).unwrap(), Some(vec![(0, 1), (4, 5)]));
+        assert_eq!(parse_ranges("bytes=8-20", 10).unwrap(), Some(vec![(8, 9)]));
+        assert_eq!(parse_ranges("items=0-1", 10).unwrap(), None);
+        assert_eq!(parse_ranges("bytes=x-1", 10).unwrap(), None);
+        assert!(parse_ranges("bytes=10-", 10).is_err());
+        assert!(parse_ranges("bytes=5-4", 10).is_err());
+        assert!(parse_ranges("bytes=0-0", 0).is_err());
+        assert!(parse_ranges("bytes=-0", 10).is_err());
+    }
+
+    #[test]
+    fn layout_pieces() {
+        let h = |b: u8| BlockHash([b; 32]);
+        let l = Layout::of_object(&[h(1), h(2), h(3)], 10, 4);
+        assert_eq!(l.size, 10);
+        assert_eq!(l.pieces(0, 10), vec![(h(1), 0, 4), (h(2), 0, 4), (h(3), 0, 2)]);
+        assert_eq!(l.pieces(3, 5), vec![(h(1), 3, 1), (h(2), 0, 1)]);
+        assert_eq!(l.pieces(9, 10), vec![(h(3), 1, 1)]);
+        let mut m = Layout::default();
+        m.append(&[h(1)], 3, 4);
+        m.append(&[h(2)], 2, 4);
+        assert_eq!(m.pieces(2, 5), vec![(h(1), 2, 1), (h(2), 0, 2)]);
+    }
+}

@@ -1,0 +1,943 @@
+//! Object level: `HEAD|GET|PUT|COPY|MOVE|POST|DELETE {PITHOS}/{acct}/{cont}/{obj}`.
+
+use super::access::{Grant, Perm, Resolver};
+use super::data::{self, Layout, Piece};
+use super::model::{self, Container, Meta, NewVersion, Sharing, Version};
+use super::{apply_meta, check_object_preconditions, last_modified, put_meta, request_meta, MAX_UPLOAD};
+use crate::blocks::{self, BlockHash};
+use crate::cloud::fault::{Fault, Reply};
+use crate::cloud::wire::{http_date, now, Headers, Reply as Out};
+use crate::cloud::{Call, Cloud};
+use axum::http::StatusCode;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub async fn handle(cloud: Arc<Cloud>, call: Call, account: &str, container: &str, name: &str) -> Reply {
+    let t = Target { account: account.to_string(), container: container.to_string(), name: name.to_string() };
+    match call.method.as_str() {
+        "HEAD" | "GET" => read(&cloud, call, t).await,
+        "PUT" => put(&cloud, call, t).await,
+        "COPY" => copy_method(&cloud, call, t, false).await,
+        "MOVE" => copy_method(&cloud, call, t, true).await,
+        "POST" => post(&cloud, call, t).await,
+        "DELETE" => delete(&cloud, call, t).await,
+        _ => Err(Fault::not_allowed("HEAD, GET, PUT, COPY, MOVE, POST, DELETE")),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    account: String,
+    container: String,
+    name: String,
+}
+
+fn object_not_found() -> Fault {
+    Fault::not_found("Object does not exist")
+}
+
+fn container_of(conn: &rusqlite::Connection, account: &str, container: &str) -> Result<Container, Fault> {
+    model::container(conn, account, container)?.ok_or_else(super::container::not_found)
+}
+
+fn require(grant: Option<Grant>, at_least: Perm) -> Result<Grant, Fault> {
+    match grant {
+        Some(g) if g.perm >= at_least => Ok(g),
+        _ => Err(Fault::forbidden("Not allowed")),
+    }
+}
+
+// ---------- reading ----------
+
+struct Found {
+    container: Container,
+    version: Version,
+    /// Modification time of the object (its live version), whatever version was asked.
+    modified: f64,
+    hashmap: Vec<BlockHash>,
+    grant: Grant,
+    sharing: Option<Sharing>,
+    public: Option<String>,
+    /// For manifests: the parts, in order (hashmap, size).
+    parts: Option<Vec<(Vec<BlockHash>, u64)>>,
+}
+
+/// Headers every object reply carries (2.8).
+fn object_headers(cloud: &Cloud, out: &mut Out, f: &Found, explicit_version: bool) {
+    let v = &f.version;
+    out.add_header("ETag", &v.etag);
+    out.add_quoted("Content-Type", &v.content_type);
+    last_modified(out, f.modified);
+    out.add_header("X-Object-Hash", &v.etag);
+    out.add_header("X-Object-UUID", &v.uuid);
+    out.add_header("X-Object-Version", v.serial.to_string());
+    out.add_header("X-Object-Version-Timestamp", http_date(v.mtime));
+    out.add_quoted("X-Object-Modified-By", &v.modified_by);
+    put_meta(out, &v.meta);
+    if explicit_version {
+        return;
+    }
+    if let Some(s) = &f.sharing {
+        out.add_quoted("X-Object-Sharing", &s.format());
+    }
+    if let Some(by) = &f.grant.shared_by {
+        out.add_quoted("X-Object-Shared-By", by);
+    }
+    match f.grant.perm {
+        Perm::Owner => {
+            if let Some(t) = &f.public {
+                out.add_quoted("X-Object-Public", &cloud.public_url(t));
+            }
+        }
+        Perm::Write => out.add_header("X-Object-Allowed-To", "write"),
+        Perm::Read => out.add_header("X-Object-Allowed-To", "read"),
+    }
+}
+
+async fn read(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
+    let user = call.user()?;
+    let version_param = call.query.value("version").map(str::to_string);
+    let want_hashmap = call.query.has("hashmap");
+    if version_param.as_deref() == Some("list") {
+        let uuid = user.uuid.clone();
+        let versions = cloud
+            .db
+            .read(move |conn| {
+                let c = container_of(conn, &t.account, &t.container)?;
+                require(Resolver::new(conn, &uuid).object(&c, &t.name)?, Perm::Read)?;
+                let list = model::version_list(conn, c.id, &t.name)?;
+                if list.is_empty() {
+                    return Err(object_not_found());
+                }
+                Ok(list)
+            })
+            .await?;
+        let items: Vec<Value> =
+            versions.iter().map(|(s, m)| json!([s, crate::cloud::wire::epoch_string(*m)])).collect();
+        return Ok(Out::new(StatusCode::OK).json(&json!({ "versions": items })));
+    }
+    let explicit = version_param.is_some();
+    let uuid = user.uuid.clone();
+    let found = cloud
+        .db
+        .read(move |conn| {
+            let c = container_of(conn, &t.account, &t.container)?;
+            let grant = require(Resolver::new(conn, &uuid).object(&c, &t.name)?, Perm::Read)?;
+            let current = model::current(conn, c.id, &t.name)?;
+            let version = match &version_param {
+                Some(v) => {
+                    let serial =
+                        v.parse::<i64>().map_err(|_| Fault::bad_request("Invalid version: an integer or 'list'"))?;
+                    model::version(conn, c.id, &t.name, serial)?
+                        .ok_or_else(|| Fault::not_found("Version does not exist"))?
+                }
+                None => current.clone().ok_or_else(object_not_found)?,
+            };
+            let modified = current.as_ref().map_or(version.mtime, |c| c.mtime);
+            let hashmap = model::hashmap(conn, version.serial)?;
+            let sharing = if explicit { None } else { model::sharing(conn, c.id, &t.name)? };
+            let public =
+                if explicit || grant.perm != Perm::Owner { None } else { model::public_token(conn, c.id, &t.name)? };
+            let parts = match version.meta.get("X-Object-Manifest") {
+                Some(m) if !want_hashmap => Some(manifest_parts(conn, &c.account, m, &uuid)?),
+                _ => None,
+            };
+            Ok(Found { container: c, version, modified, hashmap, grant, sharing, public, parts })
+        })
+        .await?;
+    check_object_preconditions(&call.headers, Some(&found.version), true)?;
+    let mut out = Out::new(StatusCode::OK);
+    object_headers(cloud, &mut out, &found, explicit);
+    if want_hashmap {
+        let hashes: Vec<String> = found.hashmap.iter().map(|h| h.to_hex()).collect();
+        let body = json!({
+            "block_size": cloud.blocks.block_size, "block_hash": cloud.blocks.algorithm.name(),
+            "bytes": found.version.bytes, "hashes": hashes,
+        });
+        return Ok(out.json(&body));
+    }
+    let _ = &found.container;
+    let layout = match &found.parts {
+        Some(parts) => {
+            let mut l = Layout::default();
+            for (h, size) in parts {
+                l.append(h, *size, cloud.blocks.block_size);
+            }
+            l
+        }
+        None => Layout::of_object(&found.hashmap, found.version.bytes, cloud.blocks.block_size),
+    };
+    data_reply(cloud, &call, out, &found.version, found.modified, layout)
+}
+
+/// The parts of a manifest object: every object of `cont` whose name starts
+/// with `prefix` (`X-Object-Manifest: cont/prefix`), in name order.
+fn manifest_parts(
+    conn: &rusqlite::Connection,
+    account: &str,
+    manifest: &str,
+    user: &str,
+) -> Result<Vec<(Vec<BlockHash>, u64)>, Fault> {
+    let (cont, prefix) = manifest.trim_start_matches('/').split_once('/').unwrap_or((manifest, ""));
+    let c = container_of(conn, account, cont)?;
+    let mut resolver = Resolver::new(conn, user);
+    let mut parts = Vec::new();
+    for name in model::names_under(conn, c.id, prefix)? {
+        if resolver.object(&c, &name)?.is_none() {
+            return Err(Fault::forbidden("Not allowed"));
+        }
+        if let Some(v) = model::current(conn, c.id, &name)? {
+            parts.push((model::hashmap(conn, v.serial)?, v.bytes));
+        }
+    }
+    Ok(parts)
+}
+
+/// A data reply: whole object, one range (206) or several (multipart 206).
+pub fn data_reply(cloud: &Cloud, call: &Call, mut out: Out, v: &Version, modified: f64, layout: Layout) -> Reply {
+    let size = layout.size;
+    let disposition_type = call.query.value("disposition-type").filter(|d| *d == "inline" || *d == "attachment");
+    match (v.meta.get("Content-Disposition"), disposition_type) {
+        (Some(d), None) => out.add_quoted("Content-Disposition", d),
+        (_, d) => {
+            let file = v.name.rsplit('/').next().unwrap_or(&v.name);
+            out.add_quoted("Content-Disposition", &format!("{}; filename=\"{}\"", d.unwrap_or("inline"), file))
+        }
+    }
+    let mut ranges = match call.headers.get("range") {
+        Some(r) => data::parse_ranges(r, size)?,
+        None => None,
+    };
+    if let (Some(ir), Some(_)) = (call.headers.get("if-range"), &ranges) {
+        let still_valid = match crate::cloud::wire::parse_http_date(ir) {
+            Some(d) => d == modified.floor(),
+            None => ir.trim().trim_matches('"').eq_ignore_ascii_case(&v.etag),
+        };
+        if !still_valid {
+            ranges = None;
+        }
+    }
+    out.add_header("Accept-Ranges", "bytes");
+    let head = call.is_head();
+    match ranges {
+        None => {
+            out.add_header("Content-Length", size.to_string());
+            if head {
+                return Ok(out.empty());
+            }
+            Ok(out.body(data::stream(cloud.blocks.clone(), layout, vec![Piece::Range(0, size)])))
+        }
+        Some(r) if r.len() == 1 => {
+            let (a, b) = r[0];
+            let mut out = out.status(StatusCode::PARTIAL_CONTENT);
+            out.add_quoted("Content-Range", &format!("bytes {a}-{b}/{size}"));
+            out.add_header("Content-Length", (b - a + 1).to_string());
+            if head {
+                return Ok(out.empty());
+            }
+            Ok(out.body(data::stream(cloud.blocks.clone(), layout, vec![Piece::Range(a, b + 1)])))
+        }
+        Some(r) => {
+            let boundary = hex::encode(rand::random::<[u8; 16]>());
+            let mut out = out.status(StatusCode::PARTIAL_CONTENT);
+            out.add_header("Content-Type", format!("multipart/byteranges; boundary={boundary}"));
+            let mut pieces = Vec::new();
+            for (i, (a, b)) in r.iter().enumerate() {
+                let lead = if i == 0 { "" } else { "\r\n" };
+                pieces.push(Piece::Literal(Bytes::from(format!(
+                    "{lead}--{boundary}\r\nContent-Range: bytes {a}-{b}/{size}\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+                ))));
+                pieces.push(Piece::Range(*a, b + 1));
+            }
+            pieces.push(Piece::Literal(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
+            if head {
+                return Ok(out.empty());
+            }
+            Ok(out.body(data::stream(cloud.blocks.clone(), layout, pieces)))
+        }
+    }
+}
+
+// ---------- request headers shared by writes ----------
+
+/// User metadata plus the per-version headers Pithos keeps with it.
+fn object_meta(headers: &Headers) -> Result<Vec<(String, String)>, Fault> {
+    let mut meta = request_meta(headers, "Object")?;
+    for h in ["Content-Encoding", "Content-Disposition", "X-Object-Manifest"] {
+        if let Some(v) = headers.get(h) {
+            meta.push((h.to_string(), v.trim().to_string()));
+        }
+    }
+    Ok(meta)
+}
+
+fn sharing_header(headers: &Headers) -> Result<Option<Sharing>, Fault> {
+    headers.get("x-object-sharing").map(Sharing::parse).transpose()
+}
+
+fn public_header(headers: &Headers) -> Result<Option<bool>, Fault> {
+    match headers.get("x-object-public") {
+        None => Ok(None),
+        Some(v) => match v.replace(' ', "").to_lowercase().as_str() {
+            "true" => Ok(Some(true)),
+            "false" | "" => Ok(Some(false)),
+            _ => Err(Fault::bad_request("Invalid X-Object-Public header: true or false")),
+        },
+    }
+}
+
+/// Sharing and public changes come from the owner only.
+fn apply_sharing_public(
+    tx: &rusqlite::Transaction,
+    c: &Container,
+    name: &str,
+    perm: Perm,
+    sharing: &Option<Sharing>,
+    public: Option<bool>,
+) -> Result<(), Fault> {
+    if (sharing.is_some() || public.is_some()) && perm != Perm::Owner {
+        return Err(Fault::forbidden("Only the owner may change sharing or publish"));
+    }
+    if let Some(s) = sharing {
+        model::set_sharing(tx, c.id, name, s)?;
+    }
+    if let Some(p) = public {
+        model::set_public(tx, c.id, name, p)?;
+    }
+    Ok(())
+}
+
+fn content_length(headers: &Headers) -> Result<Option<u64>, Fault> {
+    if headers.get("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked")) {
+        return Ok(None);
+    }
+    match headers.get("content-length") {
+        None => Err(Fault::length_required("Missing Content-Length header")),
+        Some(l) => l.trim().parse::<u64>().map(Some).map_err(|_| Fault::bad_request("Invalid Content-Length header")),
+    }
+}
+
+fn created(v: &Version) -> Reply {
+    Ok(Out::new(StatusCode::CREATED).header("ETag", &v.etag).header("X-Object-Version", v.serial.to_string()).empty())
+}
+
+// ---------- PUT ----------
+
+async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
+    let user = call.user()?;
+    let copy_from = call.headers.get("x-copy-from").map(str::to_string);
+    let move_from = call.headers.get("x-move-from").map(str::to_string);
+    if let Some(src) = move_from.or(copy_from.clone()) {
+        content_length(&call.headers)?;
+        let (src_container, src_name) = parse_source(&src)?;
+        let spec = CopySpec {
+            user: user.uuid.clone(),
+            src_account: call.headers.get("x-source-account").map_or(user.uuid.clone(), str::to_string),
+            src_container,
+            src_name,
+            src_version: source_version(&call.headers, copy_from.is_some())?,
+            dst: t,
+            is_move: copy_from.is_none(),
+            delimiter: call.query.value("delimiter").map(str::to_string),
+            content_type: call.headers.get("content-type").map(str::to_string),
+            meta: object_meta(&call.headers)?,
+            sharing: sharing_header(&call.headers)?,
+            public: public_header(&call.headers)?,
+            check_destination: true,
+        };
+        let v = copy_objects(cloud, spec, call.headers).await?;
+        return created(&v);
+    }
+    let content_type = call
+        .headers
+        .get("content-type")
+        .map(str::to_string)
+        .ok_or_else(|| Fault::length_required("Missing Content-Type header"))?;
+    let declared = content_length(&call.headers)?;
+    if declared.is_some_and(|n| n > MAX_UPLOAD) {
+        return Err(Fault::bad_request(format!("Uploads are at most {MAX_UPLOAD} bytes; use the hashmap protocol")));
+    }
+    let meta = object_meta(&call.headers)?;
+    let sharing = sharing_header(&call.headers)?;
+    let public = public_header(&call.headers)?;
+    let (uuid, headers, quota) = (user.uuid.clone(), call.headers.clone(), cloud.quota);
+    let t2 = t.clone();
+    let hashmap_upload = call.query.has("hashmap");
+    // Permission, preconditions and quota before reading any data.
+    cloud
+        .db
+        .read(move |conn| {
+            let c = container_of(conn, &t2.account, &t2.container)?;
+            let grant = require(Resolver::new(conn, &uuid).object(&c, &t2.name)?, Perm::Write)?;
+            if (sharing_given(&headers)) && grant.perm != Perm::Owner {
+                return Err(Fault::forbidden("Only the owner may change sharing or publish"));
+            }
+            let current = model::current(conn, c.id, &t2.name)?;
+            check_object_preconditions(&headers, current.as_ref(), false)?;
+            if let (Some(n), false) = (declared, hashmap_upload) {
+                model::check_quota(conn, &c, n as i64 - current.map_or(0, |v| v.bytes as i64), quota)?;
+            }
+            Ok(())
+        })
+        .await?;
+    let (hashmap, size, checksum) = if hashmap_upload {
+        let body = crate::cloud::read_body(call.body, 64 << 20).await?;
+        let (size, hashes) = parse_hashmap_body(&body, cloud.blocks.block_size)?;
+        let blocks = cloud.blocks.clone();
+        let check = hashes.clone();
+        let missing = tokio::task::spawn_blocking(move || blocks.missing(&check))
+            .await
+            .map_err(|e| Fault::internal(format!("block check failed: {e}")))?;
+        if !missing.is_empty() {
+            let list: Vec<Value> = missing.iter().map(|h| Value::from(h.to_hex())).collect();
+            return Ok(Out::new(StatusCode::CONFLICT).json(&Value::Array(list)));
+        }
+        (hashes, size, String::new())
+    } else {
+        let etag = call.headers.get("etag").map(|e| e.trim().trim_matches('"').to_ascii_lowercase());
+        let ingested = data::ingest(&cloud.blocks, call.body, declared.unwrap_or(MAX_UPLOAD), etag.is_some()).await?;
+        if declared.is_some_and(|n| n != ingested.size) {
+            return Err(Fault::bad_request("The request body is shorter than its Content-Length"));
+        }
+        let md5 = ingested.md5.unwrap_or_default();
+        if etag.as_ref().is_some_and(|e| *e != md5) {
+            return Err(Fault::unprocessable("Object ETag does not match"));
+        }
+        (ingested.hashmap, ingested.size, md5)
+    };
+    let (uuid, headers, quota) = (user.uuid.clone(), call.headers, cloud.quota);
+    let v = cloud
+        .db
+        .write(move |tx| {
+            let c = container_of(tx, &t.account, &t.container)?;
+            let grant = require(Resolver::new(tx, &uuid).object(&c, &t.name)?, Perm::Write)?;
+            let current = model::current(tx, c.id, &t.name)?;
+            check_object_preconditions(&headers, current.as_ref(), false)?;
+            let new = NewVersion {
+                uuid: current.map_or_else(|| uuid::Uuid::new_v4().to_string(), |v| v.uuid),
+                bytes: size,
+                hashmap,
+                content_type,
+                checksum,
+                meta: apply_meta(&Meta::new(), meta, false, |_| false)?,
+                modified_by: uuid.clone(),
+            };
+            let v = model::put_version(tx, &c, &t.name, new, quota, now())?;
+            apply_sharing_public(tx, &c, &t.name, grant.perm, &sharing, public)?;
+            Ok(v)
+        })
+        .await?;
+    created(&v)
+}
+
+fn sharing_given(h: &Headers) -> bool {
+    h.has("x-object-sharing") || h.has("x-object-public")
+}
+
+/// `{"bytes": n, "hashes": [...]}` with the Pithos length rule.
+fn parse_hashmap_body(body: &[u8], block_size: u64) -> Result<(u64, Vec<BlockHash>), Fault> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| Fault::bad_request(format!("Invalid hashmap JSON: {e}")))?;
+    let size = v
+        .get("bytes")
+        .and_then(|b| b.as_u64().or_else(|| b.as_str().and_then(|s| s.trim().parse().ok())))
+        .ok_or_else(|| Fault::bad_request("Invalid data formatting: bytes must be a non-negative integer"))?;
+    let hashes = v
+        .get("hashes")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Fault::bad_request("Invalid data formatting: hashes must be a list"))?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .ok_or_else(|| Fault::bad_request("Invalid hash in hashmap"))
+                .and_then(|s| BlockHash::from_hex(s).map_err(Fault::bad_request))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    blocks::check_hashmap_len(size, hashes.len(), block_size).map_err(Fault::bad_request)?;
+    Ok((size, hashes))
+}
+
+// ---------- COPY / MOVE ----------
+
+/// `/<container>/<object>` from X-Copy-From, X-Move-From, Destination, X-Source-Object.
+fn parse_source(v: &str) -> Result<(String, String), Fault> {
+    let bad = || Fault::bad_request(format!("Invalid source or destination {v:?}: expected /container/object"));
+    let rest = v.trim().strip_prefix('/').ok_or_else(bad)?;
+    let (c, o) = rest.split_once('/').ok_or_else(bad)?;
+    if c.is_empty() || o.is_empty() {
+        return Err(bad());
+    }
+    super::check_container_name(c)?;
+    super::check_object_name(o)?;
+    Ok((c.to_string(), o.to_string()))
+}
+
+fn source_version(h: &Headers, allowed: bool) -> Result<Option<i64>, Fault> {
+    match h.get("x-source-version") {
+        Some(v) if allowed => {
+            v.trim().parse::<i64>().map(Some).map_err(|_| Fault::bad_request("Invalid X-Source-Version"))
+        }
+        _ => Ok(None),
+    }
+}
+
+struct CopySpec {
+    user: String,
+    src_account: String,
+    src_container: String,
+    src_name: String,
+    src_version: Option<i64>,
+    dst: Target,
+    is_move: bool,
+    delimiter: Option<String>,
+    content_type: Option<String>,
+    meta: Vec<(String, String)>,
+    sharing: Option<Sharing>,
+    public: Option<bool>,
+    /// PUT checks If-Match/If-None-Match on the destination, COPY/MOVE on the source.
+    check_destination: bool,
+}
+
+async fn copy_method(cloud: &Arc<Cloud>, call: Call, src: Target, is_move: bool) -> Reply {
+    let user = call.user()?;
+    let dest = call.headers.get("destination").ok_or_else(|| Fault::bad_request("Missing Destination header"))?;
+    let (dst_container, dst_name) = parse_source(dest)?;
+    let content_type =
+        if call.query.has("ignore_content_type") { None } else { call.headers.get("content-type").map(str::to_string) };
+    let spec = CopySpec {
+        user: user.uuid.clone(),
+        src_account: src.account.clone(),
+        src_container: src.container,
+        src_name: src.name,
+        src_version: source_version(&call.headers, !is_move)?,
+        dst: Target {
+            account: call.headers.get("destination-account").map_or(user.uuid.clone(), str::to_string),
+            container: dst_container,
+            name: dst_name,
+        },
+        is_move,
+        delimiter: call.query.value("delimiter").map(str::to_string),
+        content_type,
+        meta: object_meta(&call.headers)?,
+        sharing: sharing_header(&call.headers)?,
+        public: public_header(&call.headers)?,
+        check_destination: false,
+    };
+    let v = copy_objects(cloud, spec, call.headers).await?;
+    created(&v)
+}
+
+/// Server-side copy or move; with a delimiter, of a whole folder. Data are not
+/// touched: the destination versions share the source's hashmaps.
+async fn copy_objects(cloud: &Arc<Cloud>, spec: CopySpec, headers: Headers) -> Result<Version, Fault> {
+    let quota = cloud.quota;
+    cloud
+        .db
+        .write(move |tx| {
+            let t = now();
+            let sc = container_of(tx, &spec.src_account, &spec.src_container)?;
+            let dc = container_of(tx, &spec.dst.account, &spec.dst.container)?;
+            let mut resolver = Resolver::new(tx, &spec.user);
+            let need = if spec.is_move { Perm::Owner } else { Perm::Read };
+            require(resolver.object(&sc, &spec.src_name)?, need)?;
+            let dst_grant = require(resolver.object(&dc, &spec.dst.name)?, Perm::Write)?;
+            let main = match spec.src_version {
+                Some(serial) => Some(
+                    model::version(tx, sc.id, &spec.src_name, serial)?
+                        .ok_or_else(|| Fault::not_found("Version does not exist"))?,
+                ),
+                None => model::current(tx, sc.id, &spec.src_name)?,
+            };
+            let dst_current = model::current(tx, dc.id, &spec.dst.name)?;
+            if spec.check_destination {
+                check_object_preconditions(&headers, dst_current.as_ref(), false)?;
+            } else {
+                check_object_preconditions(&headers, main.as_ref(), false)?;
+            }
+            // (source name, destination name) pairs; the named object first.
+            let mut pairs: Vec<(Version, String)> = Vec::new();
+            if let Some(v) = main {
+                pairs.push((v, spec.dst.name.clone()));
+            }
+            if let Some(d) = &spec.delimiter {
+                let prefix = format!("{}{d}", spec.src_name);
+                for name in model::names_under(tx, sc.id, &prefix)? {
+                    if let Some(v) = model::current(tx, sc.id, &name)? {
+                        let dst_name = format!("{}{}", spec.dst.name, &name[spec.src_name.len()..]);
+                        super::check_object_name(&dst_name)?;
+                        pairs.push((v, dst_name));
+                    }
+                }
+            }
+            if pairs.is_empty() {
+                return Err(object_not_found());
+            }
+            let mut first: Option<Version> = None;
+            for (i, (src, dst_name)) in pairs.into_iter().enumerate() {
+                let same = sc.id == dc.id && src.name == dst_name;
+                let hashmap = model::hashmap(tx, src.serial)?;
+                let mut meta = src.meta.clone();
+                let mut content_type = src.content_type.clone();
+                if i == 0 {
+                    meta = apply_meta(&meta, spec.meta.clone(), true, |_| true)?;
+                    if let Some(ct) = &spec.content_type {
+                        content_type = ct.clone();
+                    }
+                }
+                let uuid = if spec.is_move { src.uuid.clone() } else { uuid::Uuid::new_v4().to_string() };
+                if spec.is_move && !same {
+                    // Delete first so a move within one account never trips the quota.
+                    model::delete_object(tx, &sc, &src.name, &spec.user, t)?;
+                }
+                let new = NewVersion {
+                    uuid,
+                    bytes: src.bytes,
+                    hashmap,
+                    content_type,
+                    checksum: src.checksum.clone(),
+                    meta,
+                    modified_by: spec.user.clone(),
+                };
+                let v = model::put_version(tx, &dc, &dst_name, new, quota, t)?;
+                if i == 0 {
+                    apply_sharing_public(tx, &dc, &dst_name, dst_grant.perm, &spec.sharing, spec.public)?;
+                    first = Some(v);
+                }
+            }
+            first.ok_or_else(object_not_found)
+        })
+        .await
+}
+
+// ---------- POST ----------
+
+/// `Content-Range` of a data update: (start, end inclusive, total), start None
+/// for append (`bytes */*`).
+type ContentRange = (Option<u64>, Option<u64>, Option<u64>);
+
+fn parse_content_range(v: &str, size: u64) -> Result<ContentRange, Fault> {
+    let bad = || Fault::range_not_satisfiable(size);
+    let spec = v.trim().strip_prefix("bytes").ok_or_else(bad)?.trim();
+    let (range, total) = spec.split_once('/').ok_or_else(bad)?;
+    let total = match total.trim() {
+        "*" => None,
+        n => Some(n.parse::<u64>().map_err(|_| bad())?),
+    };
+    if range.trim() == "*" {
+        return if total.is_none() { Ok((None, None, None)) } else { Err(bad()) };
+    }
+    let (a, b) = range.trim().split_once('-').ok_or_else(bad)?;
+    let a = a.trim().parse::<u64>().map_err(|_| bad())?;
+    let b = match b.trim() {
+        "" => None,
+        n => Some(n.parse::<u64>().map_err(|_| bad())?),
+    };
+    if b.is_some_and(|b| a > b) {
+        return Err(bad());
+    }
+    if let Some(tot) = total {
+        if a >= tot || b.is_some_and(|b| b >= tot) {
+            return Err(bad());
+        }
+    }
+    Ok((Some(a), b, total))
+}
+
+async fn post(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
+    let user = call.user()?;
+    let ctype = call.headers.get("content-type").map(|c| c.trim().to_string());
+    if ctype.as_deref().is_some_and(|c| c.starts_with("multipart/form-data")) {
+        return Err(Fault::not_implemented("HTML form uploads are not supported; use PUT"));
+    }
+    let source = call.headers.get("x-source-object").map(str::to_string);
+    let data_mode = ctype.as_deref() == Some("application/octet-stream") || source.is_some();
+    let update = call.query.has("update");
+    let meta = object_meta(&call.headers)?;
+    let sharing = sharing_header(&call.headers)?;
+    let public = public_header(&call.headers)?;
+    if !data_mode {
+        let (uuid, headers, quota) = (user.uuid.clone(), call.headers, cloud.quota);
+        let version = cloud
+            .db
+            .write(move |tx| {
+                let c = container_of(tx, &t.account, &t.container)?;
+                let grant = require(Resolver::new(tx, &uuid).object(&c, &t.name)?, Perm::Write)?;
+                let current = model::current(tx, c.id, &t.name)?.ok_or_else(object_not_found)?;
+                check_object_preconditions(&headers, Some(&current), false)?;
+                apply_sharing_public(tx, &c, &t.name, grant.perm, &sharing, public)?;
+                let new_meta = apply_meta(&current.meta, meta, update, |_| false)?;
+                if new_meta == current.meta {
+                    return Ok(None);
+                }
+                let new = NewVersion {
+                    uuid: current.uuid.clone(),
+                    bytes: current.bytes,
+                    hashmap: model::hashmap(tx, current.serial)?,
+                    content_type: current.content_type.clone(),
+                    checksum: current.checksum.clone(),
+                    meta: new_meta,
+                    modified_by: uuid.clone(),
+                };
+                Ok(Some(model::put_version(tx, &c, &t.name, new, quota, now())?))
+            })
+            .await?;
+        let out = Out::new(StatusCode::ACCEPTED);
+        return Ok(match version {
+            Some(v) => out.header("X-Object-Version", v.serial.to_string()).empty(),
+            None => out.empty(),
+        });
+    }
+    partial_update(cloud, call, t, user.uuid.clone(), source, update, meta, sharing, public).await
+}
+
+/// Where the bytes of a data update come from.
+enum Source {
+    Body { stream: axum::body::BodyDataStream, left: Bytes },
+    Object { layout: Layout, pos: u64, blocks: Arc<crate::cloud::blockstore::BlockStore> },
+}
+
+impl Source {
+    /// Up to `n` bytes; fewer only at the end of the source.
+    async fn read_up_to(&mut self, n: usize) -> Result<Vec<u8>, Fault> {
+        match self {
+            Source::Body { stream, left } => {
+                let mut out = Vec::with_capacity(n);
+                while out.len() < n {
+                    if left.is_empty() {
+                        match stream.next().await {
+                            Some(Ok(b)) => *left = b,
+                            Some(Err(e)) => {
+                                return Err(Fault::bad_request(format!("The request body could not be read: {e}")))
+                            }
+                            None => break,
+                        }
+                    }
+                    let take = (n - out.len()).min(left.len());
+                    out.extend_from_slice(&left.split_to(take));
+                }
+                Ok(out)
+            }
+            Source::Object { layout, pos, blocks } => {
+                let end = (*pos + n as u64).min(layout.size);
+                let mut out = Vec::with_capacity((end - *pos) as usize);
+                for (hash, off, len) in layout.pieces(*pos, end) {
+                    let b = blocks.clone();
+                    let data = tokio::task::spawn_blocking(move || b.read_range(&hash, off, len as usize))
+                        .await
+                        .map_err(|e| Fault::internal(format!("block reader failed: {e}")))??;
+                    out.extend_from_slice(&data);
+                }
+                *pos = end;
+                Ok(out)
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn partial_update(
+    cloud: &Arc<Cloud>,
+    call: Call,
+    t: Target,
+    uuid: String,
+    source: Option<String>,
+    update: bool,
+    meta: Vec<(String, String)>,
+    sharing: Option<Sharing>,
+    public: Option<bool>,
+) -> Reply {
+    let range_header = call.headers.get("content-range").map(str::to_string);
+    let truncate_to = match call.headers.get("x-object-bytes") {
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| Fault::bad_request("Invalid X-Object-Bytes: a non-negative integer"))?,
+        ),
+        None => None,
+    };
+    let source_account = call.headers.get("x-source-account").map_or(uuid.clone(), str::to_string);
+    let source_version = source_version(&call.headers, true)?;
+    let declared = if source.is_none() { content_length(&call.headers)? } else { None };
+    let (headers, t2, u2, bs) = (call.headers.clone(), t.clone(), uuid.clone(), cloud.blocks.block_size);
+    // Read the object, its hashmap and the source's layout.
+    let (c, current, hashmap, source_layout) = cloud
+        .db
+        .read(move |conn| {
+            let c = container_of(conn, &t2.account, &t2.container)?;
+            let mut resolver = Resolver::new(conn, &u2);
+            require(resolver.object(&c, &t2.name)?, Perm::Write)?;
+            let current = model::current(conn, c.id, &t2.name)?.ok_or_else(object_not_found)?;
+            check_object_preconditions(&headers, Some(&current), false)?;
+            let hashmap = model::hashmap(conn, current.serial)?;
+            let source_layout = match &source {
+                None => None,
+                Some(s) => {
+                    let (sc, so) = parse_source(s)?;
+                    let scont = container_of(conn, &source_account, &sc)?;
+                    require(resolver.object(&scont, &so)?, Perm::Read)?;
+                    let sv = match source_version {
+                        Some(serial) => model::version(conn, scont.id, &so, serial)?,
+                        None => model::current(conn, scont.id, &so)?,
+                    }
+                    .ok_or_else(|| Fault::not_found("Source object does not exist"))?;
+                    let shm = model::hashmap(conn, sv.serial)?;
+                    Some(Layout::of_object(&shm, sv.bytes, bs))
+                }
+            };
+            Ok((c, current, hashmap, source_layout))
+        })
+        .await?;
+    let size = current.bytes;
+    let range = range_header.ok_or_else(|| Fault::bad_request("Missing Content-Range header"))?;
+    let (start, end, total) = parse_content_range(&range, size)?;
+    let offset = start.unwrap_or(size);
+    if offset > size {
+        return Err(Fault::range_not_satisfiable(size));
+    }
+    if let Some(tot) = total {
+        if tot != size || end.is_some_and(|e| e >= size) {
+            return Err(Fault::range_not_satisfiable(size));
+        }
+    }
+    let length: Option<u64> = match &source_layout {
+        Some(l) => {
+            let n = end.map_or(l.size, |e| e - offset + 1);
+            if n > l.size {
+                return Err(Fault::bad_request("The range is longer than the source object"));
+            }
+            Some(n)
+        }
+        None => {
+            if let (Some(e), Some(n)) = (end, declared) {
+                if e - offset + 1 != n {
+                    return Err(Fault::bad_request("Content-Range and Content-Length disagree"));
+                }
+            }
+            declared.or(end.map(|e| e - offset + 1))
+        }
+    };
+    let mut src = match source_layout {
+        Some(layout) => Source::Object { layout, pos: 0, blocks: cloud.blocks.clone() },
+        None => Source::Body { stream: call.body.into_data_stream(), left: Bytes::new() },
+    };
+    let mut hashes: Vec<BlockHash> = hashmap.into_iter().take(blocks::block_count(size, bs) as usize).collect();
+    let mut new_size = size;
+    let mut pos = offset;
+    let limit = length.map(|l| offset + l);
+    loop {
+        let i = pos / bs;
+        let block_start = i * bs;
+        let in_block = pos - block_start;
+        let want = match limit {
+            Some(l) => (bs - in_block).min(l - pos),
+            None => bs - in_block,
+        };
+        if want == 0 {
+            break;
+        }
+        let chunk = src.read_up_to(want as usize).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        let old_len = new_size.saturating_sub(block_start).min(bs) as usize;
+        let old_hash = hashes.get(i as usize).copied();
+        let store = cloud.blocks.clone();
+        let got = chunk.len() as u64;
+        let hash = tokio::task::spawn_blocking(move || -> std::io::Result<BlockHash> {
+            let mut block = match old_hash {
+                Some(h) => store.get(&h, old_len)?,
+                None => Vec::new(),
+            };
+            let end = in_block as usize + chunk.len();
+            if block.len() < end {
+                block.resize(end, 0);
+            }
+            block[in_block as usize..end].copy_from_slice(&chunk);
+            store.put(&block)
+        })
+        .await
+        .map_err(|e| Fault::internal(format!("block writer failed: {e}")))??;
+        if (i as usize) < hashes.len() {
+            hashes[i as usize] = hash;
+        } else {
+            hashes.push(hash);
+        }
+        pos += got;
+        new_size = new_size.max(pos);
+        if got < want {
+            if limit.is_some() {
+                return Err(Fault::bad_request("The request body is shorter than its Content-Length"));
+            }
+            break;
+        }
+    }
+    if let Some(n) = truncate_to {
+        if n < new_size {
+            new_size = n;
+            // Faithful to Pithos: the hash of the new last block is kept as is.
+            hashes.truncate(blocks::block_count(n, bs) as usize);
+        }
+    }
+    let (headers, quota) = (call.headers, cloud.quota);
+    let v = cloud
+        .db
+        .write(move |tx| {
+            let now_current = model::current(tx, c.id, &t.name)?.ok_or_else(object_not_found)?;
+            if now_current.serial != current.serial {
+                return Err(Fault::conflict("The object changed during the update; retry"));
+            }
+            check_object_preconditions(&headers, Some(&now_current), false)?;
+            let new = NewVersion {
+                uuid: current.uuid.clone(),
+                bytes: new_size,
+                hashmap: hashes,
+                content_type: current.content_type.clone(),
+                checksum: String::new(),
+                meta: apply_meta(&current.meta, meta, update, |_| false)?,
+                modified_by: uuid.clone(),
+            };
+            let v = model::put_version(tx, &c, &t.name, new, quota, now())?;
+            let perm = if c.account == uuid { Perm::Owner } else { Perm::Write };
+            apply_sharing_public(tx, &c, &t.name, perm, &sharing, public)?;
+            Ok(v)
+        })
+        .await?;
+    Ok(Out::new(StatusCode::NO_CONTENT)
+        .header("ETag", &v.etag)
+        .header("X-Object-Version", v.serial.to_string())
+        .empty())
+}
+
+// ---------- DELETE ----------
+
+async fn delete(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
+    let user = call.user()?;
+    if user.uuid != t.account {
+        return Err(Fault::forbidden("Only the owner may delete"));
+    }
+    let until = call.query.int("until");
+    let delimiter = call.query.value("delimiter").map(str::to_string);
+    let by = user.uuid.clone();
+    cloud
+        .db
+        .write(move |tx| {
+            let c = container_of(tx, &t.account, &t.container)?;
+            if let Some(u) = until {
+                return model::purge_history(tx, c.id, Some(&t.name), u as f64);
+            }
+            let at = now();
+            if !model::delete_object(tx, &c, &t.name, &by, at)? {
+                return Err(object_not_found());
+            }
+            if let Some(d) = delimiter {
+                for name in model::names_under(tx, c.id, &format!("{}{d}", t.name))? {
+                    model::delete_object(tx, &c, &name, &by, at)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Out::new(StatusCode::NO_CONTENT).empty())
+}
