@@ -157,7 +157,13 @@ impl Running {
             let cloud = cloud.clone();
             async move { dispatch(cloud, req).await }
         });
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await
+        use axum::serve::ListenerExt;
+        // Without TCP_NODELAY a reply's headers and first body bytes, written
+        // separately, wait out the peer's delayed ACK (~40 ms per request).
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
     }
 }
 

@@ -12,7 +12,7 @@
 use super::cyclades::json_body;
 use super::fault::{Fault, Reply};
 use super::pithos::model::{self, Container, Version};
-use super::wire::{now, plain_date, Reply as Out, PATH};
+use super::wire::{now, plain_date, Query, Reply as Out, PATH};
 use super::{Call, Cloud};
 use axum::http::{HeaderMap, Method, StatusCode};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -270,7 +270,7 @@ pub fn visible_image(conn: &Connection, user: &str, id: &str) -> Result<Image, F
         Some(row) => with_object(conn, row)?,
         None => None,
     };
-    image.ok_or_else(|| Fault::not_found(format!("Image {id} not found")))
+    image.ok_or_else(|| Fault::not_found(format!("Image '{id}' not found")))
 }
 
 /// An image `user` may change: 404 when invisible, 403 when someone else's.
@@ -491,28 +491,25 @@ pub async fn handle(cloud: &Cloud, call: Call) -> Reply {
     let method = call.method.clone();
     match segments.as_slice() {
         ["images"] => match method {
-            Method::GET => list(cloud, &user.uuid, &call, false).await,
-            Method::POST => register(cloud, &user.uuid, &call).await,
+            Method::GET => list(cloud, &user.uuid, &call.query, false).await,
+            Method::POST => register(cloud, &user.uuid, &call.raw_headers).await,
             _ => Err(Fault::not_allowed("GET, POST")),
         },
         ["images", "detail"] => match method {
-            Method::GET => list(cloud, &user.uuid, &call, true).await,
+            Method::GET => list(cloud, &user.uuid, &call.query, true).await,
             _ => Err(Fault::not_allowed("GET")),
         },
         ["images", id] if is_word(id) => match method {
             // Plankton never serves image data: clients download it from Pithos.
             Method::GET => Ok(Out::new(StatusCode::NOT_IMPLEMENTED).empty()),
             Method::HEAD => meta(cloud, &user.uuid, id).await,
-            Method::PUT => update(cloud, &user.uuid, id, &call).await,
+            Method::PUT => update(cloud, &user.uuid, id, &call.raw_headers).await,
             Method::DELETE => delete(cloud, &user.uuid, id).await,
             _ => Err(Fault::not_allowed("GET, HEAD, PUT, DELETE")),
         },
         ["images", id, "members"] if is_word(id) => match method {
             Method::GET => list_members(cloud, &user.uuid, id).await,
-            Method::PUT => {
-                let id = id.to_string();
-                replace_members(cloud, &user.uuid, &id, call).await
-            }
+            Method::PUT => replace_members(cloud, &user.uuid, id, call).await,
             _ => Err(Fault::not_allowed("GET, PUT")),
         },
         ["images", id, "members", member] if is_word(id) && is_member(member) => match method {
@@ -529,7 +526,7 @@ pub async fn handle(cloud: &Cloud, call: Call) -> Reply {
 }
 
 /// Image ids as Plankton's URLs match them (`[\w-]+`).
-fn is_word(s: &str) -> bool {
+pub(super) fn is_word(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -538,15 +535,18 @@ fn is_member(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || "_@.-".contains(c))
 }
 
-async fn list(cloud: &Cloud, user: &str, call: &Call, detail: bool) -> Reply {
-    let filters = ImageFilters::from_query(call)?;
-    let order = ImageOrder::from_query(call)?;
+async fn list(cloud: &Cloud, user: &str, query: &Query, detail: bool) -> Reply {
+    let filters = ImageFilters::from_query(query)?;
+    let order = ImageOrder::from_query(query)?;
     let user = user.to_string();
     let mut images = cloud.db.read(move |c| visible_images(c, &user)).await?;
     images.retain(|i| filters.admit(i));
     order.sort(&mut images);
     let list: Vec<Value> = images.iter().map(|i| if detail { i.detail_json() } else { i.summary_json() }).collect();
-    Ok(Out::new(StatusCode::OK).json(&json!({ "images": list })))
+    // A bare list, as Synnefo sent it until late 2017 and as every kamaki
+    // release expects (Synnefo 0.21 wraps it in {"images": …}, which kamaki
+    // cannot read).
+    Ok(Out::new(StatusCode::OK).json(&Value::Array(list)))
 }
 
 /// The Glance list filters.
@@ -560,10 +560,10 @@ struct ImageFilters {
 }
 
 impl ImageFilters {
-    fn from_query(call: &Call) -> Result<ImageFilters, Fault> {
-        let text = |k: &str| call.query.get(k).map(str::to_string);
+    fn from_query(query: &Query) -> Result<ImageFilters, Fault> {
+        let text = |k: &str| query.get(k).map(str::to_string);
         let size = |k: &str| -> Result<Option<u64>, Fault> {
-            call.query
+            query
                 .get(k)
                 .map(|v| v.trim().parse::<u64>().map_err(|_| Fault::bad_request("Malformed request.")))
                 .transpose()
@@ -595,12 +595,12 @@ struct ImageOrder {
 }
 
 impl ImageOrder {
-    fn from_query(call: &Call) -> Result<ImageOrder, Fault> {
-        let key = call.query.get("sort_key").unwrap_or("created_at");
+    fn from_query(query: &Query) -> Result<ImageOrder, Fault> {
+        let key = query.get("sort_key").unwrap_or("created_at");
         if !SORT_KEYS.contains(&key) {
             return Err(Fault::bad_request("Invalid 'sort_key'"));
         }
-        let descending = match call.query.get("sort_dir").unwrap_or("desc") {
+        let descending = match query.get("sort_dir").unwrap_or("desc") {
             "desc" => true,
             "asc" => false,
             _ => return Err(Fault::bad_request("Invalid 'sort_dir'")),
@@ -633,8 +633,8 @@ impl ImageOrder {
     }
 }
 
-async fn register(cloud: &Cloud, user: &str, call: &Call) -> Reply {
-    let params = ImageParams::from_headers(&call.raw_headers)?;
+async fn register(cloud: &Cloud, user: &str, headers: &HeaderMap) -> Reply {
+    let params = ImageParams::from_headers(headers)?;
     params.only(&REGISTER_FIELDS, "Invalid parameters")?;
     let name = params.get("name").ok_or_else(|| Fault::bad_request("Image 'name' parameter is required"))?;
     if name.is_empty() {
@@ -706,8 +706,8 @@ async fn meta(cloud: &Cloud, user: &str, id: &str) -> Reply {
     Ok(image.headers().empty())
 }
 
-async fn update(cloud: &Cloud, user: &str, id: &str, call: &Call) -> Reply {
-    let params = ImageParams::from_headers(&call.raw_headers)?;
+async fn update(cloud: &Cloud, user: &str, id: &str, headers: &HeaderMap) -> Reply {
+    let params = ImageParams::from_headers(headers)?;
     params.only(&UPDATE_FIELDS, "Invalid metadata")?;
     params.validate()?;
     let (user, id) = (user.to_string(), id.to_string());
@@ -726,7 +726,7 @@ async fn update(cloud: &Cloud, user: &str, id: &str, call: &Call) -> Reply {
                 image.container_format = f.to_string();
             }
             if let Some(s) = params.get("status") {
-                image.status = s.to_ascii_uppercase();
+                image.status = s.to_string();
             }
             if let Some(p) = params.is_public() {
                 image.is_public = p;

@@ -98,6 +98,14 @@ impl Drop for TestCloud {
     }
 }
 
+/// Quotes a path for a URL; `.` and `..` segments too, so that no client
+/// resolves them away.
 pub fn quote(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, pithosfs::cloud::wire::PATH).to_string()
+    s.split('/')
+        .map(|seg| match seg {
+            "." | ".." => seg.replace('.', "%2E"),
+            _ => percent_encoding::utf8_percent_encode(seg, pithosfs::cloud::wire::PATH).to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }

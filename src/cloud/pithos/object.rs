@@ -314,7 +314,8 @@ fn content_length(headers: &Headers) -> Result<Option<u64>, Fault> {
         return Ok(None);
     }
     match headers.get("content-length") {
-        None => Err(Fault::length_required("Missing Content-Length header")),
+        // Without Content-Length or chunked encoding an HTTP/1.1 request has no body.
+        None => Ok(Some(0)),
         Some(l) => l.trim().parse::<u64>().map(Some).map_err(|_| Fault::bad_request("Invalid Content-Length header")),
     }
 }
