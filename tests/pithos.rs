@@ -624,7 +624,7 @@ async fn copy_and_move_including_folders() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert!(!header(&r, "x-object-version").is_empty());
-    assert_eq!(get_bytes(&tc, "pithos", "copy.txt").await, b"src/a.txt");
+    assert_eq!(get_bytes(tc, "pithos", "copy.txt").await, b"src/a.txt");
     assert_ne!(uuid_of("copy.txt").await, a_uuid);
     // move a whole folder in one request; UUIDs survive
     let r = tc
@@ -640,7 +640,7 @@ async fn copy_and_move_including_folders() {
         tc.alice(GET, &format!("{}/{}/pithos", tc.pithos(), tc.alice)).send().await.unwrap().text().await.unwrap();
     assert_eq!(listing, "copy.txt\ndst\ndst/a.txt\ndst/sub/b.txt\nsrcx.txt\n");
     assert_eq!(uuid_of("dst/a.txt").await, a_uuid);
-    assert_eq!(get_bytes(&tc, "pithos", "dst/sub/b.txt").await, b"src/sub/b.txt");
+    assert_eq!(get_bytes(tc, "pithos", "dst/sub/b.txt").await, b"src/sub/b.txt");
     // the COPY method with Destination, into another container
     let r = tc.alice(PUT, &format!("{}/{}/other", tc.pithos(), tc.alice)).send().await.unwrap();
     assert_eq!(r.status(), 201);
@@ -651,7 +651,7 @@ async fn copy_and_move_including_folders() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert_eq!(get_bytes(&tc, "other", "y.txt").await, b"srcx.txt");
+    assert_eq!(get_bytes(tc, "other", "y.txt").await, b"srcx.txt");
     let r = tc
         .alice(Method::from_bytes(b"MOVE").unwrap(), &tc.object_url("pithos", "srcx.txt"))
         .header("Destination", "/other/z.txt")
@@ -765,7 +765,7 @@ async fn partial_updates_append_truncate_and_source_object() {
     assert_eq!(post("bytes 0-1/10", b"xy").await, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(post("bytes 0-9/*", b"xy").await, StatusCode::BAD_REQUEST);
     assert_eq!(post("lines 1-2", b"xy").await, StatusCode::RANGE_NOT_SATISFIABLE);
-    assert_eq!(get_bytes(&tc, "pithos", "p.bin").await, want, "failed updates change nothing");
+    assert_eq!(get_bytes(tc, "pithos", "p.bin").await, want, "failed updates change nothing");
     // metadata-only POST on a missing object
     let r = tc.alice(POST, &tc.object_url("pithos", "ghost")).header("X-Object-Meta-A", "b").send().await.unwrap();
     assert_eq!(r.status(), 404);

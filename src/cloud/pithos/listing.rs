@@ -69,7 +69,7 @@ impl MetaFilter {
 }
 
 pub enum Entry {
-    Object { version: Version, sharing: Option<Sharing>, public: Option<String>, allowed: Option<Perm> },
+    Object { version: Box<Version>, sharing: Option<Sharing>, public: Option<String>, allowed: Option<Perm> },
     Subdir(String),
 }
 
@@ -172,7 +172,7 @@ pub fn list(
                     }
                 }
             }
-            out.push(Entry::Object { version, sharing, public, allowed });
+            out.push(Entry::Object { version: Box::new(version), sharing, public, allowed });
             objects += 1;
             if objects >= limit {
                 break 'outer;

@@ -563,6 +563,6 @@ mod tests {
     fn upper_bounds() {
         assert_eq!(prefix_upper_bound("a/"), "a0");
         assert_eq!(prefix_upper_bound("ab"), "ac");
-        assert!(prefix_upper_bound("a/") > "a/\u{10FFFF}".to_string());
+        assert!(prefix_upper_bound("a/").as_str() > "a/\u{10FFFF}");
     }
 }
