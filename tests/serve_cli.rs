@@ -93,6 +93,13 @@ async fn named_users_and_users_files() {
     assert_eq!(authenticate(&s.url, &carol).await, 200);
     assert_eq!(authenticate(&s.url, "dave-token-123456").await, 200);
     assert!(!data.join("token").exists(), "no default user when users are named");
+    // one server per data directory
+    let out = Command::new(env!("CARGO_BIN_EXE_pithosfs"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", data_s])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another pithosfs serve"));
     drop(s);
     // a users file with a bad line is refused with its line number, not its token
     std::fs::write(&users, "erin\n").unwrap();

@@ -80,6 +80,8 @@ pub struct Cloud {
     pub base_url: String,
     pub quota: u64,
     pub build_seconds: f64,
+    /// Held for the life of the server: one `serve` per data directory.
+    _lock: std::fs::File,
 }
 
 impl Cloud {
@@ -130,6 +132,10 @@ pub struct Running {
 pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
     std::fs::create_dir_all(&config.data_dir)?;
     let data_dir = config.data_dir.canonicalize()?;
+    let lock = std::fs::File::create(data_dir.join("lock"))?;
+    if lock.try_lock().is_err() {
+        return Err(std::io::Error::other(format!("{} is in use by another pithosfs serve", data_dir.display())));
+    }
     let db = Db::open(&data_dir.join("meta.sqlite")).map_err(std::io::Error::other)?;
     let blocks = BlockStore::open(&data_dir.join("blocks"), config.block_size, Algorithm::Sha256)?;
     let (users, new_users) = Users::ensure(&db, &data_dir, &config.users)?;
@@ -144,6 +150,7 @@ pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
         base_url: url.clone(),
         quota: config.quota,
         build_seconds: config.build_seconds,
+        _lock: lock,
     });
     pithos::ensure_default_containers(&cloud).await.map_err(std::io::Error::from)?;
     Ok(Running { url, local_addr, new_users, cloud, listener })
