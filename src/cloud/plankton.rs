@@ -11,7 +11,7 @@
 
 use super::cyclades::json_body;
 use super::fault::{Fault, Reply};
-use super::pithos::model::{self, Container, Version};
+use super::pithos::model;
 use super::wire::{now, plain_date, Query, Reply as Out, PATH};
 use super::{Call, Cloud};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -54,12 +54,13 @@ const UPDATE_FIELDS: [&str; 6] = ["name", "disk_format", "container_format", "is
 const SORT_KEYS: [&str; 8] =
     ["id", "name", "status", "size", "disk_format", "container_format", "created_at", "updated_at"];
 
-/// Plankton keeps properties as Pithos metadata `plankton:property:<key>`
-/// under a 128-character key limit that counts the domain name too.
+/// Plankton stores a property as Pithos metadata `plankton:property:<key>`
+/// and allows that whole key `128 - len("plankton") - len("property:")` characters.
 const MAX_PROPERTY_KEY: usize = 128 - "plankton".len() - "property:".len() - "plankton:property:".len();
 const MAX_META_VALUE: usize = 256;
 
-/// What Python's `quote` leaves alone (it always keeps `_.-`, and `/` by default).
+/// Python's `quote` for header names: it keeps `_.-` (and `/`, which no
+/// header name may hold, so it is escaped here).
 const QUOTE_NAME: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'.').remove(b'-');
 
 #[derive(Debug, Clone)]
@@ -224,23 +225,9 @@ fn image_from_row(r: &Row) -> rusqlite::Result<Image> {
     })
 }
 
-/// The live version holding `uuid`, wherever it now lives, with its container.
-fn live_object(conn: &Connection, uuid: &str) -> Result<Option<(Container, Version)>, Fault> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {} FROM versions v JOIN current c
-           ON c.container = v.container AND c.name = v.name AND c.serial = v.serial
-         WHERE v.uuid = ?1 AND v.deleted = 0 LIMIT 1",
-        model::VERSION_COLUMNS
-    ))?;
-    let Some(version) = stmt.query_row([uuid], model::version_from_row).optional()? else {
-        return Ok(None);
-    };
-    Ok(model::container_by_id(conn, version.container)?.map(|c| (c, version)))
-}
-
 /// Completes an image row from its object; None when the object is gone.
 fn with_object(conn: &Connection, mut image: Image) -> Result<Option<Image>, Fault> {
-    let Some((container, version)) = live_object(conn, &image.id)? else { return Ok(None) };
+    let Some((container, version)) = model::live_by_uuid(conn, &image.id)? else { return Ok(None) };
     image.size = version.bytes;
     image.checksum = version.etag;
     image.location = pithos_url(&container.account, &container.name, &version.name);

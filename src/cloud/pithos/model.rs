@@ -232,6 +232,20 @@ pub fn current(conn: &Connection, cid: i64, name: &str) -> Result<Option<Version
     Ok(stmt.query_row(params![cid, name], version_from_row).optional()?)
 }
 
+/// The live version of the object with this UUID (UUIDs follow moves), and
+/// its container.
+pub fn live_by_uuid(conn: &Connection, uuid: &str) -> Result<Option<(Container, Version)>, Fault> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM versions v JOIN current c
+           ON c.container = v.container AND c.name = v.name AND c.serial = v.serial
+         WHERE v.uuid = ?1 AND v.deleted = 0 LIMIT 1"
+    ))?;
+    let Some(version) = stmt.query_row([uuid], version_from_row).optional()? else {
+        return Ok(None);
+    };
+    Ok(container_by_id(conn, version.container)?.map(|c| (c, version)))
+}
+
 /// A given version of a name (not a deletion).
 pub fn version(conn: &Connection, cid: i64, name: &str, serial: i64) -> Result<Option<Version>, Fault> {
     let mut stmt = conn.prepare_cached(&format!(
