@@ -108,7 +108,23 @@ enum Command {
         parallel: usize,
         #[arg(long)]
         dir: PathBuf,
+        /// `server`: as `pithosfs serve` does it (the block first assembled by
+        /// a copy into a new buffer); `nocopy`: without that copy; `direct`:
+        /// without it and written with O_DIRECT (no page-cache copy).
+        #[arg(long, value_enum, default_value_t = PeerMode::Server)]
+        mode: PeerMode,
+        /// Then read the blocks back in 4 MiB reads, into zero-filled buffers (as
+        /// the server does) and into uninitialised ones; prints both speeds.
+        #[arg(long)]
+        read: bool,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PeerMode {
+    Server,
+    Nocopy,
+    Direct,
 }
 
 fn main() -> std::process::ExitCode {
@@ -130,8 +146,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Res<()> {
-    if let Command::DiskPeer { size_mib, parallel, dir } = &cli.command {
-        return disk_peer(*size_mib * MIB, *parallel, dir);
+    if let Command::DiskPeer { size_mib, parallel, dir, mode, read } = &cli.command {
+        return disk_peer(*size_mib * MIB, *parallel, dir, *mode, *read);
     }
     let api = Arc::new(Api::connect(&cli).await?);
     match cli.command {
@@ -527,7 +543,7 @@ async fn list(api: &Arc<Api>, runs: usize, expect: usize, limit: usize, save_jso
 
 /// What the block store does per block, without HTTP: hash, write to a
 /// temporary file, fsync, rename into place, fsync the directory.
-fn disk_peer(size: u64, parallel: usize, dir: &Path) -> Res<()> {
+fn disk_peer(size: u64, parallel: usize, dir: &Path, mode: PeerMode, read: bool) -> Res<()> {
     use std::fs::{self, File};
     if size == 0 {
         return fail("--size-mib must be at least 1");
@@ -554,13 +570,32 @@ fn disk_peer(size: u64, parallel: usize, dir: &Path) -> Res<()> {
             .map(|w| {
                 let (blocks, next, tmp) = (&blocks, &next, &tmp);
                 s.spawn(move || -> std::io::Result<()> {
+                    // O_DIRECT needs a page-aligned source: one reused buffer.
+                    let mut aligned = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some((data, _)) = blocks.get(i) else { return Ok(()) };
-                        let hex = hex::encode(block_hash(data));
+                        let copy;
+                        let data: &[u8] = if mode == PeerMode::Server {
+                            // ingest() gathers the body into a fresh BytesMut.
+                            let mut b = Vec::with_capacity(data.len());
+                            b.extend_from_slice(data);
+                            copy = b;
+                            &copy
+                        } else {
+                            data
+                        };
+                        let hash = block_hash(data);
+                        let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                        let hex = hex::encode(hash);
                         let t = tmp.join(format!("{w}-{i}"));
-                        let mut f = File::create(&t)?;
-                        f.write_all(data)?;
+                        let f = if mode == PeerMode::Direct {
+                            direct_write(&t, &data[..end], &mut aligned)?
+                        } else {
+                            let mut f = File::create(&t)?;
+                            f.write_all(&data[..end])?;
+                            f
+                        };
                         f.sync_all()?;
                         drop(f);
                         let sub = dir.join(&hex[..2]);
@@ -576,10 +611,101 @@ fn disk_peer(size: u64, parallel: usize, dir: &Path) -> Res<()> {
         Ok::<(), Error>(())
     })?;
     let took = start.elapsed();
+    let mode_name = match mode {
+        PeerMode::Server => "server",
+        PeerMode::Nocopy => "nocopy",
+        PeerMode::Direct => "direct",
+    };
     println!(
-        "disk_peer_mbps={:.1} disk_peer_seconds={:.3} sha256_1core_mbps={sha_mbps:.1} parallel={parallel}",
+        "disk_peer_mbps={:.1} disk_peer_seconds={:.3} sha256_1core_mbps={sha_mbps:.1} parallel={parallel} mode={mode_name}",
         mbps(size, took),
         took.as_secs_f64()
     );
+    if read {
+        read_peer(dir, &blocks)?;
+    }
+    Ok(())
+}
+
+/// Writes `data` to a new file with O_DIRECT from a page-aligned copy padded to
+/// whole pages, then cuts the file back to `data.len()`.
+#[cfg(target_os = "linux")]
+fn direct_write(path: &Path, data: &[u8], aligned: &mut Vec<u8>) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    /// O_DIRECT on x86-64 and aarch64 Linux.
+    const O_DIRECT: i32 = if cfg!(target_arch = "aarch64") { 0o200000 } else { 0o40000 };
+    const PAGE: usize = 4096;
+    let padded = data.len().div_ceil(PAGE) * PAGE;
+    if aligned.len() < padded + PAGE {
+        aligned.resize(padded + PAGE, 0);
+    }
+    let off = aligned.as_ptr().align_offset(PAGE);
+    let buf = &mut aligned[off..off + padded];
+    buf[..data.len()].copy_from_slice(data);
+    buf[data.len()..].fill(0);
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(O_DIRECT).open(path)?;
+    f.write_all(buf)?;
+    f.set_len(data.len() as u64)?;
+    Ok(f)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn direct_write(_: &Path, _: &[u8], _: &mut Vec<u8>) -> std::io::Result<std::fs::File> {
+    Err(std::io::Error::other("--mode direct needs Linux"))
+}
+
+/// Reads every stored block twice from the page cache (after a checked warm-up pass):
+/// into a zero-filled buffer with pread, as `BlockStore::read_range` does, and
+/// into an uninitialised one with `read_to_end`.
+fn read_peer(dir: &Path, blocks: &[(Bytes, [u8; 32])]) -> Res<()> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let path = |h: &[u8; 32]| {
+        let hex = hex::encode(h);
+        dir.join(&hex[..2]).join(hex)
+    };
+    let size: u64 = blocks.iter().map(|(b, _)| b.len() as u64).sum();
+    let mut zeroed = Vec::new();
+    let mut uninit = Vec::new();
+    // The server keeps a few chunks in flight (channel of 3 + the one being sent).
+    let mut in_flight = std::collections::VecDeque::new();
+    for pass in 0..3 {
+        for zero_fill in [true, false] {
+            let start = Instant::now();
+            for (data, hash) in blocks {
+                let f = std::fs::File::open(path(hash))?;
+                let len = data.len();
+                let buf = if zero_fill {
+                    let mut buf = vec![0u8; len];
+                    let mut done = 0;
+                    while done < len {
+                        let n = f.read_at(&mut buf[done..], done as u64)?;
+                        if n == 0 {
+                            break;
+                        }
+                        done += n;
+                    }
+                    buf
+                } else {
+                    let mut buf = Vec::with_capacity(len);
+                    f.take(len as u64).read_to_end(&mut buf)?;
+                    buf.resize(len, 0);
+                    buf
+                };
+                if pass == 0 && buf[..] != data[..] {
+                    return fail(format!("block {} read back differently", hex::encode(hash)));
+                }
+                in_flight.push_back(Bytes::from(buf));
+                if in_flight.len() > 4 {
+                    in_flight.pop_front();
+                }
+            }
+            if pass > 0 {
+                if zero_fill { &mut zeroed } else { &mut uninit }.push(mbps(size, start.elapsed()));
+            }
+        }
+    }
+    println!("read_zeroed_mbps={:.1} read_uninit_mbps={:.1} (page cache, 4 MiB reads)", median(zeroed), median(uninit));
     Ok(())
 }

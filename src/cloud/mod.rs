@@ -153,6 +153,8 @@ pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
         _lock: lock,
     });
     pithos::ensure_default_containers(&cloud).await.map_err(std::io::Error::from)?;
+    // Lets other pithosfs commands on this machine find the running server.
+    std::fs::write(data_dir.join("url"), format!("{url}\n"))?;
     Ok(Running { url, local_addr, new_users, cloud, listener })
 }
 
