@@ -382,33 +382,6 @@ async fn conditional_requests() {
     assert_eq!(r.status(), 304);
 }
 
-/// Creates `n` objects named `{prefix}{i:05}` in one transaction of the store
-/// (setup only: the listing under test goes through HTTP).
-async fn bulk_objects(tc: &TestCloud, container: &str, prefix: &str, n: usize) {
-    use pithosfs::cloud::pithos::model;
-    let (alice, container, prefix) = (tc.alice.clone(), container.to_string(), prefix.to_string());
-    tc.cloud
-        .db
-        .write(move |tx| {
-            let c = model::container(tx, &alice, &container)?.unwrap();
-            for i in 0..n {
-                let new = model::NewVersion {
-                    uuid: format!("u{i}"),
-                    bytes: 0,
-                    hashmap: vec![],
-                    content_type: "text/plain".into(),
-                    checksum: String::new(),
-                    meta: Default::default(),
-                    modified_by: alice.clone(),
-                };
-                model::put_version(tx, &c, &format!("{prefix}{i:05}"), new, 0, 1.0e9)?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings() {
     let tc = TestCloud::start().await;
@@ -469,7 +442,7 @@ async fn listings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_pages_past_ten_thousand() {
     let tc = TestCloud::start().await;
-    bulk_objects(&tc, "pithos", "f/", 10_050).await;
+    tc.bulk_objects("pithos", "f/", 10_050).await;
     let base = format!("{}/{}/pithos?format=json", tc.pithos(), tc.alice);
     let r = tc.alice(GET, &base).send().await.unwrap();
     let first = json_of(r).await;

@@ -204,9 +204,9 @@ impl AstakosClient {
 
 /// The one endpoint of `service_type` (and `version`) in a service catalog.
 pub fn find_endpoint(services: &[Value], service_type: &str, version: Option<&str>) -> Result<Value, ClientError> {
-    let of_type = services.iter().filter(|s| {
-        s.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case(service_type))
-    });
+    let of_type = services
+        .iter()
+        .filter(|s| s.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case(service_type)));
     let endpoints: Vec<&Value> = of_type
         .flat_map(|s| s.get("endpoints").and_then(Value::as_array).into_iter().flatten())
         .filter(|e| version.is_none_or(|v| e.get("versionId").and_then(Value::as_str) == Some(v)))

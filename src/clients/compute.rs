@@ -39,7 +39,12 @@ pub struct NewServer {
 
 impl NewServer {
     pub fn new(name: impl Into<String>, flavor_id: impl Display, image_id: impl Into<String>) -> NewServer {
-        NewServer { name: name.into(), flavor_id: flavor_id.to_string(), image_id: image_id.into(), ..NewServer::default() }
+        NewServer {
+            name: name.into(),
+            flavor_id: flavor_id.to_string(),
+            image_id: image_id.into(),
+            ..NewServer::default()
+        }
     }
 
     pub fn meta(mut self, key: impl Into<String>, value: impl Into<String>) -> NewServer {
@@ -193,7 +198,12 @@ impl ComputeClient {
 
     /// `POST /servers/{id}/action` with a one-key body; the reply when its
     /// status is one of `ok`.
-    pub async fn server_action(&self, server_id: impl Display, action: &Value, ok: &[u16]) -> Result<Reply, ClientError> {
+    pub async fn server_action(
+        &self,
+        server_id: impl Display,
+        action: &Value,
+        ok: &[u16],
+    ) -> Result<Reply, ClientError> {
         let id = segment("server", server_id)?;
         self.http.request(Method::POST, &format!("servers/{id}/action")).json(action).ok(ok).send().await
     }
@@ -220,7 +230,11 @@ impl ComputeClient {
     // ---------- server metadata ----------
 
     /// `GET /servers/{id}/metadata[/{key}]`: all of it, or the one key.
-    pub async fn get_server_metadata(&self, server_id: impl Display, key: Option<&str>) -> Result<Metadata, ClientError> {
+    pub async fn get_server_metadata(
+        &self,
+        server_id: impl Display,
+        key: Option<&str>,
+    ) -> Result<Metadata, ClientError> {
         let id = segment("server", server_id)?;
         self.get_metadata(&format!("servers/{id}/metadata"), key).await
     }
@@ -244,8 +258,13 @@ impl ComputeClient {
         let mut meta = Map::new();
         meta.insert(key.to_string(), value.into());
         let body = json!({ "meta": meta });
-        let reply =
-            self.http.request(Method::PUT, &format!("servers/{id}/metadata/{key}")).json(&body).ok(&[201]).send().await?;
+        let reply = self
+            .http
+            .request(Method::PUT, &format!("servers/{id}/metadata/{key}"))
+            .json(&body)
+            .ok(&[201])
+            .send()
+            .await?;
         metadata_of(&field(&reply, "meta")?)
     }
 
@@ -331,7 +350,10 @@ mod tests {
     fn create_bodies() {
         let s = NewServer::new("web", 3, "img").meta("os", "debian");
         let b = s.body(false);
-        assert_eq!(b, json!({"server": {"name": "web", "flavorRef": 3, "imageRef": "img", "metadata": {"os": "debian"}}}));
+        assert_eq!(
+            b,
+            json!({"server": {"name": "web", "flavorRef": 3, "imageRef": "img", "metadata": {"os": "debian"}}})
+        );
         let mut s = NewServer::new("web", "m1.tiny", "img");
         s.tags = vec!["t".into()];
         s.networks = Some(vec![]);

@@ -89,23 +89,28 @@ impl CycladesClient {
     /// A console of a running server: `{"type", "host", "port", "password"}`.
     /// `console_type` is `vnc`, `vnc-ws` or `vnc-wss`.
     pub async fn get_server_console(&self, server_id: impl Display, console_type: &str) -> Result<Value, ClientError> {
-        let reply =
-            self.compute.server_action(server_id, &json!({"console": {"type": console_type}}), &[200]).await?;
+        let reply = self.compute.server_action(server_id, &json!({"console": {"type": console_type}}), &[200]).await?;
         field(&reply, "console")
     }
 
     /// `GET /servers/{id}/stats`: URLs of the CPU and network graphs.
     pub async fn get_server_stats(&self, server_id: impl Display) -> Result<Value, ClientError> {
         let id = segment("server", server_id)?;
-        let reply = self.compute.http().request(reqwest::Method::GET, &format!("servers/{id}/stats")).ok(&[200]).send().await?;
+        let reply =
+            self.compute.http().request(reqwest::Method::GET, &format!("servers/{id}/stats")).ok(&[200]).send().await?;
         field(&reply, "stats")
     }
 
     /// `GET /servers/{id}/diagnostics`: a list of events.
     pub async fn get_server_diagnostics(&self, server_id: impl Display) -> Result<Vec<Value>, ClientError> {
         let id = segment("server", server_id)?;
-        let reply =
-            self.compute.http().request(reqwest::Method::GET, &format!("servers/{id}/diagnostics")).ok(&[200]).send().await?;
+        let reply = self
+            .compute
+            .http()
+            .request(reqwest::Method::GET, &format!("servers/{id}/diagnostics"))
+            .ok(&[200])
+            .send()
+            .await?;
         match reply.json()? {
             Value::Array(items) => Ok(items),
             other => Err(malformed("the diagnostics are not a list", &other)),
@@ -190,7 +195,11 @@ impl CycladesClient {
         self.compute.reboot_server(server_id, hard).await
     }
 
-    pub async fn get_server_metadata(&self, server_id: impl Display, key: Option<&str>) -> Result<Metadata, ClientError> {
+    pub async fn get_server_metadata(
+        &self,
+        server_id: impl Display,
+        key: Option<&str>,
+    ) -> Result<Metadata, ClientError> {
         self.compute.get_server_metadata(server_id, key).await
     }
 

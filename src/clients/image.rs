@@ -104,7 +104,11 @@ impl ImageClient {
     }
 
     /// Headers for `fields` and `properties`, text %-quoted as Plankton reads it.
-    fn meta_headers(&self, fields: &ImageFields, properties: &Properties) -> Result<Vec<(String, String)>, ClientError> {
+    fn meta_headers(
+        &self,
+        fields: &ImageFields,
+        properties: &Properties,
+    ) -> Result<Vec<(String, String)>, ClientError> {
         let mut out = Vec::new();
         for (name, value) in fields.headers() {
             out.push((name.to_string(), self.http.quote_header(&value)?));
@@ -118,12 +122,7 @@ impl ImageClient {
         Ok(out)
     }
 
-    fn with_headers<'a>(
-        &'a self,
-        method: Method,
-        path: &str,
-        headers: Vec<(String, String)>,
-    ) -> super::http::Call<'a> {
+    fn with_headers<'a>(&'a self, method: Method, path: &str, headers: Vec<(String, String)>) -> super::http::Call<'a> {
         headers.into_iter().fold(self.http.request(method, path), |call, (k, v)| call.header(&k, v))
     }
 

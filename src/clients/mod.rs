@@ -3,10 +3,18 @@
 //! Compute) becomes composition: a `PithosClient` holds a `StorageClient` and
 //! offers both sets of calls, a `CycladesClient` holds a `ComputeClient`.
 
+pub mod astakos;
+pub mod compute;
+pub mod cyclades;
 pub mod error;
 pub mod http;
+pub mod image;
 pub mod pithos;
 pub mod storage;
 
+pub use astakos::AstakosClient;
+pub use compute::{ComputeClient, Metadata, NewServer};
+pub use cyclades::{server_os, CycladesClient};
 pub use error::ClientError;
 pub use http::{Http, Options, StatsSnapshot};
+pub use image::{ImageClient, ImageFields, Properties};

@@ -2,6 +2,8 @@
 //! over a temporary data directory, with two users (alice and bob).
 #![allow(dead_code)]
 
+pub mod faults;
+
 use pithosfs::cloud::{self, users::UserSpec, ServeConfig};
 use std::sync::Arc;
 
@@ -87,6 +89,35 @@ impl TestCloud {
             .expect("PUT");
         assert_eq!(r.status(), 201, "PUT {container}/{name}");
         r
+    }
+}
+
+impl TestCloud {
+    /// Creates `n` empty objects named `{prefix}{i:05}` in one transaction of
+    /// the store (setup only: what is under test goes through HTTP).
+    pub async fn bulk_objects(&self, container: &str, prefix: &str, n: usize) {
+        use pithosfs::cloud::pithos::model;
+        let (alice, container, prefix) = (self.alice.clone(), container.to_string(), prefix.to_string());
+        self.cloud
+            .db
+            .write(move |tx| {
+                let c = model::container(tx, &alice, &container)?.expect("container");
+                for i in 0..n {
+                    let new = model::NewVersion {
+                        uuid: format!("u{i}"),
+                        bytes: 0,
+                        hashmap: vec![],
+                        content_type: "text/plain".into(),
+                        checksum: String::new(),
+                        meta: Default::default(),
+                        modified_by: alice.clone(),
+                    };
+                    model::put_version(tx, &c, &format!("{prefix}{i:05}"), new, 0, 1.0e9)?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("bulk objects");
     }
 }
 
