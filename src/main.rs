@@ -1,6 +1,7 @@
 //! The `pithosfs` command.
 
 use clap::{Parser, Subcommand};
+use pithosfs::cli::{self, Control};
 use pithosfs::cloud::{self, users, ServeConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +21,14 @@ enum Command {
     /// Prints its base URL on stdout once it accepts connections. Point kamaki at
     /// `<URL>/identity/v2.0` with the token printed on first start (kept in `<DATA>/token`).
     Serve(ServeArgs),
+    /// Cyclades servers: `server list`, `server info ID`.
+    Server(cli::ServerArgs),
+    /// Astakos users: `user info`, `user uuid2name UUID…`, `user name2uuid NAME…`.
+    User(cli::UserArgs),
+    /// Cyclades flavors: `flavor list`.
+    Flavor(cli::FlavorArgs),
+    /// Plankton images: `image list`.
+    Image(cli::ImageArgs),
 }
 
 #[derive(clap::Args)]
@@ -66,6 +75,11 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        // The control commands print their own errors.
+        Command::Server(args) => return cli::run(Control::Server(args)),
+        Command::User(args) => return cli::run(Control::User(args)),
+        Command::Flavor(args) => return cli::run(Control::Flavor(args)),
+        Command::Image(args) => return cli::run(Control::Image(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
