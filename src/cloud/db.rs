@@ -165,7 +165,8 @@ impl Db {
         let pooled = self.inner.readers.lock().map_err(|_| Fault::internal("database pool poisoned"))?.pop();
         let conn = match pooled {
             Some(c) => c,
-            None => open(&self.inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+            // Each connection serves one thread at a time: SQLite's own mutex is not needed.
+            None => open(&self.inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?,
         };
         let out = f(&conn);
         if let Ok(mut pool) = self.inner.readers.lock() {

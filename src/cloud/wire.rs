@@ -143,16 +143,27 @@ pub fn parse_http_date(s: &str) -> Option<f64> {
     httpdate::parse_http_date(s.trim()).ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64())
 }
 
-/// ISO 8601 with `+00:00`, microseconds only when non-zero.
+/// ISO 8601 with `+00:00`, microseconds only when non-zero. Formatted by
+/// hand: listings call this for every entry.
 pub fn iso_date(epoch: f64) -> String {
+    use chrono::{Datelike, Timelike};
     let micros = (epoch * 1e6).round() as i64;
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
     let dt = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    let base = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    );
     if frac == 0 {
-        format!("{}+00:00", dt.format("%Y-%m-%dT%H:%M:%S"))
+        format!("{base}+00:00")
     } else {
-        format!("{}.{:06}+00:00", dt.format("%Y-%m-%dT%H:%M:%S"), frac)
+        format!("{base}.{frac:06}+00:00")
     }
 }
 
@@ -247,6 +258,10 @@ impl Reply {
 
     pub fn json(self, v: &serde_json::Value) -> Response<Body> {
         let bytes = serde_json::to_vec(v).unwrap_or_default();
+        self.header(header::CONTENT_TYPE.as_str(), "application/json; charset=UTF-8").body(Body::from(bytes))
+    }
+
+    pub fn json_bytes(self, bytes: Vec<u8>) -> Response<Body> {
         self.header(header::CONTENT_TYPE.as_str(), "application/json; charset=UTF-8").body(Body::from(bytes))
     }
 
