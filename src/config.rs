@@ -100,11 +100,18 @@ pub enum Source {
     /// `--url`/`--token-file` (possibly completed from the environment).
     Flags,
     Environment,
-    KamakiConfig { path: PathBuf, cloud: String },
+    KamakiConfig {
+        path: PathBuf,
+        cloud: String,
+    },
     /// A `pithosfs serve` that was already running.
-    LocalCloud { data_dir: PathBuf },
+    LocalCloud {
+        data_dir: PathBuf,
+    },
     /// The local cloud, started inside this process.
-    EmbeddedCloud { data_dir: PathBuf },
+    EmbeddedCloud {
+        data_dir: PathBuf,
+    },
 }
 
 impl fmt::Display for Source {
@@ -368,9 +375,9 @@ pub fn resolve_configured(flags: &Flags, env: &Environment) -> Result<Option<Clo
         (Some(url), None) => {
             return match token_for_url(&url, env)? {
                 Some((token, found)) => Ok(Some(CloudConfig { identity_url: url, token, source: found })),
-                None => err(format!(
-                    "No token for {url}: give --token-file FILE, or set {ENV_TOKEN_FILE} or {ENV_TOKEN}"
-                )),
+                None => {
+                    err(format!("No token for {url}: give --token-file FILE, or set {ENV_TOKEN_FILE} or {ENV_TOKEN}"))
+                }
             };
         }
         (None, Some(_)) => {
@@ -568,11 +575,17 @@ token = local-token
         // The environment wins over it.
         let env = base(&[(ENV_URL, "http://e/identity/v2.0".into()), (ENV_TOKEN, "env-token".into())]);
         let c = resolve_configured(&Flags::default(), &env).unwrap().unwrap();
-        assert_eq!((c.identity_url.as_str(), c.token.expose(), &c.source), ("http://e/identity/v2.0", "env-token", &Source::Environment));
+        assert_eq!(
+            (c.identity_url.as_str(), c.token.expose(), &c.source),
+            ("http://e/identity/v2.0", "env-token", &Source::Environment)
+        );
         // Flags win over the environment.
         let flags = Flags { url: Some("http://f/identity/v2.0".into()), token_file: Some(tok.clone()), cloud: None };
         let c = resolve_configured(&flags, &env).unwrap().unwrap();
-        assert_eq!((c.identity_url.as_str(), c.token.expose(), &c.source), ("http://f/identity/v2.0", "file-token", &Source::Flags));
+        assert_eq!(
+            (c.identity_url.as_str(), c.token.expose(), &c.source),
+            ("http://f/identity/v2.0", "file-token", &Source::Flags)
+        );
         // --cloud picks a cloud of the file.
         let flags = Flags { cloud: Some("default".into()), ..Flags::default() };
         assert_eq!(resolve_configured(&flags, &env).unwrap().unwrap().token.expose(), "local-token");

@@ -174,11 +174,14 @@ pub fn run(control: Control) -> ExitCode {
     let result = runtime.block_on(async {
         let resolved = config::resolve(&control.cloud().flags(), &env).await?;
         tracing::debug!(url = %resolved.config.identity_url, source = %resolved.config.source, "cloud");
-        let astakos = resolved.config.astakos()?;
-        let mut out = std::io::stdout().lock();
-        let result = execute(&control, &astakos, &mut out).await;
+        let result = match resolved.config.astakos() {
+            Ok(astakos) => execute(&control, &astakos, &mut std::io::stdout().lock()).await,
+            Err(e) => Err(e.into()),
+        };
+        // The clients (and their keep-alive connections) are gone by now; a
+        // connection that still lingers must not keep the command alive.
         if let Some(embedded) = resolved.embedded {
-            embedded.shutdown().await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), embedded.shutdown()).await;
         }
         result
     });
@@ -205,7 +208,9 @@ fn report(failure: &Failure) {
             }
             lines.extend(e.details.iter().filter(|d| !d.trim().is_empty()).map(|d| format!("- {}", table::clean(d))));
             match e.status {
-                401 => lines.push("hint: check the token (--token-file, PITHOSFS_TOKEN_FILE, the kamakirc token) and the URL".into()),
+                401 => lines.push(
+                    "hint: check the token (--token-file, PITHOSFS_TOKEN_FILE, the kamakirc token) and the URL".into(),
+                ),
                 403 => lines.push("hint: this user may not do that".into()),
                 _ => {}
             }

@@ -148,7 +148,7 @@ mod tests {
         let mut t = Table::new(&["ID", "NAME", "RAM"]).right(2);
         t.row(vec!["1".into(), "small".into(), "1024".into()]);
         t.row(vec!["12".into(), "a\x1b[31mb".into(), "512".into()]);
-        assert_eq!(t.render(), "ID  NAME     RAM\n1   small   1024\n12  a?[31mb   512\n");
+        assert_eq!(t.render(), "ID  NAME      RAM\n1   small    1024\n12  a?[31mb   512\n");
     }
 
     #[test]

@@ -105,6 +105,15 @@ pub(crate) fn segment(kind: &str, id: impl Display) -> Result<String, ClientErro
     Ok(id)
 }
 
+/// A metadata key as the last part of a path: it may hold `/` (the server
+/// takes the rest of the path), but must not be empty.
+fn meta_key(key: &str) -> Result<&str, ClientError> {
+    if key.is_empty() {
+        return Err(ClientError::new("Metadata keys cannot be empty"));
+    }
+    Ok(key)
+}
+
 /// `reply[key]`, which the protocol says is there.
 pub(crate) fn field(reply: &Reply, key: &str) -> Result<Value, ClientError> {
     let mut v = reply.json()?;
@@ -241,7 +250,7 @@ impl ComputeClient {
 
     async fn get_metadata(&self, path: &str, key: Option<&str>) -> Result<Metadata, ClientError> {
         let reply = match key {
-            Some(k) => self.http.request(Method::GET, &format!("{path}/{k}")).ok(&[200]).send().await?,
+            Some(k) => self.http.request(Method::GET, &format!("{path}/{}", meta_key(k)?)).ok(&[200]).send().await?,
             None => self.http.request(Method::GET, path).ok(&[200]).send().await?,
         };
         metadata_of(&field(&reply, if key.is_some() { "meta" } else { "metadata" })?)
@@ -255,6 +264,7 @@ impl ComputeClient {
         value: &str,
     ) -> Result<Metadata, ClientError> {
         let id = segment("server", server_id)?;
+        let key = meta_key(key)?;
         let mut meta = Map::new();
         meta.insert(key.to_string(), value.into());
         let body = json!({ "meta": meta });
@@ -289,7 +299,7 @@ impl ComputeClient {
 
     /// `DELETE /servers/{id}/metadata/{key}`.
     pub async fn delete_server_metadata(&self, server_id: impl Display, key: &str) -> Result<(), ClientError> {
-        let id = segment("server", server_id)?;
+        let (id, key) = (segment("server", server_id)?, meta_key(key)?);
         self.http.request(Method::DELETE, &format!("servers/{id}/metadata/{key}")).ok(&[204]).send().await?;
         Ok(())
     }

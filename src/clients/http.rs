@@ -433,10 +433,11 @@ impl<'a> Call<'a> {
     async fn send_once(&self, url: &str, headers: HeaderMap) -> Result<reqwest::Response, (ClientError, bool)> {
         let stats = &self.http.shared.stats;
         let mut rb = self.http.shared.client.request(self.method.clone(), url).headers(headers);
-        if let Some(b) = &self.body {
-            rb = rb.body(b.clone());
-        } else if matches!(self.method, Method::PUT | Method::POST) {
-            rb = rb.header("Content-Length", "0");
+        match &self.body {
+            Some(b) if !b.is_empty() => rb = rb.body(b.clone()),
+            // An empty body goes out without a length unless told: Swift then answers 411.
+            _ if matches!(self.method, Method::PUT | Method::POST) => rb = rb.header("Content-Length", "0"),
+            _ => {}
         }
         stats.requests.fetch_add(1, Ordering::Relaxed);
         match rb.send().await {

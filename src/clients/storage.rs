@@ -339,6 +339,17 @@ pub(crate) fn put_headers<'a>(
     Ok(call)
 }
 
+/// `X-Copy-From` as each server reads it: Pithos decodes header values that
+/// hold `%`, Swift's copy middleware always URL-decodes the path.
+fn copy_source(http: &Http, container: &str, name: &str) -> Result<String, ClientError> {
+    let path = format!("/{container}/{name}");
+    if http.speaks_pithos() {
+        http.quote_header(&path)
+    } else {
+        Ok(super::http::quote_path(&path))
+    }
+}
+
 /// The OpenStack object storage calls, for any client that holds a `StorageClient`.
 #[allow(async_fn_in_trait)]
 pub trait ObjectStorage {
@@ -599,7 +610,7 @@ pub trait ObjectStorage {
         let r = s
             .http
             .request(Method::PUT, &self.object_path(dst))
-            .header("X-Copy-From", s.http.quote_header(&format!("/{src_container}/{src}"))?)
+            .header("X-Copy-From", copy_source(&s.http, src_container, src)?)
             .ok(&[201])
             .send()
             .await?;
