@@ -62,17 +62,14 @@ impl BlockStore {
         }
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let tmp = self.tmp.join(format!("{}-{n}", std::process::id()));
-        let result = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(blocks::strip_trailing_zeros(block))?;
-            f.sync_all()?;
-            drop(f);
+        let data = blocks::strip_trailing_zeros(block);
+        let result = write_synced(&tmp, data).and_then(|()| {
             fs::rename(&tmp, &dest)?;
-            if let Some(dir) = dest.parent() {
-                File::open(dir)?.sync_all()?;
+            match dest.parent() {
+                Some(dir) => File::open(dir)?.sync_all(),
+                None => Ok(()),
             }
-            Ok(())
-        })();
+        });
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -114,6 +111,74 @@ impl BlockStore {
     }
 }
 
+/// Writes `data` to a new file and syncs it. Direct I/O where the file system
+/// allows it: the block skips the page cache, which halves the CPU and memory
+/// traffic of an upload (blocks are read back from disk, not from memory).
+fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    const ALIGN: usize = 4096;
+    let padded = data.len().div_ceil(ALIGN) * ALIGN;
+    if padded > 0 {
+        if let Some(mut buf) = AlignedBuf::zeroed(padded, ALIGN) {
+            buf[..data.len()].copy_from_slice(data);
+            let direct = fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_DIRECT).open(path);
+            match direct {
+                Ok(mut f) => {
+                    f.write_all(&buf)?;
+                    f.set_len(data.len() as u64)?;
+                    return f.sync_all();
+                }
+                // tmpfs and some others refuse O_DIRECT: buffered below.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+/// A zeroed, `align`-aligned heap buffer, as direct I/O needs.
+struct AlignedBuf {
+    ptr: std::ptr::NonNull<u8>,
+    layout: std::alloc::Layout,
+}
+
+impl AlignedBuf {
+    fn zeroed(len: usize, align: usize) -> Option<AlignedBuf> {
+        let layout = std::alloc::Layout::from_size_align(len, align).ok()?;
+        if layout.size() == 0 {
+            return None;
+        }
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        std::ptr::NonNull::new(ptr).map(|ptr| AlignedBuf { ptr, layout })
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` owns `layout.size()` initialised (zeroed) bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this very layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +197,12 @@ mod tests {
         assert_eq!(bs.missing(&[h, other, other]), vec![other]);
         assert!(bs.get(&other, 3).is_err());
         assert_eq!(bs.read_range(&h, 1, 4).unwrap(), b"bc\0\0");
+        // a block of several pages, with a tail that is not page-aligned
+        let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8 + 1).collect();
+        let bs = BlockStore::open(dir.path(), 16384, Algorithm::Sha256).unwrap();
+        let hb = bs.put(&big).unwrap();
+        assert_eq!(bs.get(&hb, 10_000).unwrap(), big);
+        assert_eq!(fs::metadata(bs.path(&hb)).unwrap().len(), 10_000);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 }
