@@ -200,12 +200,16 @@ async fn versions_sharing_public_and_partial_updates() {
     p.append_object("p.txt", Bytes::from_static(b"XYZ")).await.unwrap();
     let (_, got) = p.get_object("p.txt", &GetOptions::default()).await.unwrap();
     assert_eq!(&got[..], b"01ab456789XYZ");
+    p.put_object("src.txt", Bytes::from_static(b"SOURCE"), &PutOptions::default()).await.unwrap();
+    p.write_from_object("p.txt", 9, "pithos", "src.txt", 3, None).await.unwrap();
+    let (_, got) = p.get_object("p.txt", &GetOptions::default()).await.unwrap();
+    assert_eq!(&got[..], b"01ab45678SOUZ");
     p.truncate_object("p.txt", 4).await.unwrap();
     let (_, got) = p.get_object("p.txt", &GetOptions::default()).await.unwrap();
     assert_eq!(&got[..], b"01ab");
     let (quota, used) = p.get_account_quota().await.unwrap();
     assert!(quota > 0);
-    assert_eq!(used, 3 + 4);
+    assert_eq!(used, 3 + 4 + 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,3 +108,63 @@ async fn rust_and_kamaki_exchange_files() {
         tokio::task::spawn_blocking(move || k.run(&["file", "info", "/pithos/cross/from-kamaki.bin"])).await.unwrap();
     assert!(text.contains(&pithosfs::blocks::merkle(info.algorithm, &info.hashes).to_hex()), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_kamaki_creates_shows_in_pithosfs_server_info() {
+    let Some(bin) = kamaki_bin() else { return };
+    let tc = TestCloud::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kamaki = Kamaki::new(bin, &tc, dir.path());
+    // an image to boot from, registered through kamaki too
+    let img = dir.path().join("debian.diskdump");
+    random_file(&img, 1024 * 1024, 3);
+    let (k, img_s) = (kamaki.clone(), img.to_str().unwrap().to_string());
+    let registered = tokio::task::spawn_blocking(move || {
+        k.run(&["container", "create", "images"]);
+        k.run(&["file", "upload", &img_s, "/images/debian.diskdump"]);
+        k.run(&[
+            "image",
+            "register",
+            "--name",
+            "Debian Base",
+            "--location",
+            "/images/debian.diskdump",
+            "-p",
+            "os=Debian Base",
+            "-p",
+            "users=root",
+            "-f",
+        ])
+    })
+    .await
+    .unwrap();
+    let image_id = top_level(&registered, "id").unwrap_or_else(|| panic!("no image id in:\n{registered}"));
+    let k = kamaki.clone();
+    let created = tokio::task::spawn_blocking(move || {
+        k.run(&["server", "create", "--name", "A Debian Server", "--flavor-id", "1", "--image-id", &image_id])
+    })
+    .await
+    .unwrap();
+    let server_id = top_level(&created, "id").unwrap_or_else(|| panic!("no server id in:\n{created}"));
+    // pithosfs finds the cloud through the same kamaki config file
+    let out = Command::new(env!("CARGO_BIN_EXE_pithosfs"))
+        .args(["server", "info", &server_id, "--json"])
+        .env("KAMAKI_CONFIG", &kamaki.config)
+        .env_remove("PITHOSFS_URL")
+        .env_remove("PITHOSFS_TOKEN")
+        .env_remove("PITHOSFS_TOKEN_FILE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["name"], "A Debian Server");
+    assert_eq!(v["id"].to_string(), server_id);
+    assert_eq!(v["metadata"]["os"], "Debian Base");
+    assert!(!stdout.contains(ALICE_TOKEN));
+}
+
+/// A top-level `key: value` line of kamaki's output (nested ones are indented).
+fn top_level(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_string()))
+}

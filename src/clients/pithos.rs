@@ -664,6 +664,29 @@ impl PithosClient {
         self.post_data(name, "bytes */*", data, &[]).await
     }
 
+    /// Writes the first `length` bytes of another object (`src_container/src`,
+    /// optionally one version of it) at `offset` of this one, server-side.
+    pub async fn write_from_object(
+        &self,
+        name: &str,
+        offset: u64,
+        src_container: &str,
+        src: &str,
+        length: u64,
+        version: Option<&str>,
+    ) -> Result<Written, ClientError> {
+        if length == 0 {
+            return Err(ClientError::new("Nothing to write"));
+        }
+        let source = self.http().quote_header(&format!("/{src_container}/{src}"))?;
+        let mut extra = vec![("X-Source-Object", source)];
+        if let Some(v) = version {
+            extra.push(("X-Source-Version", v.to_string()));
+        }
+        let range = format!("bytes {offset}-{}/*", offset + length - 1);
+        self.post_data(name, &range, Bytes::new(), &extra).await
+    }
+
     /// Cuts the object to `size` bytes (smaller than its size).
     pub async fn truncate_object(&self, name: &str, size: u64) -> Result<Written, ClientError> {
         let source = self.http().quote_header(&format!("/{}/{}", self.storage.container(), name))?;
