@@ -11,3 +11,4 @@ pub mod cli;
 pub mod clients;
 pub mod cloud;
 pub mod config;
+pub mod fs;

@@ -21,6 +21,16 @@ enum Command {
     /// Prints its base URL on stdout once it accepts connections. Point kamaki at
     /// `<URL>/identity/v2.0` with the token printed on first start (kept in `<DATA>/token`).
     Serve(ServeArgs),
+    /// Mount the Pithos+ account (containers are folders) or one container.
+    ///
+    /// With no cloud configured (no --url, PITHOSFS_URL or ~/.kamakirc) it serves the
+    /// embedded local cloud from the default data directory.
+    Mount(MountArgs),
+    /// Unmount a pithosfs mount (every file was committed when it was closed).
+    Unmount {
+        /// The mount point.
+        mountpoint: PathBuf,
+    },
     /// Cyclades servers: `server list`, `server info ID`.
     Server(cli::ServerArgs),
     /// Astakos users: `user info`, `user uuid2name UUID…`, `user name2uuid NAME…`.
@@ -29,6 +39,54 @@ enum Command {
     Flavor(cli::FlavorArgs),
     /// Plankton images: `image list`.
     Image(cli::ImageArgs),
+}
+
+#[derive(clap::Args)]
+struct MountArgs {
+    /// Where to mount.
+    mountpoint: PathBuf,
+    /// Mount this container as the root instead of the whole account.
+    #[arg(long)]
+    container: Option<String>,
+    /// Refuse every change.
+    #[arg(long)]
+    read_only: bool,
+    /// Memory for cached blocks, in MiB.
+    #[arg(long, default_value_t = 512)]
+    cache_size: u64,
+    /// Seconds the kernel and pithosfs trust attributes.
+    #[arg(long, default_value_t = 1.0)]
+    attr_ttl: f64,
+    /// Seconds a directory listing is trusted.
+    #[arg(long, default_value_t = 1.0)]
+    dir_ttl: f64,
+    /// Owner of files that carry none [default: the mounting user].
+    #[arg(long)]
+    uid: Option<u32>,
+    /// Group of files that carry none [default: the mounting user's].
+    #[arg(long)]
+    gid: Option<u32>,
+    /// Mode of files that carry none (octal).
+    #[arg(long, default_value = "644")]
+    file_mode: String,
+    /// Mode of folders that carry none (octal).
+    #[arg(long, default_value = "755")]
+    dir_mode: String,
+    /// Let other users reach the mount (needs user_allow_other in /etc/fuse.conf unless root).
+    #[arg(long)]
+    allow_other: bool,
+    /// Stay in the foreground (Ctrl-C unmounts).
+    #[arg(short, long)]
+    foreground: bool,
+    /// Astakos identity URL (…/identity/v2.0) [env: PITHOSFS_URL].
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// File holding the token [env: PITHOSFS_TOKEN_FILE, or the token itself in PITHOSFS_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// A cloud of the kamaki config file.
+    #[arg(long, value_name = "NAME")]
+    cloud: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -75,6 +133,8 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Mount(args) => mount(args),
+        Command::Unmount { mountpoint } => pithosfs::fs::unmount(&mountpoint),
         // The control commands print their own errors.
         Command::Server(args) => return cli::run(Control::Server(args)),
         Command::User(args) => return cli::run(Control::User(args)),
@@ -88,6 +148,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn mount(a: MountArgs) -> Result<(), String> {
+    let octal =
+        |s: &str, what: &str| u32::from_str_radix(s, 8).map_err(|_| format!("--{what} must be octal, like 644"));
+    let mut fs = pithosfs::fs::core::FsOptions::default();
+    fs.read_only = a.read_only;
+    fs.container = a.container;
+    fs.cache_size = a.cache_size.max(16) << 20;
+    fs.attr_ttl = std::time::Duration::from_secs_f64(a.attr_ttl.clamp(0.0, 3600.0));
+    fs.dir_ttl = std::time::Duration::from_secs_f64(a.dir_ttl.clamp(0.0, 3600.0));
+    fs.uid = a.uid.unwrap_or(fs.uid);
+    fs.gid = a.gid.unwrap_or(fs.gid);
+    fs.file_mode = octal(&a.file_mode, "file-mode")?;
+    fs.dir_mode = octal(&a.dir_mode, "dir-mode")?;
+    let flags = pithosfs::config::Flags { url: a.url, token_file: a.token_file, cloud: a.cloud };
+    pithosfs::fs::mount(pithosfs::fs::MountRequest {
+        mountpoint: a.mountpoint,
+        flags,
+        fs,
+        foreground: a.foreground,
+        allow_other: a.allow_other,
+    })
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {

@@ -4,7 +4,7 @@
 
 use super::error::ClientError;
 use super::http::{Http, Reply};
-use super::storage::{put_headers, ObjectStorage, PutOptions, StorageClient, Written};
+use super::storage::{put_headers, ObjectInfo, ObjectStorage, PutOptions, StorageClient, Written};
 use crate::blocks::{self, Algorithm, BlockHash};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -34,6 +34,8 @@ pub struct Hashmap {
     pub hashes: Vec<BlockHash>,
     /// The version the hashmap belongs to (pin reads to it).
     pub version: Option<String>,
+    /// The object's headers, which come with the hashmap.
+    pub info: ObjectInfo,
 }
 
 impl Hashmap {
@@ -770,8 +772,10 @@ fn parse_hashmap(r: &Reply) -> Result<Hashmap, ClientError> {
         .map(|h| h.as_str().ok_or_else(|| "not a string".to_string()).and_then(BlockHash::from_hex))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ClientError::new(format!("The hashmap holds a bad hash: {e}")))?;
-    let hm =
-        Hashmap { block_size, algorithm, bytes, hashes, version: r.header("x-object-version").map(str::to_string) };
+    let mut info = ObjectInfo::from_headers(r.headers.clone());
+    info.bytes = bytes; // Content-Length is the JSON's here
+    let version = r.header("x-object-version").map(str::to_string);
+    let hm = Hashmap { block_size, algorithm, bytes, hashes, version, info };
     if hm.hashes.len() < hm.data_blocks() {
         return Err(ClientError::new(format!("The hashmap lists {} hashes for {} bytes", hm.hashes.len(), bytes)));
     }

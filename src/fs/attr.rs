@@ -1,0 +1,154 @@
+//! POSIX attributes kept in object metadata, and read back from listings.
+//!
+//! Mode, owner, group and mtime travel as `X-Object-Meta-Posix-*`; symlinks are
+//! objects of type `inode/symlink` holding their target. JSON listings of the
+//! local cloud carry user metadata, so `ls -l` needs no request per file.
+
+use crate::clients::storage::{is_directory_type, ObjectEntry, ObjectInfo};
+use std::collections::BTreeMap;
+
+pub const META_MODE: &str = "posix-mode";
+pub const META_UID: &str = "posix-uid";
+pub const META_GID: &str = "posix-gid";
+pub const META_MTIME: &str = "posix-mtime";
+pub const SYMLINK_TYPE: &str = "inode/symlink";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// What getattr reports for one node.
+#[derive(Debug, Clone)]
+pub struct Attr {
+    pub kind: Kind,
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub mtime: f64,
+    /// Permission bits; None: the mount's default.
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Pithos Merkle hash and version (None for implicit folders).
+    pub hash: Option<String>,
+    pub version: Option<String>,
+    pub uuid: Option<String>,
+    /// User metadata other than the POSIX keys (xattrs `user.*`), keys lower-case.
+    pub meta: BTreeMap<String, String>,
+    /// Whether an object backs it (a folder may be only a prefix).
+    pub stored: bool,
+}
+
+impl Attr {
+    pub fn dir(mtime: f64) -> Attr {
+        Attr {
+            kind: Kind::Dir,
+            size: 0,
+            mtime,
+            mode: None,
+            uid: None,
+            gid: None,
+            hash: None,
+            version: None,
+            uuid: None,
+            meta: BTreeMap::new(),
+            stored: false,
+        }
+    }
+
+    pub fn new_file(mtime: f64) -> Attr {
+        Attr { kind: Kind::File, ..Attr::dir(mtime) }
+    }
+
+    fn from_parts(content_type: &str, size: u64, last_modified: Option<f64>, meta: &BTreeMap<String, String>) -> Attr {
+        let kind = if content_type.split(';').next().unwrap_or("").trim() == SYMLINK_TYPE {
+            Kind::Symlink
+        } else if is_directory_type(content_type) {
+            Kind::Dir
+        } else {
+            Kind::File
+        };
+        let num = |k: &str| meta.get(k).and_then(|v| v.trim().parse::<u32>().ok());
+        let mode = meta.get(META_MODE).and_then(|v| u32::from_str_radix(v.trim(), 8).ok()).map(|m| m & 0o7777);
+        let mtime = meta.get(META_MTIME).and_then(|v| v.trim().parse::<f64>().ok()).or(last_modified).unwrap_or(0.0);
+        let user: BTreeMap<String, String> =
+            meta.iter().filter(|(k, _)| !k.starts_with("posix-")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        Attr {
+            kind,
+            size: if kind == Kind::Dir { 0 } else { size },
+            mtime,
+            mode,
+            uid: num(META_UID),
+            gid: num(META_GID),
+            hash: None,
+            version: None,
+            uuid: None,
+            meta: user,
+            stored: true,
+        }
+    }
+
+    pub fn from_entry(e: &ObjectEntry) -> Attr {
+        let mut a = Attr::from_parts(&e.content_type, e.bytes, e.last_modified, &e.meta);
+        a.hash = e.hash.clone().or_else(|| (!e.md5.is_empty()).then(|| e.md5.clone()));
+        a.version = e.version.map(|v| v.to_string());
+        a.uuid = e.uuid.clone();
+        a
+    }
+
+    pub fn from_info(i: &ObjectInfo) -> Attr {
+        let mut a = Attr::from_parts(&i.content_type, i.bytes, i.last_modified, &i.meta);
+        a.hash = i.hash.clone().or_else(|| (!i.etag.is_empty()).then(|| i.etag.clone()));
+        a.version = i.version.clone();
+        a.uuid = i.uuid.clone();
+        a
+    }
+
+    /// The metadata to write with a new version of this object: the POSIX
+    /// keys and the user's xattrs (a PUT replaces all metadata).
+    pub fn to_meta(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let Some(m) = self.mode {
+            out.push((META_MODE.into(), format!("{m:o}")));
+        }
+        if let Some(u) = self.uid {
+            out.push((META_UID.into(), u.to_string()));
+        }
+        if let Some(g) = self.gid {
+            out.push((META_GID.into(), g.to_string()));
+        }
+        out.push((META_MTIME.into(), format!("{:.9}", self.mtime)));
+        out
+    }
+}
+
+pub fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posix_meta_round_trips() {
+        let mut meta = BTreeMap::new();
+        meta.insert(META_MODE.to_string(), "100755".to_string());
+        meta.insert(META_UID.to_string(), "1000".to_string());
+        meta.insert(META_MTIME.to_string(), "1600000000.5".to_string());
+        meta.insert("color".to_string(), "blue".to_string());
+        let a = Attr::from_parts("text/plain", 12, Some(1.0), &meta);
+        assert_eq!((a.kind, a.mode, a.uid, a.gid, a.mtime), (Kind::File, Some(0o755), Some(1000), None, 1600000000.5));
+        assert_eq!(a.meta.len(), 1);
+        let back: BTreeMap<String, String> = a.to_meta().into_iter().collect();
+        assert_eq!(back.get(META_MODE).map(String::as_str), Some("755"));
+        assert_eq!(back.get("color").map(String::as_str), Some("blue"));
+        assert_eq!(Attr::from_parts("application/directory", 0, None, &BTreeMap::new()).kind, Kind::Dir);
+        assert_eq!(Attr::from_parts(SYMLINK_TYPE, 5, None, &BTreeMap::new()).kind, Kind::Symlink);
+        // garbage in metadata is ignored, not trusted
+        meta.insert(META_MODE.to_string(), "rwx".to_string());
+        assert_eq!(Attr::from_parts("x/y", 0, None, &meta).mode, None);
+    }
+}

@@ -1,0 +1,1038 @@
+//! The filesystem's logic as plain async methods over the Pithos client:
+//! names to objects, attributes from listings, reads through the block cache,
+//! writes as dirty blocks committed by hashmap. The FUSE adapter (`fuse.rs`)
+//! only translates; everything here can run without a kernel mount.
+
+use super::attr::{now, Attr, Kind, SYMLINK_TYPE};
+use super::cache::BlockCache;
+use super::errno::{Errno, FsResult};
+use super::handle::{BlockRef, OpenFile};
+use super::inode::{InodeTable, ROOT};
+use crate::blocks::{self, Algorithm, BlockHash};
+use crate::clients::pithos::PithosClient;
+use crate::clients::storage::{ListOptions, Listed, ObjectStorage, PutOptions};
+use bytes::Bytes;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the mount behaves.
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    pub read_only: bool,
+    /// Mount one container as the root instead of the whole account.
+    pub container: Option<String>,
+    /// Memory for cached blocks, in bytes.
+    pub cache_size: u64,
+    pub attr_ttl: Duration,
+    pub dir_ttl: Duration,
+    pub uid: u32,
+    pub gid: u32,
+    pub file_mode: u32,
+    pub dir_mode: u32,
+    /// Dirty bytes of one open file kept in memory before full blocks are sent early.
+    pub dirty_limit: u64,
+    /// Largest prefetch window, in blocks.
+    pub max_prefetch: usize,
+}
+
+impl Default for FsOptions {
+    fn default() -> FsOptions {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        FsOptions {
+            read_only: false,
+            container: None,
+            cache_size: 512 << 20,
+            attr_ttl: Duration::from_secs(1),
+            dir_ttl: Duration::from_secs(1),
+            uid,
+            gid,
+            file_mode: 0o644,
+            dir_mode: 0o755,
+            dirty_limit: 64 << 20,
+            max_prefetch: 8,
+        }
+    }
+}
+
+/// Where a node lives remotely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loc {
+    pub container: String,
+    /// Object name in the container ("" for the container itself).
+    pub path: String,
+}
+
+impl Loc {
+    fn child(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.path)
+        }
+    }
+}
+
+pub struct Fs {
+    pithos: PithosClient,
+    pub opts: FsOptions,
+    inodes: Mutex<InodeTable>,
+    pub cache: Arc<BlockCache>,
+    handles: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<OpenFile>>>>,
+    next_fh: AtomicU64,
+    /// Versions last opened per inode: an unchanged file keeps the kernel's page cache.
+    opened_versions: Mutex<HashMap<u64, String>>,
+    block_params: Mutex<HashMap<String, (u64, Algorithm)>>,
+}
+
+/// One directory entry for readdir.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub ino: u64,
+    pub name: String,
+    pub attr: Attr,
+}
+
+impl Fs {
+    pub fn new(pithos: PithosClient, opts: FsOptions) -> Fs {
+        Fs {
+            cache: Arc::new(BlockCache::new(opts.cache_size)),
+            pithos,
+            inodes: Mutex::new(InodeTable::new(Attr::dir(now()))),
+            opts,
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            opened_versions: Mutex::new(HashMap::new()),
+            block_params: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn client(&self) -> &PithosClient {
+        &self.pithos
+    }
+
+    fn inodes(&self) -> std::sync::MutexGuard<'_, InodeTable> {
+        self.inodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn in_container(&self, c: &str) -> PithosClient {
+        self.pithos.with_container(c)
+    }
+
+    /// The container and object path of a node.
+    pub fn locate(&self, ino: u64) -> FsResult<Loc> {
+        let comps = self.inodes().components(ino).ok_or(Errno::NOENT)?;
+        Ok(match &self.opts.container {
+            Some(c) => Loc { container: c.clone(), path: comps.join("/") },
+            None => match comps.split_first() {
+                None => Loc { container: String::new(), path: String::new() },
+                Some((c, rest)) => Loc { container: c.clone(), path: rest.join("/") },
+            },
+        })
+    }
+
+    /// Whether `ino` is the account root (its children are containers).
+    fn is_account_root(&self, ino: u64) -> bool {
+        ino == ROOT && self.opts.container.is_none()
+    }
+
+    fn check_writable(&self) -> FsResult<()> {
+        if self.opts.read_only {
+            Err(Errno::ROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn attr_of(&self, ino: u64) -> FsResult<Attr> {
+        self.inodes().get(ino).map(|n| n.attr.clone()).ok_or(Errno::NOENT)
+    }
+
+    async fn block_params(&self, container: &str) -> FsResult<(u64, Algorithm)> {
+        if let Some(p) = self.block_params.lock().unwrap_or_else(|p| p.into_inner()).get(container) {
+            return Ok(*p);
+        }
+        let p = self.in_container(container).block_info().await?;
+        self.block_params.lock().unwrap_or_else(|p| p.into_inner()).insert(container.to_string(), p);
+        Ok(p)
+    }
+
+    // ---------- names and attributes ----------
+
+    /// Lists a directory (from the cache while fresh) and binds its children.
+    pub async fn list_dir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        {
+            let t = self.inodes();
+            let node = t.get(ino).ok_or(Errno::NOENT)?;
+            if node.attr.kind != Kind::Dir {
+                return Err(Errno::NOTDIR);
+            }
+            if let Some((at, kids)) = &node.listing {
+                if at.elapsed() < self.opts.dir_ttl {
+                    return Ok(kids
+                        .iter()
+                        .filter_map(|k| {
+                            t.get(*k).map(|n| DirEntry { ino: *k, name: n.name.clone(), attr: n.attr.clone() })
+                        })
+                        .collect());
+                }
+            }
+        }
+        let loc = self.locate(ino)?;
+        let mut found: Vec<(String, Attr)> = Vec::new();
+        if self.is_account_root(ino) {
+            for c in self.pithos.list_containers().await? {
+                found.push((c.name, Attr::dir(c.last_modified.unwrap_or(0.0))));
+            }
+        } else {
+            let prefix = if loc.path.is_empty() { String::new() } else { format!("{}/", loc.path) };
+            let entries = self
+                .in_container(&loc.container)
+                .list_objects(&ListOptions {
+                    prefix: (!prefix.is_empty()).then(|| prefix.clone()),
+                    delimiter: Some("/".into()),
+                    ..Default::default()
+                })
+                .await?;
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            for e in entries {
+                let (name, attr) = match &e {
+                    Listed::Subdir(s) => {
+                        let n = s.strip_prefix(&prefix).unwrap_or(s).trim_end_matches('/').to_string();
+                        (n, Attr::dir(0.0))
+                    }
+                    Listed::Object(o) => {
+                        let n = o.name.strip_prefix(&prefix).unwrap_or(&o.name).to_string();
+                        (n, Attr::from_entry(o))
+                    }
+                };
+                // Names a POSIX directory cannot hold (empty, or with '/' such as `dir/`).
+                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                    continue;
+                }
+                // A marker object and the prefix of the same name are one folder:
+                // the marker's attributes win.
+                match seen.get(&name) {
+                    Some(&i) => {
+                        if attr.stored {
+                            found[i].1 = attr;
+                        }
+                    }
+                    None => {
+                        seen.insert(name.clone(), found.len());
+                        found.push((name, attr));
+                    }
+                }
+            }
+        }
+        let mut t = self.inodes();
+        let mut kids = Vec::with_capacity(found.len());
+        let mut out = Vec::with_capacity(found.len());
+        // Children created here but not listed yet (open, uncommitted) stay.
+        let pending: Vec<u64> = {
+            let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+            handles.values().filter_map(|h| h.try_lock().ok().map(|h| h.ino)).collect()
+        };
+        let previous: Vec<u64> =
+            t.get(ino).and_then(|n| n.listing.as_ref().map(|(_, k)| k.clone())).unwrap_or_default();
+        for (name, attr) in found {
+            let k = t.upsert(ino, &name, attr.clone());
+            kids.push(k);
+            out.push(DirEntry { ino: k, name, attr });
+        }
+        for k in previous {
+            if pending.contains(&k) && !kids.contains(&k) {
+                if let Some(n) = t.get(k) {
+                    out.push(DirEntry { ino: k, name: n.name.clone(), attr: n.attr.clone() });
+                    kids.push(k);
+                }
+            }
+        }
+        if let Some(n) = t.get_mut(ino) {
+            n.listing = Some((Instant::now(), kids));
+        }
+        Ok(out)
+    }
+
+    pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<(u64, Attr)> {
+        if name.len() > 1024 {
+            return Err(Errno::NAMETOOLONG);
+        }
+        for e in self.list_dir(parent).await? {
+            if e.name == name {
+                return Ok((e.ino, e.attr));
+            }
+        }
+        Err(Errno::NOENT)
+    }
+
+    pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        let (attr, fresh) = {
+            let t = self.inodes();
+            let n = t.get(ino).ok_or(Errno::NOENT)?;
+            (n.attr.clone(), n.attr_at.elapsed() < self.opts.attr_ttl)
+        };
+        if fresh || !attr.stored || ino == ROOT {
+            return Ok(self.with_open_size(ino, attr));
+        }
+        let loc = self.locate(ino)?;
+        if loc.path.is_empty() {
+            return Ok(attr);
+        }
+        match self.in_container(&loc.container).get_object_info(&loc.path).await {
+            Ok(info) => {
+                let a = Attr::from_info(&info);
+                if let Some(n) = self.inodes().get_mut(ino) {
+                    n.attr = a.clone();
+                    n.attr_at = Instant::now();
+                }
+                Ok(self.with_open_size(ino, a))
+            }
+            Err(e) if e.status == 404 && attr.kind == Kind::Dir => Ok(attr),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// An open, changed file reports the size it has here.
+    fn with_open_size(&self, ino: u64, mut a: Attr) -> Attr {
+        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        for h in handles.values() {
+            if let Ok(h) = h.try_lock() {
+                if h.ino == ino && h.changed {
+                    a.size = h.size;
+                }
+            }
+        }
+        a
+    }
+
+    // ---------- open, read, write, commit ----------
+
+    /// Opens a file: one request for its hashmap (and attributes) pins the
+    /// version every read of this handle sees. Returns (fh, keep kernel cache).
+    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> FsResult<(u64, bool)> {
+        if write {
+            self.check_writable()?;
+        }
+        let attr = self.attr_of(ino)?;
+        match attr.kind {
+            Kind::Dir => return Err(Errno::ISDIR),
+            Kind::Symlink => return Err(Errno::INVAL),
+            Kind::File => {}
+        }
+        let loc = self.locate(ino)?;
+        let pc = self.in_container(&loc.container);
+        let (file, keep) = match pc.get_object_hashmap(&loc.path, None).await {
+            Ok(hm) => {
+                let fresh_attr = Attr::from_info(&hm.info);
+                let version = hm.version.clone().unwrap_or_default();
+                let keep = {
+                    let mut ov = self.opened_versions.lock().unwrap_or_else(|p| p.into_inner());
+                    ov.insert(ino, version.clone()).is_some_and(|v| v == version)
+                };
+                if let Some(n) = self.inodes().get_mut(ino) {
+                    n.attr = Attr { size: hm.bytes, ..fresh_attr };
+                    n.attr_at = Instant::now();
+                }
+                (OpenFile::opened(ino, hm, write), keep && !truncate)
+            }
+            // Created here and not committed yet: nothing remote to pin.
+            Err(e) if e.status == 404 && self.pending_new(ino) => {
+                let (bs, alg) = self.block_params(&loc.container).await?;
+                (OpenFile::created(ino, bs, alg), false)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut file = file;
+        if truncate && write {
+            file.set_size(0);
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(tokio::sync::Mutex::new(file)));
+        Ok((fh, keep))
+    }
+
+    /// Whether an uncommitted file created here backs `ino`.
+    fn pending_new(&self, ino: u64) -> bool {
+        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        handles.values().any(|h| h.try_lock().map(|h| h.ino == ino && h.base.is_none()).unwrap_or(true))
+    }
+
+    fn handle(&self, fh: u64) -> FsResult<Arc<tokio::sync::Mutex<OpenFile>>> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&fh).cloned().ok_or(Errno::BADF)
+    }
+
+    /// Block `i` of the opened version, through the cache; checked against its hash.
+    async fn clean_block(&self, f: &OpenFile, i: usize) -> FsResult<Bytes> {
+        let r = f.block_ref(i).ok_or(Errno::IO)?;
+        self.fetch_block(f.ino, r).await
+    }
+
+    async fn fetch_block(&self, ino: u64, r: BlockRef) -> FsResult<Bytes> {
+        let len = r.len;
+        if r.hash == BlockHash::empty() {
+            return Ok(Bytes::from(vec![0u8; len]));
+        }
+        let loc = self.locate(ino)?;
+        let pc = self.in_container(&loc.container);
+        let (hash, i) = (r.hash, r.i);
+        let data = self
+            .cache
+            .get_or_fetch(hash, async move {
+                let hm = r.base.ok_or(Errno::IO)?;
+                let data = match pc.fetch_block(&loc.path, &hm, i).await {
+                    Ok(d) => d,
+                    // Renamed since it was opened: the content is what matters, and the hash checks it.
+                    Err(e) if e.status == 404 => {
+                        let (start, end) = hm.block_range(i);
+                        pc.get_range(&loc.path, start, end - 1, None).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let ok = tokio::task::spawn_blocking({
+                    let data = data.clone();
+                    move || blocks::hash_block(r.algorithm, &data) == hash
+                })
+                .await
+                .map_err(|_| Errno::IO)?;
+                // Pithos keeps the old hash of a block cut by truncation: such a
+                // last block cannot be checked, and must not be cached under it.
+                if !ok && !r.is_last {
+                    tracing::error!("block {i} of {} does not match its hash", loc.path);
+                    return Err(Errno::IO);
+                }
+                Ok((data, ok))
+            })
+            .await?;
+        // A cached block may be longer than this file's last block (zero padding).
+        Ok(if data.len() > len { data.slice(..len) } else { data })
+    }
+
+    /// Starts fetching the next blocks of a sequential reader.
+    fn prefetch(self: &Arc<Self>, f: &OpenFile, from: usize, count: usize) {
+        let end = (from + count).min(f.block_count());
+        for i in from..end {
+            if f.dirty.contains_key(&i) {
+                continue;
+            }
+            let Some(r) = f.block_ref(i) else { continue };
+            if r.hash == BlockHash::empty() || self.cache.get(&r.hash).is_some() {
+                continue;
+            }
+            let (fs, ino) = (self.clone(), f.ino);
+            tokio::spawn(async move {
+                let _ = fs.fetch_block(ino, r).await;
+            });
+        }
+    }
+
+    pub async fn read(self: &Arc<Self>, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let h = self.handle(fh)?;
+        let mut f = h.lock().await;
+        if offset >= f.size {
+            return Ok(Vec::new());
+        }
+        let end = (offset + size as u64).min(f.size);
+        let bs = f.block_size;
+        let sequential = offset == f.last_end || offset == 0;
+        f.window = if sequential { (f.window * 2).clamp(1, self.opts.max_prefetch) } else { 0 };
+        f.last_end = end;
+        let first = (offset / bs) as usize;
+        let last = ((end - 1) / bs) as usize;
+        if !sequential && f.dirty.is_empty() {
+            // A random reader gets just the bytes it asked for, pinned to its version.
+            if let Some(hm) = f.base.clone() {
+                let loc = self.locate(f.ino)?;
+                let hm = hm.as_ref();
+                let all_cached = (first..=last).all(|i| f.hashes.get(i).is_some_and(|h| self.cache.get(h).is_some()));
+                if !all_cached {
+                    let data = self
+                        .in_container(&loc.container)
+                        .get_range(&loc.path, offset, end - 1, hm.version.as_deref())
+                        .await?;
+                    return Ok(data.to_vec());
+                }
+            }
+        }
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for i in first..=last {
+            let block_start = i as u64 * bs;
+            let a = offset.max(block_start) - block_start;
+            let b = end.min(block_start + bs) - block_start;
+            let data = match f.dirty.get(&i) {
+                Some(d) => Bytes::copy_from_slice(d),
+                None => self.clean_block(&f, i).await?,
+            };
+            let (a, b) = (a as usize, b as usize);
+            if a < data.len() {
+                out.extend_from_slice(&data[a..b.min(data.len())]);
+            }
+            // Zeros past what the block holds (holes, grown files).
+            out.resize(out.len() + b.saturating_sub(data.len().max(a)), 0);
+        }
+        if sequential && f.window > 0 {
+            self.prefetch(&f, last + 1, f.window);
+        }
+        Ok(out)
+    }
+
+    /// Makes block `i` dirty (loading its current content), for changing it.
+    async fn make_dirty(&self, f: &mut OpenFile, i: usize) -> FsResult<()> {
+        if f.dirty.contains_key(&i) {
+            return Ok(());
+        }
+        let content = if i < f.block_count() { self.clean_block(f, i).await?.to_vec() } else { Vec::new() };
+        f.dirty.insert(i, content);
+        Ok(())
+    }
+
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        self.check_writable()?;
+        let h = self.handle(fh)?;
+        let mut f = h.lock().await;
+        if !f.writable {
+            return Err(Errno::BADF);
+        }
+        let bs = f.block_size;
+        let end = offset + data.len() as u64;
+        if end > f.size {
+            f.set_size(end);
+        }
+        let mut pos = offset;
+        while pos < end {
+            let i = (pos / bs) as usize;
+            let block_start = i as u64 * bs;
+            let in_block = (pos - block_start) as usize;
+            let n = ((bs - in_block as u64).min(end - pos)) as usize;
+            // A write covering a whole block needs not its old content.
+            if in_block == 0 && n as u64 == bs.min(f.size - block_start) && !f.dirty.contains_key(&i) {
+                f.dirty.insert(i, Vec::with_capacity(n));
+            } else {
+                self.make_dirty(&mut f, i).await?;
+            }
+            let want_len = f.block_len(i);
+            let count = f.block_count();
+            let from = (pos - offset) as usize;
+            if let Some(block) = f.dirty.get_mut(&i) {
+                if block.len() < in_block + n {
+                    block.resize(in_block + n, 0);
+                }
+                block[in_block..in_block + n].copy_from_slice(&data[from..from + n]);
+                if block.len() < want_len && i + 1 < count {
+                    block.resize(want_len, 0);
+                }
+            }
+            pos += n as u64;
+        }
+        f.changed = true;
+        if f.dirty_bytes() > self.opts.dirty_limit {
+            self.spill(&mut f).await?;
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// Sends full dirty blocks to the server early (keeping only their hashes),
+    /// so a large write holds a bounded amount of memory.
+    async fn spill(&self, f: &mut OpenFile) -> FsResult<()> {
+        let bs = f.block_size as usize;
+        let last = f.block_count().saturating_sub(1);
+        let full: Vec<usize> = f.dirty.iter().filter(|(i, b)| b.len() == bs && **i != last).map(|(i, _)| *i).collect();
+        let loc = self.locate(f.ino)?;
+        let pc = self.in_container(&loc.container);
+        let alg = f.algorithm;
+        let jobs: Vec<(usize, Bytes)> =
+            full.iter().filter_map(|i| f.dirty.remove(i).map(|b| (*i, Bytes::from(b)))).collect();
+        let parallel = 8;
+        let done: Vec<(usize, BlockHash, Bytes)> = stream::iter(jobs)
+            .map(|(i, data)| {
+                let pc = pc.clone();
+                async move {
+                    let hash = pc.upload_block(data.clone()).await?;
+                    if hash != blocks::hash_block(alg, &data) {
+                        return Err(Errno::IO);
+                    }
+                    Ok::<_, Errno>((i, hash, data))
+                }
+            })
+            .buffer_unordered(parallel)
+            .try_collect()
+            .await?;
+        for (i, hash, data) in done {
+            if i < f.hashes.len() {
+                f.hashes[i] = hash;
+            }
+            self.cache.insert(hash, data);
+        }
+        Ok(())
+    }
+
+    /// Commits a changed file: its new hashmap, PUT conditionally on the
+    /// version it was opened at; the blocks the server lacks are sent, then
+    /// the hashmap again. A concurrent remote change keeps both: ours goes to
+    /// a conflict copy and the call fails with EIO.
+    async fn commit(&self, f: &mut OpenFile) -> FsResult<()> {
+        if !f.changed {
+            return Ok(());
+        }
+        let loc = self.locate(f.ino)?;
+        let pc = self.in_container(&loc.container);
+        let alg = f.algorithm;
+        // Hash the dirty blocks (CPU: off the runtime).
+        let dirty: Vec<(usize, Vec<u8>)> = f.dirty.iter().map(|(i, b)| (*i, b.clone())).collect();
+        let hashed: Vec<(usize, BlockHash)> =
+            tokio::task::spawn_blocking(move || dirty.iter().map(|(i, b)| (*i, blocks::hash_block(alg, b))).collect())
+                .await
+                .map_err(|_| Errno::IO)?;
+        let mut hashes = f.hashes.clone();
+        hashes.resize(f.block_count(), BlockHash::empty());
+        for (i, h) in &hashed {
+            if *i < hashes.len() {
+                hashes[*i] = *h;
+            }
+        }
+        let mut attr = self.attr_of(f.ino)?;
+        attr.mtime = now();
+        let mut opts = PutOptions {
+            content_type: Some("application/octet-stream".into()),
+            meta: attr.to_meta(),
+            ..Default::default()
+        };
+        match &f.etag {
+            Some(e) => opts.if_match = Some(e.clone()),
+            None => opts.if_not_exists = true,
+        }
+        let dirty_data: HashMap<usize, Bytes> = f.dirty.iter().map(|(i, b)| (*i, Bytes::from(b.clone()))).collect();
+        let cache = self.cache.clone();
+        let base_hashes = hashes.clone();
+        let reader = |i: usize| {
+            let got = dirty_data.get(&i).cloned().or_else(|| base_hashes.get(i).and_then(|h| cache.get(h)));
+            async move { got.ok_or_else(|| crate::clients::ClientError::new(format!("block {i} is gone from memory"))) }
+        };
+        let result = pc.commit_hashmap(&loc.path, f.size, &hashes, &opts, reader).await;
+        match result {
+            Ok(w) => {
+                for (i, h) in hashed {
+                    if let Some(b) = f.dirty.remove(&i) {
+                        self.cache.insert(h, Bytes::from(b));
+                    }
+                }
+                f.hashes = hashes;
+                f.etag = Some(w.etag.clone());
+                f.changed = false;
+                let mut t = self.inodes();
+                if let Some(n) = t.get_mut(f.ino) {
+                    n.attr =
+                        Attr { size: f.size, hash: Some(w.etag), version: w.version.clone(), stored: true, ..attr };
+                    n.attr_at = Instant::now();
+                }
+                if let Some(v) = w.version {
+                    self.opened_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(f.ino, v);
+                }
+                Ok(())
+            }
+            Err(e) if e.status == 412 => {
+                let copy = format!("{}.conflict-{}", loc.path, now() as u64);
+                let mut o = opts.clone();
+                o.if_match = None;
+                o.if_not_exists = false;
+                let reader = |i: usize| {
+                    let got = f
+                        .dirty
+                        .get(&i)
+                        .map(|b| Bytes::from(b.clone()))
+                        .or_else(|| hashes.get(i).and_then(|h| self.cache.get(h)));
+                    async move { got.ok_or_else(|| crate::clients::ClientError::new("block gone")) }
+                };
+                pc.commit_hashmap(&copy, f.size, &hashes, &o, reader).await?;
+                tracing::error!("{} changed remotely while open here; this side was saved as {copy}", loc.path);
+                f.changed = false;
+                Err(Errno::IO)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn flush(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        let mut f = h.lock().await;
+        self.commit(&mut f).await
+    }
+
+    pub async fn release(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        let result = {
+            let mut f = h.lock().await;
+            self.commit(&mut f).await
+        };
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        result
+    }
+
+    /// Commits every changed open file (unmount).
+    pub async fn commit_all(&self) {
+        let all: Vec<_> = self.handles.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for h in all {
+            let mut f = h.lock().await;
+            if let Err(e) = self.commit(&mut f).await {
+                tracing::error!("commit at unmount failed: errno {}", e.0);
+            }
+        }
+    }
+
+    // ---------- namespace ----------
+
+    fn bind(&self, parent: u64, name: &str, attr: Attr) -> u64 {
+        let mut t = self.inodes();
+        let ino = t.upsert(parent, name, attr);
+        if let Some(p) = t.get_mut(parent) {
+            if let Some((_, kids)) = p.listing.as_mut() {
+                if !kids.contains(&ino) {
+                    kids.push(ino);
+                }
+            }
+        }
+        ino
+    }
+
+    fn check_name(name: &str) -> FsResult<()> {
+        if name.len() > 255 {
+            return Err(Errno::NAMETOOLONG);
+        }
+        if name.is_empty() || name.contains('/') || name.contains('\0') {
+            return Err(Errno::INVAL);
+        }
+        Ok(())
+    }
+
+    pub async fn create(&self, parent: u64, name: &str, mode: u32) -> FsResult<(u64, u64, Attr)> {
+        self.check_writable()?;
+        Self::check_name(name)?;
+        if self.is_account_root(parent) {
+            return Err(Errno::PERM);
+        }
+        let loc = self.locate(parent)?;
+        let (bs, alg) = self.block_params(&loc.container).await?;
+        let mut attr = Attr::new_file(now());
+        attr.mode = Some(mode & 0o7777);
+        attr.stored = true;
+        let ino = self.bind(parent, name, attr.clone());
+        let file = OpenFile::created(ino, bs, alg);
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(tokio::sync::Mutex::new(file)));
+        Ok((ino, fh, attr))
+    }
+
+    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> FsResult<(u64, Attr)> {
+        self.check_writable()?;
+        Self::check_name(name)?;
+        if self.list_dir(parent).await?.iter().any(|e| e.name == name) {
+            return Err(Errno::EXIST);
+        }
+        let mut attr = Attr::dir(now());
+        if self.is_account_root(parent) {
+            self.pithos.with_container(name).create_container(&[]).await?;
+        } else {
+            let loc = self.locate(parent)?;
+            attr.mode = Some(mode & 0o7777);
+            attr.stored = true;
+            let opts = PutOptions {
+                content_type: Some("application/directory".into()),
+                meta: attr.to_meta(),
+                ..Default::default()
+            };
+            self.in_container(&loc.container).put_object(&loc.child(name), Bytes::new(), &opts).await?;
+        }
+        Ok((self.bind(parent, name, attr.clone()), attr))
+    }
+
+    pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.check_writable()?;
+        let (ino, attr) = self.lookup(parent, name).await?;
+        if attr.kind == Kind::Dir {
+            return Err(Errno::ISDIR);
+        }
+        let loc = self.locate(ino)?;
+        match self.in_container(&loc.container).delete_object(&loc.path).await {
+            Ok(()) => {}
+            // Created here and never committed.
+            Err(e) if e.status == 404 && self.pending_new(ino) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.inodes().unbind(parent, name);
+        Ok(())
+    }
+
+    pub async fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.check_writable()?;
+        let (ino, attr) = self.lookup(parent, name).await?;
+        if attr.kind != Kind::Dir {
+            return Err(Errno::NOTDIR);
+        }
+        let loc = self.locate(ino)?;
+        if self.is_account_root(parent) {
+            self.pithos.with_container(&loc.container).delete_container().await?;
+        } else {
+            let pc = self.in_container(&loc.container);
+            let under = pc
+                .list_objects(&ListOptions {
+                    prefix: Some(format!("{}/", loc.path)),
+                    limit: Some(1),
+                    ..Default::default()
+                })
+                .await?;
+            if !under.is_empty() {
+                return Err(Errno::NOTEMPTY);
+            }
+            match pc.delete_object(&loc.path).await {
+                Ok(()) => {}
+                Err(e) if e.status == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.inodes().unbind(parent, name);
+        Ok(())
+    }
+
+    pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> FsResult<()> {
+        self.check_writable()?;
+        Self::check_name(new_name)?;
+        if self.is_account_root(parent) || self.is_account_root(new_parent) {
+            return Err(Errno::PERM); // containers cannot be renamed
+        }
+        let (ino, attr) = self.lookup(parent, name).await?;
+        let from = self.locate(ino)?;
+        let dest_parent = self.locate(new_parent)?;
+        let to = Loc { container: dest_parent.container.clone(), path: dest_parent.child(new_name) };
+        if let Ok((_, existing)) = self.lookup(new_parent, new_name).await {
+            match (attr.kind == Kind::Dir, existing.kind == Kind::Dir) {
+                (false, true) => return Err(Errno::ISDIR),
+                (true, false) => return Err(Errno::NOTDIR),
+                (true, true) => {
+                    let pc = self.in_container(&to.container);
+                    let under = pc
+                        .list_objects(&ListOptions {
+                            prefix: Some(format!("{}/", to.path)),
+                            limit: Some(1),
+                            ..Default::default()
+                        })
+                        .await?;
+                    if !under.is_empty() {
+                        return Err(Errno::NOTEMPTY);
+                    }
+                }
+                (false, false) => {}
+            }
+        }
+        let pc = self.in_container(&to.container);
+        if attr.kind == Kind::Dir {
+            // One request moves the folder and everything under it.
+            pc.move_tree(&from.container, &from.path, &to.path).await?;
+        } else if self.pending_new(ino) && attr.version.is_none() {
+            // Not committed yet: the commit will write at the new name.
+        } else {
+            pc.move_object(&from.container, &from.path, &to.path).await?;
+        }
+        let mut t = self.inodes();
+        t.rename(parent, name, new_parent, new_name);
+        if let Some(n) = t.get_mut(ino) {
+            n.listing = None;
+        }
+        Ok(())
+    }
+
+    pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> FsResult<(u64, Attr)> {
+        self.check_writable()?;
+        Self::check_name(name)?;
+        let loc = self.locate(parent)?;
+        let mut attr = Attr::new_file(now());
+        attr.kind = Kind::Symlink;
+        attr.size = target.len() as u64;
+        attr.stored = true;
+        let opts = PutOptions { content_type: Some(SYMLINK_TYPE.into()), meta: attr.to_meta(), ..Default::default() };
+        self.in_container(&loc.container)
+            .put_object(&loc.child(name), Bytes::copy_from_slice(target.as_bytes()), &opts)
+            .await?;
+        let ino = self.bind(parent, name, attr.clone());
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.target = Some(target.to_string());
+        }
+        Ok((ino, attr))
+    }
+
+    pub async fn readlink(&self, ino: u64) -> FsResult<String> {
+        if let Some(t) = self.inodes().get(ino).and_then(|n| n.target.clone()) {
+            return Ok(t);
+        }
+        let loc = self.locate(ino)?;
+        let (_, data) = self.in_container(&loc.container).get_object(&loc.path, &Default::default()).await?;
+        let target = String::from_utf8(data.to_vec()).map_err(|_| Errno::IO)?;
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.target = Some(target.clone());
+        }
+        Ok(target)
+    }
+
+    /// chmod, chown, utimes and truncate.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn setattr(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        mtime: Option<f64>,
+        fh: Option<u64>,
+    ) -> FsResult<Attr> {
+        self.check_writable()?;
+        if let Some(size) = size {
+            let (fh, temporary) = match fh.filter(|f| self.handle(*f).is_ok()) {
+                Some(f) => (f, false),
+                None => (self.open(ino, true, false).await?.0, true),
+            };
+            let h = self.handle(fh)?;
+            {
+                let mut f = h.lock().await;
+                if size < f.size && size > 0 {
+                    let last = ((size - 1) / f.block_size) as usize;
+                    self.make_dirty(&mut f, last).await?;
+                }
+                f.set_size(size);
+            }
+            if temporary {
+                self.release(fh).await?;
+            }
+        }
+        let mut attr = self.attr_of(ino)?;
+        if mode.is_none() && uid.is_none() && gid.is_none() && mtime.is_none() {
+            return self.getattr(ino).await;
+        }
+        if let Some(m) = mode {
+            attr.mode = Some(m & 0o7777);
+        }
+        if uid.is_some() {
+            attr.uid = uid;
+        }
+        if gid.is_some() {
+            attr.gid = gid;
+        }
+        if let Some(t) = mtime {
+            attr.mtime = t;
+        }
+        let loc = self.locate(ino)?;
+        if !loc.path.is_empty() {
+            self.store_meta(ino, &loc, &attr).await?;
+        }
+        attr.stored = attr.stored || attr.kind == Kind::Dir;
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.attr = attr.clone();
+            n.attr_at = Instant::now();
+        }
+        Ok(attr)
+    }
+
+    /// Writes a node's metadata: POST on its object, or (for a folder that is
+    /// only a prefix, or a file not yet committed) what makes it exist.
+    async fn store_meta(&self, ino: u64, loc: &Loc, attr: &Attr) -> FsResult<()> {
+        let pc = self.in_container(&loc.container);
+        let pairs = attr.to_meta();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        match pc.set_object_meta(&loc.path, &refs).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.status == 404 && attr.kind == Kind::Dir => {
+                let opts = PutOptions {
+                    content_type: Some("application/directory".into()),
+                    meta: pairs.clone(),
+                    ..Default::default()
+                };
+                pc.put_object(&loc.path, Bytes::new(), &opts).await?;
+                Ok(())
+            }
+            // An uncommitted new file: its commit carries the attributes.
+            Err(e) if e.status == 404 && self.pending_new(ino) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    // ---------- extended attributes ----------
+
+    /// Read-only attributes with Pithos facts.
+    pub async fn getxattr(&self, ino: u64, name: &str) -> FsResult<Vec<u8>> {
+        let attr = self.getattr(ino).await?;
+        let v = match name {
+            "user.pithos.hash" => attr.hash,
+            "user.pithos.uuid" => attr.uuid,
+            "user.pithos.version" => attr.version,
+            "user.pithos.public" => {
+                let loc = self.locate(ino)?;
+                let info = self.in_container(&loc.container).get_object_info(&loc.path).await?;
+                info.info.header("x-object-public").map(str::to_string)
+            }
+            n => n.strip_prefix("user.").and_then(|k| attr.meta.get(&k.to_lowercase()).cloned()),
+        };
+        v.map(String::into_bytes).ok_or(Errno::NODATA)
+    }
+
+    pub async fn listxattr(&self, ino: u64) -> FsResult<Vec<String>> {
+        let attr = self.getattr(ino).await?;
+        let mut names: Vec<String> = attr.meta.keys().map(|k| format!("user.{k}")).collect();
+        if attr.stored && attr.hash.is_some() {
+            names.extend(["user.pithos.hash", "user.pithos.uuid", "user.pithos.version"].map(String::from));
+        }
+        Ok(names)
+    }
+
+    pub async fn setxattr(&self, ino: u64, name: &str, value: Option<&[u8]>) -> FsResult<()> {
+        self.check_writable()?;
+        let key = name.strip_prefix("user.").ok_or(Errno::NOTSUP)?;
+        if key.starts_with("pithos.") || key.starts_with("posix-") {
+            return Err(Errno::PERM);
+        }
+        // Metadata keys are case-insensitive and travel in headers.
+        if key.is_empty()
+            || key.len() > 128
+            || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(Errno::INVAL);
+        }
+        let key = key.to_lowercase().replace('_', "-");
+        let mut attr = self.getattr(ino).await?;
+        match value {
+            Some(v) => {
+                let v = std::str::from_utf8(v).map_err(|_| Errno::INVAL)?;
+                if v.len() > 256 {
+                    return Err(Errno::RANGE);
+                }
+                attr.meta.insert(key, v.to_string());
+            }
+            None => {
+                if attr.meta.remove(&key).is_none() {
+                    return Err(Errno::NODATA);
+                }
+            }
+        }
+        let loc = self.locate(ino)?;
+        let pc = self.in_container(&loc.container);
+        let mut pairs = attr.to_meta();
+        if value.is_none() {
+            pairs.push((name.trim_start_matches("user.").to_lowercase().replace('_', "-"), String::new()));
+        }
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        pc.set_object_meta(&loc.path, &refs).await?;
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.attr = attr;
+            n.attr_at = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// (total bytes, free bytes) from the account quota.
+    pub async fn statfs(&self) -> FsResult<(u64, u64)> {
+        let (quota, used) = self.pithos.get_account_quota().await?;
+        let total = if quota == 0 { 1 << 50 } else { quota };
+        Ok((total, total.saturating_sub(used)))
+    }
+}

@@ -1,0 +1,509 @@
+//! Links fuser's callbacks to `Fs`: each request is handed, with its reply,
+//! to the tokio runtime and answered from there, so no FUSE thread ever waits
+//! on the network. Nothing here decides anything: it translates.
+
+use super::attr::{Attr, Kind};
+use super::core::Fs;
+use super::errno::Errno;
+use fuser::{
+    FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
+    OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub struct FuseAdapter {
+    fs: Arc<Fs>,
+    rt: tokio::runtime::Handle,
+}
+
+impl FuseAdapter {
+    pub fn new(fs: Arc<Fs>, rt: tokio::runtime::Handle) -> FuseAdapter {
+        FuseAdapter { fs, rt }
+    }
+
+    fn spawn<F>(&self, f: impl FnOnce(Arc<Fs>) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn(f(self.fs.clone()));
+    }
+}
+
+fn errno(e: Errno) -> fuser::Errno {
+    fuser::Errno::from_i32(e.0)
+}
+
+fn time(t: f64) -> SystemTime {
+    if t.is_finite() && t > 0.0 {
+        UNIX_EPOCH + Duration::from_secs_f64(t)
+    } else {
+        UNIX_EPOCH
+    }
+}
+
+fn file_attr(fs: &Fs, ino: u64, a: &Attr) -> FileAttr {
+    let (kind, default_mode) = match a.kind {
+        Kind::Dir => (FileType::Directory, fs.opts.dir_mode),
+        Kind::File => (FileType::RegularFile, fs.opts.file_mode),
+        Kind::Symlink => (FileType::Symlink, 0o777),
+    };
+    let mtime = time(a.mtime);
+    FileAttr {
+        ino: INodeNo(ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: mtime,
+        mtime,
+        ctime: mtime,
+        crtime: mtime,
+        kind,
+        perm: (a.mode.unwrap_or(default_mode) & 0o7777) as u16,
+        nlink: if a.kind == Kind::Dir { 2 } else { 1 },
+        uid: a.uid.unwrap_or(fs.opts.uid),
+        gid: a.gid.unwrap_or(fs.opts.gid),
+        rdev: 0,
+        blksize: 4 << 20,
+        flags: 0,
+    }
+}
+
+fn name_of(n: &OsStr) -> Result<String, fuser::Errno> {
+    n.to_str().map(str::to_string).ok_or(fuser::Errno::EINVAL)
+}
+
+fn to_epoch(t: TimeOrNow) -> f64 {
+    match t {
+        TimeOrNow::Now => super::attr::now(),
+        TimeOrNow::SpecificTime(st) => st.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+    }
+}
+
+impl Filesystem for FuseAdapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.add_capabilities(
+            InitFlags::FUSE_DO_READDIRPLUS
+                | InitFlags::FUSE_READDIRPLUS_AUTO
+                | InitFlags::FUSE_PARALLEL_DIROPS
+                | InitFlags::FUSE_ATOMIC_O_TRUNC
+                | InitFlags::FUSE_CACHE_SYMLINKS,
+        );
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        let fs = self.fs.clone();
+        // Whatever is still open and changed is committed before the mount goes.
+        self.rt.block_on(async move { fs.commit_all().await });
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        self.spawn(|fs| async move {
+            match fs.lookup(parent.0, &name).await {
+                Ok((ino, a)) => reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0)),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.spawn(|fs| async move {
+            match fs.getattr(ino.0).await {
+                Ok(a) => reply.attr(&fs.opts.attr_ttl, &file_attr(&fs, ino.0, &a)),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        self.spawn(|fs| async move {
+            let r = fs.setattr(ino.0, mode, uid, gid, size, mtime.map(to_epoch), fh.map(|f| f.0)).await;
+            match r {
+                Ok(a) => reply.attr(&fs.opts.attr_ttl, &file_attr(&fs, ino.0, &a)),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.spawn(|fs| async move {
+            match fs.readlink(ino.0).await {
+                Ok(t) => reply.data(t.as_bytes()),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let (uid, gid) = (req.uid(), req.gid());
+        self.spawn(|fs| async move {
+            match fs.mkdir(parent.0, &name, mode & !umask).await {
+                Ok((ino, mut a)) => {
+                    a.uid = a.uid.or(Some(uid));
+                    a.gid = a.gid.or(Some(gid));
+                    reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0))
+                }
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        self.spawn(|fs| async move {
+            match fs.unlink(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        self.spawn(|fs| async move {
+            match fs.rmdir(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn symlink(&self, _req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let (name, target) = match (name_of(link_name), target.to_str()) {
+            (Ok(n), Some(t)) => (n, t.to_string()),
+            _ => return reply.error(fuser::Errno::EINVAL),
+        };
+        self.spawn(|fs| async move {
+            match fs.symlink(parent.0, &name, &target).await {
+                Ok((ino, a)) => reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0)),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if !flags.is_empty() {
+            return reply.error(fuser::Errno::EINVAL); // RENAME_EXCHANGE / NOREPLACE
+        }
+        let (name, newname) = match (name_of(name), name_of(newname)) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => return reply.error(fuser::Errno::EINVAL),
+        };
+        self.spawn(|fs| async move {
+            match fs.rename(parent.0, &name, newparent.0, &newname).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY);
+        let truncate = flags.0 & libc::O_TRUNC != 0;
+        self.spawn(|fs| async move {
+            match fs.open(ino.0, write, truncate).await {
+                Ok((fh, keep)) => {
+                    let f = if keep { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+                    reply.opened(FileHandle(fh), f)
+                }
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.spawn(|fs| async move {
+            match fs.read(fh.0, offset, size).await {
+                Ok(d) => reply.data(&d),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let data = data.to_vec();
+        self.spawn(|fs| async move {
+            match fs.write(fh.0, offset, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        self.spawn(|fs| async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(|fs| async move {
+            match fs.release(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        self.spawn(|fs| async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        self.spawn(|fs| async move {
+            let entries = match fs.list_dir(ino.0).await {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno(e)),
+            };
+            let dots = [(ino.0, FileType::Directory, "."), (ino.0, FileType::Directory, "..")];
+            let all = dots.iter().map(|(i, k, n)| (*i, *k, n.to_string())).chain(entries.into_iter().map(|e| {
+                let k = match e.attr.kind {
+                    Kind::Dir => FileType::Directory,
+                    Kind::File => FileType::RegularFile,
+                    Kind::Symlink => FileType::Symlink,
+                };
+                (e.ino, k, e.name)
+            }));
+            for (i, (ino, kind, name)) in all.enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        self.spawn(|fs| async move {
+            let entries = match fs.list_dir(ino.0).await {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno(e)),
+            };
+            let here = match fs.attr_of(ino.0) {
+                Ok(a) => a,
+                Err(e) => return reply.error(errno(e)),
+            };
+            let ttl = fs.opts.attr_ttl;
+            let mut all: Vec<(u64, String, Attr)> = vec![(ino.0, ".".into(), here.clone()), (ino.0, "..".into(), here)];
+            all.extend(entries.into_iter().map(|e| (e.ino, e.name, e.attr)));
+            for (i, (ino, name, attr)) in all.into_iter().enumerate().skip(offset as usize) {
+                let fa = file_attr(&fs, ino, &attr);
+                if reply.add(INodeNo(ino), (i + 1) as u64, name, &ttl, &fa, Generation(0)) {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.spawn(|fs| async move {
+            match fs.statfs().await {
+                Ok((total, free)) => {
+                    let bsize = 4096u64;
+                    reply.statfs(
+                        total / bsize,
+                        free / bsize,
+                        free / bsize,
+                        1 << 30,
+                        1 << 30,
+                        bsize as u32,
+                        255,
+                        bsize as u32,
+                    )
+                }
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let value = value.to_vec();
+        self.spawn(|fs| async move {
+            match fs.setxattr(ino.0, &name, Some(&value)).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        self.spawn(|fs| async move {
+            match fs.getxattr(ino.0, &name).await {
+                Ok(v) if size == 0 => reply.size(v.len() as u32),
+                Ok(v) if v.len() > size as usize => reply.error(fuser::Errno::ERANGE),
+                Ok(v) => reply.data(&v),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.spawn(|fs| async move {
+            match fs.listxattr(ino.0).await {
+                Ok(names) => {
+                    let mut buf = Vec::new();
+                    for n in names {
+                        buf.extend_from_slice(n.as_bytes());
+                        buf.push(0);
+                    }
+                    if size == 0 {
+                        reply.size(buf.len() as u32)
+                    } else if buf.len() > size as usize {
+                        reply.error(fuser::Errno::ERANGE)
+                    } else {
+                        reply.data(&buf)
+                    }
+                }
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        self.spawn(|fs| async move {
+            match fs.setxattr(ino.0, &name, None).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let (uid, gid) = (req.uid(), req.gid());
+        self.spawn(|fs| async move {
+            match fs.create(parent.0, &name, mode & !umask).await {
+                Ok((ino, fh, mut a)) => {
+                    a.uid = a.uid.or(Some(uid));
+                    a.gid = a.gid.or(Some(gid));
+                    reply.created(
+                        &fs.opts.attr_ttl,
+                        &file_attr(&fs, ino, &a),
+                        Generation(0),
+                        FileHandle(fh),
+                        FopenFlags::empty(),
+                    )
+                }
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+}

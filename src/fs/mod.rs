@@ -1,0 +1,179 @@
+//! `pithosfs mount`: a Pithos+ account (or one container) as a directory.
+//!
+//! - `core`: the filesystem's logic as async methods (names, attributes,
+//!   reads through the block cache, writes committed by hashmap);
+//! - `fuse`: the thin adapter from fuser's callbacks to `core`;
+//! - `inode`, `attr`, `handle`, `cache`, `errno`: its parts.
+
+pub mod attr;
+pub mod cache;
+pub mod core;
+pub mod errno;
+pub mod fuse;
+pub mod handle;
+pub mod inode;
+
+use crate::clients::pithos::PithosClient;
+use crate::clients::storage::ObjectStorage;
+use crate::clients::AstakosClient;
+use crate::config::{self, Environment, Flags};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What `pithosfs mount` was asked for.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    pub mountpoint: PathBuf,
+    pub flags: Flags,
+    pub fs: core::FsOptions,
+    pub foreground: bool,
+    pub allow_other: bool,
+}
+
+/// Whether `path` is a mount point now.
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(canon) = path.canonicalize() else { return false };
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else { return false };
+    mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1).is_some_and(|m| m.replace("\\040", " ") == canon.to_string_lossy()))
+}
+
+/// Mounts and serves until unmounted (foreground), or starts a background
+/// copy of itself and returns once the mount is up.
+pub fn mount(req: MountRequest) -> Result<(), String> {
+    if !req.mountpoint.is_dir() {
+        return Err(format!("{} is not a directory", req.mountpoint.display()));
+    }
+    if is_mounted(&req.mountpoint) {
+        return Err(format!("{} is already a mount point", req.mountpoint.display()));
+    }
+    if !req.foreground {
+        return spawn_background(&req);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let (fs, embedded, what) = rt.block_on(connect(&req))?;
+    let fs = Arc::new(fs);
+    let adapter = fuse::FuseAdapter::new(fs.clone(), rt.handle().clone());
+    let mut options = vec![
+        fuser::MountOption::FSName(what.clone()),
+        fuser::MountOption::Subtype("pithosfs".into()),
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+    ];
+    if req.fs.read_only {
+        options.push(fuser::MountOption::RO);
+    }
+    let mut config = fuser::Config::default();
+    config.mount_options = options;
+    config.n_threads = Some(4);
+    config.clone_fd = true;
+    if req.allow_other {
+        config.acl = fuser::SessionACL::All;
+    }
+    // Ctrl-C or SIGTERM unmount; the session then ends after the last commit.
+    let mountpoint = req.mountpoint.clone();
+    rt.spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        let _ = unmount(&mountpoint);
+    });
+    eprintln!("pithosfs: mounted {what} at {}", req.mountpoint.display());
+    let result = fuser::mount(adapter, &req.mountpoint, &config).map_err(|e| format!("mount failed: {e}"));
+    rt.block_on(async move {
+        fs.commit_all().await;
+        if let Some(e) = embedded {
+            e.shutdown().await;
+        }
+    });
+    result
+}
+
+/// Resolves the cloud and builds the filesystem: (fs, local cloud served here, description).
+async fn connect(req: &MountRequest) -> Result<(core::Fs, Option<config::EmbeddedCloud>, String), String> {
+    let env = Environment::current();
+    let resolved = config::resolve(&req.flags, &env).await.map_err(|e| e.0)?;
+    let cfg = &resolved.config;
+    if let Some(e) = &resolved.embedded {
+        eprintln!("pithosfs: no cloud configured; serving the local cloud at {} ({:?})", e.url, cfg.source);
+    }
+    let astakos = AstakosClient::new(&cfg.identity_url, cfg.token.expose()).map_err(|e| e.message)?;
+    let account = astakos.term("uuid").await.map_err(|e| format!("cannot authenticate: {}", e.message))?;
+    let endpoint = astakos.get_endpoint_url("object-store").await.map_err(|e| e.message)?;
+    let container = req.fs.container.clone().unwrap_or_else(|| "pithos".into());
+    let pithos = PithosClient::new(&endpoint, cfg.token.expose(), &account, &container).map_err(|e| e.message)?;
+    if req.fs.container.is_some() {
+        pithos.get_container_info().await.map_err(|e| format!("container {container}: {}", e.message))?;
+    } else {
+        pithos.get_account_info().await.map_err(|e| format!("account {account}: {}", e.message))?;
+    }
+    let what = match &req.fs.container {
+        Some(c) => format!("pithos:{c}"),
+        None => "pithos".to_string(),
+    };
+    Ok((core::Fs::new(pithos, req.fs.clone()), resolved.embedded, what))
+}
+
+/// Runs `pithosfs mount -f …` detached and waits until the mount appears.
+fn spawn_background(req: &MountRequest) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    args.push("--foreground".into());
+    let log = std::env::temp_dir().join(format!("pithosfs-mount-{}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let err_file = log_file.try_clone().map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(exe)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file)
+        .stderr(err_file)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start the mount process: {e}"))?;
+    for _ in 0..600 {
+        if is_mounted(&req.mountpoint) {
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            eprint!("{said}");
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!("the mount process ended ({status}):\n{said}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("no mount at {} after 30 s; see {}", req.mountpoint.display(), log.display()))
+}
+
+/// Unmounts (fusermount3 -u). Every file was committed when it was closed, so
+/// once this returns nothing is left to send.
+pub fn unmount(mountpoint: &Path) -> Result<(), String> {
+    let out = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(mountpoint)
+        .output()
+        .or_else(|_| std::process::Command::new("umount").arg(mountpoint).output())
+        .map_err(|e| format!("cannot run fusermount3: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    for _ in 0..200 {
+        if !is_mounted(mountpoint) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Ok(())
+}
