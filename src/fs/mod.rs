@@ -106,7 +106,11 @@ async fn connect(req: &MountRequest) -> Result<(core::Fs, Option<config::Embedde
     let resolved = config::resolve(&req.flags, &env).await.map_err(|e| e.0)?;
     let cfg = &resolved.config;
     if let Some(e) = &resolved.embedded {
-        eprintln!("pithosfs: no cloud configured; serving the local cloud at {} ({:?})", e.url, cfg.source);
+        eprintln!(
+            "pithosfs: no cloud configured: serving the local cloud from {} at {}",
+            env.data_dir().display(),
+            e.url
+        );
     }
     let astakos = AstakosClient::new(&cfg.identity_url, cfg.token.expose()).map_err(|e| e.message)?;
     let account = astakos.term("uuid").await.map_err(|e| format!("cannot authenticate: {}", e.message))?;
