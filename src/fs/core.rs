@@ -231,11 +231,6 @@ impl Fs {
         let mut t = self.inodes();
         let mut kids = Vec::with_capacity(found.len());
         let mut out = Vec::with_capacity(found.len());
-        // Children created here but not listed yet (open, uncommitted) stay.
-        let pending: Vec<u64> = {
-            let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-            handles.values().filter_map(|h| h.try_lock().ok().map(|h| h.ino)).collect()
-        };
         let previous: Vec<u64> =
             t.get(ino).and_then(|n| n.listing.as_ref().map(|(_, k)| k.clone())).unwrap_or_default();
         for (name, attr) in found {
@@ -243,8 +238,10 @@ impl Fs {
             kids.push(k);
             out.push(DirEntry { ino: k, name, attr });
         }
+        // Children created here but not committed yet stay.
         for k in previous {
-            if pending.contains(&k) && !kids.contains(&k) {
+            let local = t.get(k).is_some_and(|n| n.open > 0 && (n.pending.is_some() || n.attr.version.is_none()));
+            if local && !kids.contains(&k) {
                 if let Some(n) = t.get(k) {
                     out.push(DirEntry { ino: k, name: n.name.clone(), attr: n.attr.clone() });
                     kids.push(k);
@@ -273,10 +270,15 @@ impl Fs {
         let (attr, fresh) = {
             let t = self.inodes();
             let n = t.get(ino).ok_or(Errno::NOENT)?;
-            (n.attr.clone(), n.attr_at.elapsed() < self.opts.attr_ttl)
+            // Uncommitted changes (or a file created here) are known only here.
+            if let Some(size) = n.pending {
+                return Ok(Attr { size, ..n.attr.clone() });
+            }
+            let local_only = n.open > 0 && n.attr.version.is_none() && n.attr.kind == Kind::File;
+            (n.attr.clone(), local_only || n.attr_at.elapsed() < self.opts.attr_ttl)
         };
         if fresh || !attr.stored || ino == ROOT {
-            return Ok(self.with_open_size(ino, attr));
+            return Ok(attr);
         }
         let loc = self.locate(ino)?;
         if loc.path.is_empty() {
@@ -289,24 +291,11 @@ impl Fs {
                     n.attr = a.clone();
                     n.attr_at = Instant::now();
                 }
-                Ok(self.with_open_size(ino, a))
+                Ok(a)
             }
             Err(e) if e.status == 404 && attr.kind == Kind::Dir => Ok(attr),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// An open, changed file reports the size it has here.
-    fn with_open_size(&self, ino: u64, mut a: Attr) -> Attr {
-        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        for h in handles.values() {
-            if let Ok(h) = h.try_lock() {
-                if h.ino == ino && h.changed {
-                    a.size = h.size;
-                }
-            }
-        }
-        a
     }
 
     // ---------- open, read, write, commit ----------
@@ -350,6 +339,10 @@ impl Fs {
         if truncate && write {
             file.set_size(0);
         }
+        if file.changed {
+            self.note_pending(ino, Some(file.size));
+        }
+        self.note_open(ino, 1);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(tokio::sync::Mutex::new(file)));
         Ok((fh, keep))
@@ -357,8 +350,23 @@ impl Fs {
 
     /// Whether an uncommitted file created here backs `ino`.
     fn pending_new(&self, ino: u64) -> bool {
-        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        handles.values().any(|h| h.try_lock().map(|h| h.ino == ino && h.base.is_none()).unwrap_or(true))
+        self.inodes().get(ino).is_some_and(|n| n.open > 0 && n.attr.version.is_none())
+    }
+
+    fn note_open(&self, ino: u64, delta: i32) {
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.open = n.open.saturating_add_signed(delta);
+        }
+    }
+
+    /// Records the size of changes not committed yet (None: all committed).
+    fn note_pending(&self, ino: u64, size: Option<u64>) {
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.pending = size;
+            if size.is_some() {
+                n.attr_at = Instant::now();
+            }
+        }
     }
 
     fn handle(&self, fh: u64) -> FsResult<Arc<tokio::sync::Mutex<OpenFile>>> {
@@ -528,6 +536,10 @@ impl Fs {
             pos += n as u64;
         }
         f.changed = true;
+        self.note_pending(f.ino, Some(f.size));
+        if let Some(n) = self.inodes().get_mut(f.ino) {
+            n.touched = None; // a write after utimes: the mtime is the write's
+        }
         if f.dirty_bytes() > self.opts.dirty_limit {
             self.spill(&mut f).await?;
         }
@@ -593,8 +605,12 @@ impl Fs {
                 hashes[*i] = *h;
             }
         }
-        let mut attr = self.attr_of(f.ino)?;
-        attr.mtime = now();
+        let (mut attr, touched) = {
+            let t = self.inodes();
+            let n = t.get(f.ino).ok_or(Errno::NOENT)?;
+            (n.attr.clone(), n.touched)
+        };
+        attr.mtime = touched.unwrap_or_else(now);
         let mut opts = PutOptions {
             content_type: Some("application/octet-stream".into()),
             meta: attr.to_meta(),
@@ -663,11 +679,12 @@ impl Fs {
 
     pub async fn release(&self, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
-        let result = {
+        let (result, ino) = {
             let mut f = h.lock().await;
-            self.commit(&mut f).await
+            (self.commit(&mut f).await, f.ino)
         };
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        self.note_open(ino, -1);
         result
     }
 
@@ -720,6 +737,8 @@ impl Fs {
         attr.stored = true;
         let ino = self.bind(parent, name, attr.clone());
         let file = OpenFile::created(ino, bs, alg);
+        self.note_open(ino, 1);
+        self.note_pending(ino, Some(0));
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(tokio::sync::Mutex::new(file)));
         Ok((ino, fh, attr))
@@ -901,6 +920,7 @@ impl Fs {
                     self.make_dirty(&mut f, last).await?;
                 }
                 f.set_size(size);
+                self.note_pending(ino, Some(f.size));
             }
             if temporary {
                 self.release(fh).await?;
@@ -921,6 +941,17 @@ impl Fs {
         }
         if let Some(t) = mtime {
             attr.mtime = t;
+        }
+        let uncommitted = self.inodes().get(ino).is_some_and(|n| n.pending.is_some()) || self.pending_new(ino);
+        if uncommitted {
+            // The coming commit carries these; an mtime set now outlives it.
+            if let Some(n) = self.inodes().get_mut(ino) {
+                n.attr = attr.clone();
+                if mtime.is_some() {
+                    n.touched = mtime;
+                }
+            }
+            return self.getattr(ino).await;
         }
         let loc = self.locate(ino)?;
         if !loc.path.is_empty() {
@@ -961,18 +992,24 @@ impl Fs {
 
     /// Read-only attributes with Pithos facts.
     pub async fn getxattr(&self, ino: u64, name: &str) -> FsResult<Vec<u8>> {
-        let attr = self.getattr(ino).await?;
-        let v = match name {
-            "user.pithos.hash" => attr.hash,
-            "user.pithos.uuid" => attr.uuid,
-            "user.pithos.version" => attr.version,
-            "user.pithos.public" => {
-                let loc = self.locate(ino)?;
-                let info = self.in_container(&loc.container).get_object_info(&loc.path).await?;
-                info.info.header("x-object-public").map(str::to_string)
+        if let Some(fact) = name.strip_prefix("user.pithos.") {
+            // Facts of the object as the server has it now: one HEAD.
+            let loc = self.locate(ino)?;
+            if loc.path.is_empty() || self.pending_new(ino) {
+                return Err(Errno::NODATA);
             }
-            n => n.strip_prefix("user.").and_then(|k| attr.meta.get(&k.to_lowercase()).cloned()),
-        };
+            let info = self.in_container(&loc.container).get_object_info(&loc.path).await?;
+            let v = match fact {
+                "hash" => info.hash.clone(),
+                "uuid" => info.uuid.clone(),
+                "version" => info.version.clone(),
+                "public" => info.info.header("x-object-public").map(str::to_string),
+                _ => None,
+            };
+            return v.map(String::into_bytes).ok_or(Errno::NODATA);
+        }
+        let attr = self.getattr(ino).await?;
+        let v = name.strip_prefix("user.").and_then(|k| attr.meta.get(&k.to_lowercase().replace('_', "-")).cloned());
         v.map(String::into_bytes).ok_or(Errno::NODATA)
     }
 

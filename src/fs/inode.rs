@@ -20,6 +20,28 @@ pub struct Node {
     pub listing: Option<(Instant, Vec<u64>)>,
     /// A symlink's target, once read.
     pub target: Option<String>,
+    /// Open handles on this node.
+    pub open: u32,
+    /// Size of changes not committed yet (what stat must report meanwhile).
+    pub pending: Option<u64>,
+    /// An mtime set (utimes) after the last write, for the commit to keep.
+    pub touched: Option<f64>,
+}
+
+impl Node {
+    fn new(parent: u64, name: &str, attr: Attr) -> Node {
+        Node {
+            parent,
+            name: name.to_string(),
+            attr,
+            attr_at: Instant::now(),
+            listing: None,
+            target: None,
+            open: 0,
+            pending: None,
+            touched: None,
+        }
+    }
 }
 
 pub struct InodeTable {
@@ -31,17 +53,7 @@ pub struct InodeTable {
 impl InodeTable {
     pub fn new(root: Attr) -> InodeTable {
         let mut nodes = HashMap::new();
-        nodes.insert(
-            ROOT,
-            Node {
-                parent: ROOT,
-                name: String::new(),
-                attr: root,
-                attr_at: Instant::now(),
-                listing: None,
-                target: None,
-            },
-        );
+        nodes.insert(ROOT, Node::new(ROOT, "", root));
         InodeTable { nodes, by_name: HashMap::new(), next: ROOT + 1 }
     }
 
@@ -62,6 +74,10 @@ impl InodeTable {
         let key = (parent, name.to_string());
         if let Some(&ino) = self.by_name.get(&key) {
             if let Some(n) = self.nodes.get_mut(&ino) {
+                // Uncommitted changes here are newer than what a listing says.
+                if n.pending.is_some() {
+                    return ino;
+                }
                 if n.attr.kind != attr.kind {
                     n.listing = None;
                     n.target = None;
@@ -77,10 +93,7 @@ impl InodeTable {
         }
         let ino = self.next;
         self.next += 1;
-        self.nodes.insert(
-            ino,
-            Node { parent, name: name.to_string(), attr, attr_at: Instant::now(), listing: None, target: None },
-        );
+        self.nodes.insert(ino, Node::new(parent, name, attr));
         self.by_name.insert(key, ino);
         ino
     }
