@@ -643,6 +643,8 @@ impl Fs {
                     n.attr =
                         Attr { size: f.size, hash: Some(w.etag), version: w.version.clone(), stored: true, ..attr };
                     n.attr_at = Instant::now();
+                    n.pending = None;
+                    n.touched = None;
                 }
                 if let Some(v) = w.version {
                     self.opened_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(f.ino, v);

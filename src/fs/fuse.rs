@@ -380,6 +380,12 @@ impl Filesystem for FuseAdapter {
         });
     }
 
+    /// Permissions are the server's business (and the kernel's, with the modes
+    /// getattr reports): nothing more to check here.
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         self.spawn(|fs| async move {
             match fs.statfs().await {
