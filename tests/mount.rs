@@ -1,0 +1,1232 @@
+//! `pithosfs mount` through a real FUSE mount: a `pithosfs serve` child
+//! process is the cloud, `pithosfs mount -f` the filesystem, and ordinary
+//! tools (cp, mv, tar, git, sqlite3, dd, setfattr…) its users.
+//!
+//! Every test has its own server and mount point in a temporary directory;
+//! the guards unmount (`fusermount3 -u`, then `-uz`) and stop the processes
+//! even when a test panics.
+//!
+//! Needs /dev/fuse and the Debian packages fuse3 (fusermount3), attr
+//! (setfattr/getfattr), sqlite3 and git; kamaki from `scripts/setup-kamaki`
+//! for the cross-check (skipped without it, unless CI is set).
+
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "mount-test-token-0123456789abcdef";
+const BIN: &str = env!("CARGO_BIN_EXE_pithosfs");
+const MIB: usize = 1 << 20;
+
+// ---------------------------------------------------------------------------
+// the cloud: `pithosfs serve` as a child process
+// ---------------------------------------------------------------------------
+
+struct Cloud {
+    child: Child,
+    url: String,
+    data: PathBuf,
+    account: String,
+}
+
+struct Resp {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+}
+
+/// One HTTP request with the test user's token (a small runtime per call:
+/// the tests themselves are synchronous).
+fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Resp {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = reqwest::Client::new().request(method.clone(), url).header("X-Auth-Token", TOKEN);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.body(b);
+        }
+        let r = rb.send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.unwrap().to_vec();
+        Resp { status, headers, body }
+    })
+}
+
+const NAME_SET: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+impl Cloud {
+    fn start(root: &Path) -> Cloud {
+        let data = root.join("data");
+        let users = root.join("users");
+        std::fs::write(&users, format!("tester {TOKEN}\n")).unwrap();
+        let log = std::fs::File::create(root.join("serve.log")).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--data")
+            .arg(&data)
+            .args(["--listen", "127.0.0.1:0", "--build-seconds", "0"])
+            .arg("--users-file")
+            .arg(&users)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start pithosfs serve");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line);
+        // Whatever else it says on stdout is drained, never left to fill a pipe.
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        });
+        let mut cloud = Cloud { child, url: line.trim().to_string(), data, account: String::new() };
+        assert!(
+            cloud.url.starts_with("http://127.0.0.1:"),
+            "pithosfs serve said {line:?}; its log:\n{}",
+            std::fs::read_to_string(root.join("serve.log")).unwrap_or_default()
+        );
+        let auth = http(
+            "POST",
+            &format!("{}/identity/v2.0/tokens", cloud.url),
+            &[("Content-Type", "application/json")],
+            Some(format!(r#"{{"auth":{{"token":{{"id":"{TOKEN}"}}}}}}"#).into_bytes()),
+        );
+        assert_eq!(auth.status, 200, "{}", String::from_utf8_lossy(&auth.body));
+        let v: serde_json::Value = serde_json::from_slice(&auth.body).unwrap();
+        cloud.account = v["access"]["user"]["id"].as_str().expect("user id").to_string();
+        cloud
+    }
+
+    fn identity(&self) -> String {
+        format!("{}/identity/v2.0", self.url)
+    }
+
+    fn account_url(&self) -> String {
+        format!("{}{}/{}", self.url, pithosfs::cloud::PITHOS_PATH, self.account)
+    }
+
+    fn container_url(&self, container: &str) -> String {
+        format!("{}/{}", self.account_url(), percent_encoding::utf8_percent_encode(container, NAME_SET))
+    }
+
+    fn object_url(&self, container: &str, name: &str) -> String {
+        format!("{}/{}", self.container_url(container), percent_encoding::utf8_percent_encode(name, NAME_SET))
+    }
+
+    fn put(&self, container: &str, name: &str, data: &[u8]) {
+        let r = http(
+            "PUT",
+            &self.object_url(container, name),
+            &[("Content-Type", "application/octet-stream")],
+            Some(data.to_vec()),
+        );
+        assert_eq!(r.status, 201, "PUT {container}/{name}: {}", String::from_utf8_lossy(&r.body));
+    }
+
+    fn get(&self, container: &str, name: &str) -> Vec<u8> {
+        let r = http("GET", &self.object_url(container, name), &[], None);
+        assert_eq!(r.status, 200, "GET {container}/{name}");
+        r.body
+    }
+
+    fn head(&self, container: &str, name: &str) -> Resp {
+        http("HEAD", &self.object_url(container, name), &[], None)
+    }
+
+    fn delete(&self, container: &str, name: &str) {
+        let r = http("DELETE", &self.object_url(container, name), &[], None);
+        assert_eq!(r.status, 204, "DELETE {container}/{name}");
+    }
+
+    fn create_container(&self, container: &str) {
+        let r = http("PUT", &self.container_url(container), &[], None);
+        assert!(r.status == 201 || r.status == 202, "PUT container {container}: {}", r.status);
+    }
+
+    /// Names of the account's containers.
+    fn containers(&self) -> Vec<String> {
+        let r = http("GET", &format!("{}?format=json", self.account_url()), &[], None);
+        assert_eq!(r.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        v.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
+    }
+
+    /// Names of the objects of a container, whole (no delimiter).
+    fn objects(&self, container: &str) -> Vec<String> {
+        let r = http("GET", &format!("{}?format=json", self.container_url(container)), &[], None);
+        if r.status == 204 {
+            return Vec::new();
+        }
+        assert_eq!(r.status, 200, "list {container}");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        v.as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap().to_string()).collect()
+    }
+
+    fn block_size(&self, container: &str) -> u64 {
+        let r = http("HEAD", &self.container_url(container), &[], None);
+        r.header("x-container-block-size").expect("block size").parse().unwrap()
+    }
+
+    /// Bytes of the server's block store (`du -sb <data>/blocks`).
+    fn block_store_bytes(&self) -> u64 {
+        let out = Command::new("du").arg("-sb").arg(self.data.join("blocks")).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// the mount: `pithosfs mount -f` as a child process
+// ---------------------------------------------------------------------------
+
+fn is_mounted(point: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let want = point.to_string_lossy().replace(' ', "\\040");
+    mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+}
+
+fn wait_child(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Mount {
+    child: Option<Child>,
+    point: PathBuf,
+    log: PathBuf,
+}
+
+impl Mount {
+    fn start(cloud: &Cloud, point: &Path, log: &Path, args: &[&str]) -> Mount {
+        std::fs::create_dir_all(point).unwrap();
+        let log_file = std::fs::File::create(log).unwrap();
+        let child = Command::new(BIN)
+            .arg("mount")
+            .arg(point)
+            .arg("-f")
+            .args(args)
+            .env("PITHOSFS_URL", cloud.identity())
+            .env("PITHOSFS_TOKEN", TOKEN)
+            .env_remove("PITHOSFS_TOKEN_FILE")
+            .env_remove("KAMAKI_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start pithosfs mount");
+        let mut m = Mount { child: Some(child), point: point.to_path_buf(), log: log.to_path_buf() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !is_mounted(point) {
+            if let Ok(Some(st)) = m.child.as_mut().unwrap().try_wait() {
+                m.child = None;
+                panic!("pithosfs mount {args:?} ended ({st}) before mounting:\n{}", m.log_text());
+            }
+            assert!(Instant::now() < deadline, "no mount at {} after 30 s:\n{}", point.display(), m.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        m
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Unmounts with `pithosfs unmount` and waits for the mount process to
+    /// end cleanly (after it committed everything).
+    fn unmount(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = Command::new(BIN).arg("unmount").arg(&self.point).output().unwrap();
+            if out.status.success() {
+                break;
+            }
+            // Busy for a moment after the last user left: retry, bounded.
+            assert!(
+                Instant::now() < deadline,
+                "pithosfs unmount {} failed: {}",
+                self.point.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!is_mounted(&self.point), "still mounted after pithosfs unmount");
+        let child = self.child.as_mut().expect("mount process");
+        let status = wait_child(child, Duration::from_secs(30));
+        assert!(status.is_some(), "the mount process did not end within 30 s of unmount:\n{}", self.log_text());
+        self.child = None;
+        assert!(status.unwrap().success(), "the mount process failed ({status:?}):\n{}", self.log_text());
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        for args in [["-u"], ["-uz"]] {
+            if !is_mounted(&self.point) {
+                break;
+            }
+            let _ = Command::new("fusermount3").args(args).arg(&self.point).stderr(Stdio::null()).status();
+        }
+        if wait_child(&mut child, Duration::from_secs(10)).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if is_mounted(&self.point) {
+            let _ = Command::new("fusermount3").arg("-uz").arg(&self.point).stderr(Stdio::null()).status();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// one test's world: a temporary directory with the cloud, mounts, scratch
+// ---------------------------------------------------------------------------
+
+struct Env {
+    // Fields drop in order: mounts first, then the cloud, then the directory.
+    mounts: Vec<Mount>,
+    cloud: Cloud,
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        assert!(Path::new("/dev/fuse").exists(), "/dev/fuse is missing: these tests need FUSE");
+        require("fusermount3", "fuse3");
+        let dir = tempfile::Builder::new().prefix("pithosfs-mount-test").tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("local")).unwrap();
+        std::fs::create_dir_all(root.join("home")).unwrap();
+        let cloud = Cloud::start(&root);
+        Env { mounts: Vec::new(), cloud, root, _dir: dir }
+    }
+
+    /// The main mount point (`$M` in scripts).
+    fn m(&self) -> PathBuf {
+        self.root.join("mnt")
+    }
+
+    /// Local scratch space (`$L` in scripts).
+    fn l(&self) -> PathBuf {
+        self.root.join("local")
+    }
+
+    /// Mounts the account at `$M`.
+    fn mount(&mut self, args: &[&str]) {
+        self.mount_at("mnt", args);
+    }
+
+    /// Mounts at `$R/<name>`.
+    fn mount_at(&mut self, name: &str, args: &[&str]) {
+        let point = self.root.join(name);
+        let log = self.root.join(format!("{name}.{}.log", self.mounts.len()));
+        self.mounts.push(Mount::start(&self.cloud, &point, &log, args));
+    }
+
+    /// Unmounts `$M`, checking that it went cleanly.
+    fn unmount(&mut self) {
+        self.unmount_at("mnt");
+    }
+
+    fn unmount_at(&mut self, name: &str) {
+        let point = self.root.join(name);
+        let i = self.mounts.iter().position(|m| m.point == point).expect("mounted");
+        let mut m = self.mounts.remove(i);
+        m.unmount();
+    }
+
+    fn remount(&mut self, args: &[&str]) {
+        self.unmount();
+        self.mount(args);
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for m in &self.mounts {
+            let text = m.log_text();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            s += &format!("--- {} (last lines) ---\n", m.log.display());
+            for l in tail.iter().rev() {
+                s += l;
+                s += "\n";
+            }
+        }
+        s
+    }
+
+    /// A bash script with `$M` (the mount), `$L` (scratch) and `$R` (the
+    /// test's root); a hung filesystem is cut off by `timeout`.
+    fn command(&self, script: &str) -> Command {
+        let mut c = Command::new("timeout");
+        c.args(["-k", "5", "120", "bash", "-c", &format!("set -euo pipefail; umask 022; {script}")])
+            .current_dir(&self.root)
+            .env("M", self.m())
+            .env("L", self.l())
+            .env("R", &self.root)
+            .env("HOME", self.root.join("home"))
+            .env("LC_ALL", "C")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, script: &str) -> Output {
+        self.command(script).output().unwrap()
+    }
+
+    /// Runs a script that must succeed; its stdout.
+    fn sh(&self, script: &str) -> String {
+        let out = self.run(script);
+        assert!(
+            out.status.success(),
+            "script failed ({}):\n{script}\n--- stdout ---\n{}\n--- stderr ---\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a script that must fail (not by timeout); its stderr.
+    fn sh_fails(&self, script: &str) -> String {
+        let out = self.run(script);
+        assert!(
+            !out.status.success(),
+            "script should have failed:\n{script}\n--- stdout ---\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_ne!(out.status.code(), Some(124), "script timed out:\n{script}\n{}", self.logs());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Asserts that the script fails saying `message`.
+    fn fails_with(&self, script: &str, message: &str) {
+        let err = self.sh_fails(script);
+        assert!(err.contains(message), "{script}\nshould fail with {message:?}; it said:\n{err}");
+    }
+}
+
+fn require(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(found, "`{tool}` is missing: install the Debian package `{package}` (apt-get install -y {package})");
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn sha256_file(p: &Path) -> String {
+    let mut f = std::fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex::encode(h.finalize())
+}
+
+fn write_file(p: &Path, data: &[u8]) {
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(p, data).unwrap();
+}
+
+/// Polls `f` every 20 ms until it holds, for at most `within`.
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A tree of 300 small files in nested folders (one in seven empty), three
+/// multi-block files, names with spaces and non-ASCII letters, an empty folder.
+fn make_tree(root: &Path, seed: u64) -> usize {
+    let mut n = 0;
+    for d in 0..5 {
+        for s in 0..3 {
+            for k in 0..20 {
+                let i = (d * 60 + s * 20 + k) as u64;
+                let size = if k % 7 == 0 { 0 } else { (random_bytes(8, seed + i)[0] as usize) * 61 + k };
+                write_file(&root.join(format!("d{d}/s{s}/f{k:02}.dat")), &random_bytes(size, seed * 1000 + i));
+                n += 1;
+            }
+        }
+    }
+    write_file(&root.join("big/five.bin"), &random_bytes(5 * MIB + 7, seed + 1));
+    write_file(&root.join("big/four.bin"), &random_bytes(4 * MIB, seed + 2));
+    write_file(&root.join("d4/s2/nine.bin"), &random_bytes(9 * MIB + 4321, seed + 3));
+    write_file(&root.join("with space.txt"), b"a name with a space\n");
+    write_file(&root.join("\u{fc}n\u{ef}code-\u{540d}\u{524d}.txt"), "ünïcode\n".as_bytes());
+    std::fs::create_dir_all(root.join("empty-dir")).unwrap();
+    n + 5
+}
+
+// ---------------------------------------------------------------------------
+// the tests
+// ---------------------------------------------------------------------------
+
+/// (1) `cp -r` a tree in and out; `diff -r`; again after a remount (from the server).
+#[test]
+fn cp_r_tree_in_and_out() {
+    let mut env = Env::new();
+    let files = make_tree(&env.l().join("src"), 7);
+    env.mount(&[]);
+    env.sh(r#"cp -r "$L/src" "$M/pithos/tree"; diff -r "$L/src" "$M/pithos/tree""#);
+    env.sh(r#"cp -r "$M/pithos/tree" "$L/out"; diff -r "$L/src" "$L/out""#);
+    let count = env.sh(r#"find "$M/pithos/tree" -type f | wc -l"#);
+    assert_eq!(count.trim(), files.to_string());
+    // Nothing of this mount's memory helps a new one: the server has it all.
+    env.remount(&[]);
+    env.sh(r#"diff -r "$L/src" "$M/pithos/tree""#);
+    assert_eq!(
+        sha256(&env.cloud.get("pithos", "tree/d4/s2/nine.bin")),
+        sha256_file(&env.l().join("src/d4/s2/nine.bin"))
+    );
+    assert_eq!(env.cloud.get("pithos", "tree/with space.txt"), b"a name with a space\n");
+}
+
+/// (2) cat, ls -l, stat and find over objects uploaded by HTTP and files made here.
+#[test]
+fn cat_ls_stat_find() {
+    let mut env = Env::new();
+    env.cloud.put("pithos", "docs/readme.txt", b"read me\n");
+    env.cloud.put("pithos", "docs/sub/deep.txt", b"deep\n");
+    env.cloud.put("pithos", "top.txt", b"top file\n");
+    env.mount(&[]);
+    env.sh(r#"cd "$M/pithos"; mkdir made; printf 'hello world' > made/hello.txt; : > made/empty"#);
+    assert_eq!(env.sh(r#"cat "$M/pithos/docs/readme.txt""#), "read me\n");
+    assert_eq!(env.sh(r#"cat "$M/pithos/docs/sub/deep.txt" "$M/pithos/top.txt""#), "deep\ntop file\n");
+    assert_eq!(env.sh(r#"cat "$M/pithos/made/hello.txt""#), "hello world");
+    assert_eq!(env.sh(r#"head -c 5 "$M/pithos/made/hello.txt"; tail -c 3 "$M/pithos/top.txt""#), "hellole\n");
+    assert_eq!(env.sh(r#"ls "$M""#), "pithos\n");
+    assert_eq!(env.sh(r#"ls "$M/pithos""#), "docs\nmade\ntop.txt\n");
+    let uid = env.sh("id -u").trim().to_string();
+    let gid = env.sh("id -g").trim().to_string();
+    // mode, links, owner, group, size, name of every line of ls -ln
+    let ls = |dir: &str| -> Vec<String> {
+        env.sh(&format!(r#"ls -ln "$M/pithos/{dir}""#))
+            .lines()
+            .skip(1) // "total N"
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                format!("{} {} {} {} {} {}", f[0], f[1], f[2], f[3], f[4], f[f.len() - 1])
+            })
+            .collect()
+    };
+    assert_eq!(
+        ls("made"),
+        vec![format!("-rw-r--r-- 1 {uid} {gid} 0 empty"), format!("-rw-r--r-- 1 {uid} {gid} 11 hello.txt")]
+    );
+    assert_eq!(
+        ls("docs"),
+        vec![format!("-rw-r--r-- 1 {uid} {gid} 8 readme.txt"), format!("drwxr-xr-x 2 {uid} {gid} 0 sub")]
+    );
+    assert_eq!(
+        env.sh(r#"cd "$M/pithos"; stat -c '%n|%F|%s|%a' docs/readme.txt docs/sub made/empty made/hello.txt"#),
+        "docs/readme.txt|regular file|8|644\ndocs/sub|directory|0|755\n\
+         made/empty|regular empty file|0|644\nmade/hello.txt|regular file|11|644\n"
+    );
+    // mtimes are the objects' (close to now), not the epoch
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    for f in ["top.txt", "made/hello.txt"] {
+        let t: i64 = env.sh(&format!(r#"stat -c %Y "$M/pithos/{f}""#)).trim().parse().unwrap();
+        assert!((t - now).abs() < 300, "{f}: mtime {t}, now {now}");
+    }
+    assert_eq!(
+        env.sh(r#"cd "$M/pithos"; find . -type f | sort"#),
+        "./docs/readme.txt\n./docs/sub/deep.txt\n./made/empty\n./made/hello.txt\n./top.txt\n"
+    );
+    assert_eq!(env.sh(r#"cd "$M/pithos"; find . -type d | sort"#), ".\n./docs\n./docs/sub\n./made\n");
+    assert_eq!(env.sh(r#"cd "$M/pithos"; find . -name '*.txt' | wc -l"#).trim(), "4");
+    assert_eq!(env.sh(r#"cd "$M/pithos"; find . -empty -type f"#), "./made/empty\n");
+    assert_eq!(env.sh(r#"cd "$M/pithos"; find . -size +8c -type f | sort"#), "./made/hello.txt\n./top.txt\n");
+}
+
+/// (3) mv of a file and of a folder: contents follow, inode numbers stay.
+#[test]
+fn mv_file_and_folder_keep_contents_and_inodes() {
+    let mut env = Env::new();
+    // No kernel caching: every path is looked up by the filesystem again.
+    env.mount(&["--attr-ttl", "0", "--dir-ttl", "0"]);
+    env.sh(r#"cd "$M/pithos"; mkdir a b; printf one > a/one.txt; mkdir -p a/inner/deeper
+           printf two > a/inner/two.txt; printf three > a/inner/deeper/three.txt"#);
+    let ino = |p: &str| env.sh(&format!(r#"stat -c %i "$M/pithos/{p}""#)).trim().to_string();
+    let (one, two, inner) = (ino("a/one.txt"), ino("a/inner/two.txt"), ino("a/inner"));
+    env.sh(r#"cd "$M/pithos"; mv a/one.txt b/uno.txt; test ! -e a/one.txt"#);
+    assert_eq!(env.sh(r#"cat "$M/pithos/b/uno.txt""#), "one");
+    assert_eq!(ino("b/uno.txt"), one, "a file keeps its inode number across mv");
+    env.sh(r#"cd "$M/pithos"; mv a c; test ! -e a"#);
+    assert_eq!(env.sh(r#"cd "$M/pithos/c/inner"; cat two.txt deeper/three.txt"#), "twothree");
+    assert_eq!(ino("c/inner/two.txt"), two, "a file keeps its inode number when its folder moves");
+    assert_eq!(ino("c/inner"), inner);
+    assert_eq!(
+        env.sh(r#"cd "$M/pithos"; find . | sort"#),
+        ".\n./b\n./b/uno.txt\n./c\n./c/inner\n./c/inner/deeper\n./c/inner/deeper/three.txt\n./c/inner/two.txt\n"
+    );
+    // mv over an existing file replaces it
+    env.sh(r#"cd "$M/pithos"; printf new > b/other.txt; mv b/other.txt b/uno.txt"#);
+    assert_eq!(env.sh(r#"cd "$M/pithos"; ls b; cat b/uno.txt"#), "uno.txt\nnew");
+    // a folder into another folder
+    env.sh(r#"cd "$M/pithos"; mv c b/c-moved; test ! -e c"#);
+    assert_eq!(env.sh(r#"cat "$M/pithos/b/c-moved/inner/deeper/three.txt""#), "three");
+    let mut names = env.cloud.objects("pithos");
+    names.retain(|n| !n.ends_with('/'));
+    assert!(
+        names.iter().all(|n| n.starts_with("b/") || n == "b"),
+        "the server still has objects of the old names: {names:?}"
+    );
+    assert!(names.contains(&"b/c-moved/inner/deeper/three.txt".to_string()), "{names:?}");
+    assert!(names.contains(&"b/c-moved/inner/two.txt".to_string()), "{names:?}");
+    env.remount(&[]);
+    assert_eq!(
+        env.sh(r#"cd "$M/pithos/b"; cat uno.txt c-moved/inner/two.txt c-moved/inner/deeper/three.txt"#),
+        "newtwothree"
+    );
+    assert_eq!(env.sh(r#"cd "$M/pithos"; ls"#), "b\n");
+    // folders onto folders: an empty one is replaced, a full one is not
+    env.sh(r#"cd "$M/pithos"; mkdir e1 e2; mv -T e1 e2; test ! -e e1; test -d e2"#);
+    env.fails_with(r#"cd "$M/pithos"; mkdir e3; mv -T e3 b"#, "Directory not empty");
+    // renamed while still open for writing (not committed yet): the data lands at the new name
+    env.sh(r#"cd "$M/pithos"; exec 3> tmp.part; echo 'moved while open' >&3; mv tmp.part b/final.txt; exec 3>&-"#);
+    assert_eq!(env.cloud.get("pithos", "b/final.txt"), b"moved while open\n");
+    assert_eq!(env.cloud.head("pithos", "tmp.part").status, 404);
+    env.sh(r#"rm "$M/pithos/b/final.txt""#);
+    // across containers: a file, then a folder
+    env.sh(r#"mkdir "$M/other"; mv "$M/pithos/b/uno.txt" "$M/other/uno.txt"; mv "$M/pithos/b/c-moved" "$M/other/c""#);
+    assert_eq!(env.sh(r#"cd "$M/other"; cat uno.txt c/inner/two.txt c/inner/deeper/three.txt"#), "newtwothree");
+    assert_eq!(env.cloud.get("other", "c/inner/deeper/three.txt"), b"three");
+    assert_eq!(env.cloud.head("pithos", "b/uno.txt").status, 404);
+    assert_eq!(env.cloud.head("pithos", "b/c-moved/inner/two.txt").status, 404);
+}
+
+/// (4) rm -r, mkdir -p, rmdir of a folder that is not empty.
+#[test]
+fn rm_r_mkdir_p_rmdir() {
+    let mut env = Env::new();
+    env.cloud.put("pithos", "implicit/dir/obj", b"only a prefix above me");
+    env.mount(&[]);
+    env.sh(r#"cd "$M/pithos"; mkdir -p x/y/z; mkdir -p x/y/z; test -d x/y/z; printf 1 > x/y/file1; printf 2 > x/y/z/file2"#);
+    env.fails_with(r#"rmdir "$M/pithos/x/y""#, "Directory not empty");
+    env.fails_with(r#"rmdir "$M/pithos/x/y/z""#, "Directory not empty");
+    env.fails_with(r#"rmdir "$M/pithos/x/y/file1""#, "Not a directory");
+    env.fails_with(r#"rm "$M/pithos/x/y/z""#, "Is a directory");
+    env.fails_with(r#"mkdir "$M/pithos/x/y""#, "File exists");
+    env.sh(r#"cd "$M/pithos"; rm x/y/z/file2; rmdir x/y/z; test ! -e x/y/z; test -f x/y/file1"#);
+    assert_eq!(env.cloud.head("pithos", "x/y/z/file2").status, 404);
+    env.sh(r#"cd "$M/pithos"; rm -r x; test ! -e x"#);
+    // a file removed while still open for writing stays removed after the close
+    env.sh(r#"cd "$M/pithos"; exec 3> open.txt; echo data >&3; rm open.txt; exec 3>&-; test ! -e open.txt"#);
+    assert_eq!(env.cloud.head("pithos", "open.txt").status, 404, "the close brought a removed file back");
+    assert_eq!(env.sh(r#"ls "$M/pithos""#), "implicit\n");
+    // a folder that is only a prefix of remote objects
+    env.fails_with(r#"rmdir "$M/pithos/implicit""#, "Directory not empty");
+    env.sh(r#"rm -r "$M/pithos/implicit"; test ! -e "$M/pithos/implicit""#);
+    assert_eq!(env.cloud.objects("pithos"), Vec::<String>::new(), "rm -r leaves nothing on the server");
+    assert_eq!(env.sh(r#"ls -A "$M/pithos""#), "");
+    // mkdir -p of a deep path, then rmdir all the way up
+    env.sh(r#"cd "$M/pithos"; mkdir -p p/q/r/s; rmdir p/q/r/s p/q/r p/q p; test ! -e p"#);
+    assert_eq!(env.cloud.objects("pithos"), Vec::<String>::new());
+}
+
+/// (5) touch -d and chmod persist across an unmount and a mount.
+#[test]
+fn touch_d_and_chmod_persist_across_remount() {
+    let mut env = Env::new();
+    env.cloud.put("pithos", "implicit/x", b"a folder that is only a prefix");
+    env.mount(&[]);
+    env.sh(r#"cd "$M/pithos"; printf data > f.txt; mkdir d; printf 'echo hi' > d/run.sh
+           chmod 640 f.txt; printf more >> f.txt
+           touch -d '2001-02-03 04:05:06 UTC' f.txt
+           chmod 755 d/run.sh; chmod 700 d
+           touch -d '1999-12-31 23:59:59 UTC' d
+           chmod 750 implicit; touch -d '2010-01-01 00:00:00 UTC' implicit"#);
+    let stat = r#"cd "$M/pithos"; stat -c '%n %a %Y' implicit f.txt d d/run.sh; stat -c %s f.txt"#;
+    let want = "implicit 750 1262304000\nf.txt 640 981173106\nd 700 946684799\nd/run.sh 755";
+    let before = env.sh(stat);
+    assert!(before.starts_with(want), "{before}");
+    assert!(before.ends_with("\n8\n"), "{before}");
+    env.remount(&[]);
+    assert_eq!(env.sh(stat), before, "attributes after a remount");
+    assert_eq!(env.sh(r#"cat "$M/pithos/f.txt"; bash "$M/pithos/d/run.sh""#), "datamorehi\n");
+    // cp -p sets the mtime with futimens() before it closes the copy: the
+    // commit at close must keep it (it once stamped the commit's time).
+    env.sh(r#"printf old > "$L/old"; touch -d '2002-03-04 05:06:07 UTC' "$L/old"; cp -p "$L/old" "$M/pithos/old""#);
+    env.remount(&[]);
+    assert_eq!(env.sh(r#"stat -c %Y "$M/pithos/old""#), "1015218367\n", "cp -p keeps the mtime");
+}
+
+/// (6) ln -s and readlink; ls -l shows symlinks.
+#[test]
+fn symlinks() {
+    let mut env = Env::new();
+    env.mount(&[]);
+    env.sh(r#"cd "$M/pithos"; printf target-content > target.txt; ln -s target.txt link
+           mkdir sub; ln -s ../target.txt sub/up; ln -s /nonexistent/path dangling"#);
+    let check = |env: &Env| {
+        assert_eq!(
+            env.sh(r#"cd "$M/pithos"; readlink link sub/up dangling"#),
+            "target.txt\n../target.txt\n/nonexistent/path\n"
+        );
+        assert_eq!(env.sh(r#"cd "$M/pithos"; cat link sub/up"#), "target-contenttarget-content");
+        let ls = env.sh(r#"ls -l "$M/pithos/link""#);
+        assert!(ls.starts_with('l'), "{ls}");
+        assert!(ls.trim_end().ends_with("link -> target.txt"), "{ls}");
+        assert_eq!(env.sh(r#"cd "$M/pithos"; stat -c %F link dangling"#), "symbolic link\nsymbolic link\n");
+        env.sh(r#"cd "$M/pithos"; test -L dangling; test ! -e dangling"#);
+        assert_eq!(env.sh(r#"cd "$M/pithos"; find . -type l | sort"#), "./dangling\n./link\n./sub/up\n");
+    };
+    check(&env);
+    let head = env.cloud.head("pithos", "link");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type").as_deref(), Some("inode/symlink"));
+    env.remount(&[]);
+    check(&env);
+    env.sh(r#"cd "$M/pithos"; rm link; test ! -L link; cat target.txt >/dev/null"#);
+}
+
+/// (7) xattrs: user.* round trip (kept as object metadata, across writes and
+/// remounts), and user.pithos.hash is the object's X-Object-Hash.
+#[test]
+fn xattrs_round_trip_and_pithos_hash() {
+    require("setfattr", "attr");
+    let mut env = Env::new();
+    env.mount(&[]);
+    env.sh(r#"cd "$M/pithos"; printf x > f; setfattr -n user.color -v blue f; setfattr -n user.project -v pithosfs f
+           mkdir d; setfattr -n user.tag -v folder d"#);
+    assert_eq!(env.sh(r#"getfattr --only-values -n user.color "$M/pithos/f""#), "blue");
+    let dump = env.sh(r#"cd "$M/pithos"; getfattr -d f"#);
+    assert!(dump.contains("user.color=\"blue\"") && dump.contains("user.project=\"pithosfs\""), "{dump}");
+    assert_eq!(env.sh(r#"getfattr --only-values -n user.tag "$M/pithos/d""#), "folder");
+    let head = env.cloud.head("pithos", "f");
+    assert_eq!(head.header("x-object-meta-color").as_deref(), Some("blue"));
+    assert_eq!(head.header("x-object-meta-project").as_deref(), Some("pithosfs"));
+    // the Pithos facts
+    let hash = env.sh(r#"getfattr --only-values -n user.pithos.hash "$M/pithos/f""#);
+    assert!(hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{hash:?}");
+    assert_eq!(Some(hash), head.header("x-object-hash"));
+    // Right after a write: the UUID too (it was once missing, ENODATA, until
+    // the attributes expired).
+    assert_eq!(
+        env.sh(r#"getfattr --only-values -n user.pithos.uuid "$M/pithos/f""#),
+        head.header("x-object-uuid").unwrap()
+    );
+    // setfattr is a metadata POST, which makes a new version: the mount
+    // reports that one (it once kept the version from before).
+    assert_eq!(
+        env.sh(r#"getfattr --only-values -n user.pithos.version "$M/pithos/f""#),
+        head.header("x-object-version").unwrap()
+    );
+    env.fails_with(r#"setfattr -n user.pithos.hash -v 00 "$M/pithos/f""#, "Operation not permitted");
+    // removal
+    env.sh(r#"setfattr -x user.project "$M/pithos/f""#);
+    env.fails_with(r#"getfattr -n user.project "$M/pithos/f""#, "No such attribute");
+    assert_eq!(env.cloud.head("pithos", "f").header("x-object-meta-project"), None);
+    // a write keeps the attributes, and the hash follows the new content
+    env.sh(r#"printf more >> "$M/pithos/f""#);
+    let head = env.cloud.head("pithos", "f");
+    assert_eq!(head.header("x-object-meta-color").as_deref(), Some("blue"), "a write drops the xattrs");
+    let hash = env.sh(r#"getfattr --only-values -n user.pithos.hash "$M/pithos/f""#);
+    assert_eq!(Some(hash), head.header("x-object-hash"));
+    env.remount(&[]);
+    assert_eq!(env.sh(r#"getfattr --only-values -n user.color "$M/pithos/f""#), "blue");
+    assert_eq!(env.sh(r#"getfattr --only-values -n user.tag "$M/pithos/d""#), "folder");
+    assert_eq!(env.sh(r#"cat "$M/pithos/f""#), "xmore");
+}
+
+/// (8) truncate: shrink and grow, small and across blocks.
+#[test]
+fn truncate_shrink_and_grow() {
+    let mut env = Env::new();
+    write_file(&env.l().join("small"), &random_bytes(10_000, 81));
+    write_file(&env.l().join("big"), &random_bytes(9 * MIB + 100, 82));
+    env.mount(&[]);
+    env.sh(r#"cp "$L/small" "$L/big" "$M/pithos/""#);
+    for (file, size) in [
+        ("small", "3000"),
+        ("small", "8000"),
+        ("small", "0"),
+        ("small", "5000"),
+        ("big", "4194404"),
+        ("big", "6291456"),
+        ("big", "2097152"),
+        ("big", "12582912"),
+    ] {
+        env.sh(&format!(
+            r#"truncate -s {size} "$L/{file}"; truncate -s {size} "$M/pithos/{file}"
+               test "$(stat -c %s "$M/pithos/{file}")" = {size}; cmp "$L/{file}" "$M/pithos/{file}""#
+        ));
+    }
+    env.remount(&[]);
+    env.sh(r#"cmp "$L/small" "$M/pithos/small"; cmp "$L/big" "$M/pithos/big""#);
+    assert_eq!(sha256(&env.cloud.get("pithos", "big")), sha256_file(&env.l().join("big")));
+    // overwritten with `>` (open with O_TRUNC): only the new bytes remain
+    env.sh(r#"echo short > "$M/pithos/big"; test "$(cat "$M/pithos/big")" = short; test "$(stat -c %s "$M/pithos/big")" = 6"#);
+    assert_eq!(env.cloud.get("pithos", "big"), b"short\n");
+}
+
+/// (9) dd conv=notrunc of 4 KiB in the middle of a file of several blocks: the
+/// content is right, and only about one block goes to the server.
+#[test]
+fn dd_notrunc_in_the_middle_sends_one_block() {
+    let mut env = Env::new();
+    let bs = env.cloud.block_size("pithos") as usize;
+    write_file(&env.l().join("big"), &random_bytes(3 * bs + 1000, 91));
+    write_file(&env.l().join("patch"), &random_bytes(4096, 92));
+    env.mount(&[]);
+    env.sh(r#"cp "$L/big" "$M/pithos/big"; cmp "$L/big" "$M/pithos/big""#);
+    let before = env.cloud.block_store_bytes();
+    let offset = bs + bs / 2 + 1234;
+    env.sh(&format!(
+        r#"dd if="$L/patch" of="$L/big" bs=4096 seek={offset} oflag=seek_bytes conv=notrunc status=none
+           dd if="$L/patch" of="$M/pithos/big" bs=4096 seek={offset} oflag=seek_bytes conv=notrunc status=none
+           cmp "$L/big" "$M/pithos/big""#
+    ));
+    let grown = env.cloud.block_store_bytes() as i64 - before as i64;
+    assert!(grown >= 4096, "the changed block was not stored: the block store grew by {grown} bytes");
+    assert!(
+        grown <= bs as i64 + 64 * 1024,
+        "a 4 KiB edit sent {grown} bytes of blocks (more than one {bs}-byte block): the whole file went up"
+    );
+    assert_eq!(sha256(&env.cloud.get("pithos", "big")), sha256_file(&env.l().join("big")));
+    env.remount(&[]);
+    env.sh(r#"cmp "$L/big" "$M/pithos/big""#);
+}
+
+/// (10) appends with `>>`, small ones and across a block boundary.
+#[test]
+fn append_with_redirection() {
+    let mut env = Env::new();
+    write_file(&env.l().join("four"), &random_bytes(4 * MIB, 101));
+    write_file(&env.l().join("extra"), &random_bytes(3000, 102));
+    env.cloud.put("pithos", "remote.log", b"from the server\n");
+    env.mount(&[]);
+    env.sh(r#"cd "$M/pithos"; echo first > log.txt; echo second >> log.txt; printf third >> log.txt"#);
+    assert_eq!(env.sh(r#"cat "$M/pithos/log.txt""#), "first\nsecond\nthird");
+    env.sh(r#"echo 'and from the mount' >> "$M/pithos/remote.log""#);
+    assert_eq!(env.cloud.get("pithos", "remote.log"), b"from the server\nand from the mount\n");
+    env.sh(
+        r#"cp "$L/four" "$M/pithos/four"
+           cat "$L/extra" >> "$L/four"; cat "$L/extra" >> "$M/pithos/four"; cmp "$L/four" "$M/pithos/four"
+           head -c 100 "$L/extra" >> "$L/four"; head -c 100 "$L/extra" >> "$M/pithos/four"; cmp "$L/four" "$M/pithos/four""#,
+    );
+    env.sh(r#"for i in $(seq 1 100); do echo "line $i" >> "$M/pithos/many.txt"; done"#);
+    assert_eq!(env.sh(r#"cat "$M/pithos/many.txt""#), (1..=100).map(|i| format!("line {i}\n")).collect::<String>());
+    env.remount(&[]);
+    env.sh(r#"cmp "$L/four" "$M/pithos/four"; test "$(wc -l < "$M/pithos/many.txt")" = 100"#);
+    assert_eq!(env.sh(r#"cat "$M/pithos/log.txt""#), "first\nsecond\nthird");
+}
+
+/// (11) tar c of a tree in the mount, tar x into the mount: same files, modes, mtimes.
+#[test]
+fn tar_out_of_and_into_the_mount() {
+    let mut env = Env::new();
+    let src = env.l().join("src");
+    for i in 0..30 {
+        write_file(&src.join(format!("dir{}/file{i}.txt", i % 4)), &random_bytes(i * 97, 110 + i as u64));
+    }
+    write_file(&src.join("dir0/sub/big.bin"), &random_bytes(5 * MIB + 3, 111));
+    write_file(&src.join("run.sh"), b"#!/bin/sh\necho run\n");
+    env.sh(
+        r#"cd "$L/src"; chmod 755 run.sh; chmod 600 dir1/file1.txt; mkdir empty; ln -s dir0/file0.txt link
+           find . -exec touch -h -d '2020-05-06 07:08:09 UTC' {} +; touch -d '2021-01-01 00:00:00 UTC' dir2/file2.txt"#,
+    );
+    env.mount(&[]);
+    // into the mount
+    env.sh(r#"tar cf "$L/in.tar" -C "$L" src; mkdir "$M/pithos/x"; tar xf "$L/in.tar" -C "$M/pithos/x""#);
+    env.sh(r#"diff -r "$L/src" "$M/pithos/x/src""#);
+    let meta = |env: &Env, dir: &str| {
+        env.sh(&format!(r#"cd "{dir}"; find . -print0 | sort -z | xargs -0 stat -c '%n %F %a %Y'"#))
+    };
+    let local = meta(&env, "$L/src");
+    // tar sets each file's mtime with futimens() after writing, before close:
+    // the commit at close must keep it (it once stamped the commit's time).
+    assert_eq!(meta(&env, "$M/pithos/x/src"), local, "names, types, modes, mtimes");
+    assert_eq!(env.sh(r#"readlink "$M/pithos/x/src/link""#), "dir0/file0.txt\n");
+    // out of the mount (after a remount: from the server)
+    env.remount(&[]);
+    env.sh(r#"tar cf "$L/out.tar" -C "$M/pithos/x" src; mkdir "$L/back"; tar xf "$L/out.tar" -C "$L/back""#);
+    env.sh(r#"diff -r "$L/src" "$L/back/src""#);
+    assert_eq!(meta(&env, "$L/back/src"), local);
+    let list = |tar: &str| env.sh(&format!(r#"tar tvf "$L/{tar}" | sort -k6"#));
+    assert_eq!(list("out.tar"), list("in.tar"), "tar listings");
+}
+
+/// (12) git init, add, commit, status, log in the mount.
+#[test]
+fn git_repository_in_the_mount() {
+    require("git", "git");
+    let mut env = Env::new();
+    env.mount(&[]);
+    let git = r#"git -c user.name=Tester -c user.email=tester@example.org -c init.defaultBranch=main"#;
+    env.sh(&format!(
+        r#"cd "$M/pithos"; {git} init -q repo; cd repo
+           printf 'hello\n' > README; mkdir src; printf 'fn main() {{}}\n' > src/main.rs; printf 'x\n' > .gitignore
+           {git} add -A; {git} commit -q -m 'first commit'"#
+    ));
+    assert_eq!(env.sh(r#"cd "$M/pithos/repo"; git status --porcelain"#), "");
+    env.sh(&format!(r#"cd "$M/pithos/repo"; printf 'more\n' >> README; test "$(git status --porcelain)" = ' M README'; {git} commit -q -am second"#));
+    assert_eq!(env.sh(r#"cd "$M/pithos/repo"; git status --porcelain"#), "");
+    let log = env.sh(r#"cd "$M/pithos/repo"; git log --format=%s"#);
+    assert_eq!(log, "second\nfirst commit\n");
+    env.remount(&[]);
+    assert_eq!(env.sh(r#"cd "$M/pithos/repo"; git status --porcelain"#), "");
+    assert_eq!(env.sh(r#"cd "$M/pithos/repo"; git log --format=%s"#), "second\nfirst commit\n");
+    env.sh(r#"cd "$M/pithos/repo"; git fsck --full --no-progress"#);
+    env.sh(r#"git clone -q "$M/pithos/repo" "$L/clone"; test "$(cat "$L/clone/README")" = "$(printf 'hello\nmore')""#);
+}
+
+/// (13) an SQLite database made, filled in transactions and queried in the
+/// mount, and queried again after a remount.
+#[test]
+fn sqlite_database_in_the_mount() {
+    require("sqlite3", "sqlite3");
+    let mut env = Env::new();
+    env.mount(&[]);
+    env.sh(r#"cd "$M/pithos"; sqlite3 db.sqlite 'create table t(id integer primary key, v text not null);'
+           for i in 1 2 3; do
+             sqlite3 db.sqlite 'begin; with recursive c(x) as (select 1 union all select x + 1 from c where x < 5000)
+                                insert into t(v) select hex(randomblob(40)) from c; commit;'
+           done"#);
+    assert_eq!(env.sh(r#"sqlite3 "$M/pithos/db.sqlite" 'select count(*) from t;'"#), "15000\n");
+    assert_eq!(env.sh(r#"sqlite3 "$M/pithos/db.sqlite" 'pragma integrity_check;'"#), "ok\n");
+    env.sh(
+        r#"sqlite3 "$M/pithos/db.sqlite" "begin; update t set v = 'x' where id % 3 = 0; delete from t where id % 10 = 0; commit;""#,
+    );
+    let query = r#"sqlite3 "$M/pithos/db.sqlite" "select count(*) from t; select count(*) from t where v = 'x'; pragma integrity_check;""#;
+    assert_eq!(env.sh(query), "13500\n4500\nok\n");
+    env.remount(&[]);
+    assert_eq!(env.sh(query), "13500\n4500\nok\n");
+    // a copy taken out of the mount is the same database
+    env.sh(r#"cp "$M/pithos/db.sqlite" "$L/db.sqlite"; test "$(sqlite3 "$L/db.sqlite" 'select count(*) from t;')" = 13500"#);
+    env.sh(r#"test ! -e "$M/pithos/db.sqlite-journal""#);
+}
+
+/// (14) four writers and four readers at once, in separate processes.
+#[test]
+fn concurrent_readers_and_writers() {
+    let mut env = Env::new();
+    let shared = random_bytes(6 * MIB + 3, 141);
+    write_file(&env.l().join("shared"), &shared);
+    let mut want = Vec::new();
+    for i in 0..4 {
+        let data = random_bytes(2 * MIB + i * 1000 + 1, 142 + i as u64);
+        want.push(sha256(&data));
+        write_file(&env.l().join(format!("w{i}")), &data);
+    }
+    env.mount(&[]);
+    env.sh(r#"mkdir "$M/pithos/conc"; cp "$L/shared" "$M/pithos/conc/shared""#);
+    let mut jobs: Vec<(String, Child)> = Vec::new();
+    for i in 0..4 {
+        let script = format!(r#"dd if="$L/w{i}" of="$M/pithos/conc/w{i}" bs=64k status=none; echo done"#);
+        jobs.push((
+            format!("writer {i}"),
+            env.command(&script).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(),
+        ));
+        let script = r#"for k in 1 2 3; do sha256sum < "$M/pithos/conc/shared"; done"#;
+        jobs.push((
+            format!("reader {i}"),
+            env.command(script).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap(),
+        ));
+    }
+    let shared_sha = sha256(&shared);
+    for (what, child) in jobs {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{what} failed: {}\n{}", String::from_utf8_lossy(&out.stderr), env.logs());
+        if what.starts_with("reader") {
+            assert_eq!(stdout, format!("{shared_sha}  -\n").repeat(3), "{what}");
+        } else {
+            assert_eq!(stdout, "done\n", "{what}");
+        }
+    }
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(&sha256_file(&env.m().join(format!("pithos/conc/w{i}"))), w, "w{i} through the mount");
+        assert_eq!(&sha256(&env.cloud.get("pithos", &format!("conc/w{i}"))), w, "w{i} on the server");
+    }
+    assert_eq!(env.sh(r#"ls "$M/pithos/conc""#), "shared\nw0\nw1\nw2\nw3\n");
+}
+
+fn kamaki_bin() -> Option<PathBuf> {
+    let venv = std::env::var_os("PITHOSFS_KAMAKI_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kamaki-venv"));
+    let bin = venv.join("bin/kamaki");
+    if bin.exists() {
+        return Some(bin);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("kamaki is not installed at {} (run scripts/setup-kamaki)", bin.display());
+    }
+    eprintln!("skipped: kamaki not found at {} (run scripts/setup-kamaki)", bin.display());
+    None
+}
+
+/// (15) kamaki downloads what the mount wrote, and the mount reads what kamaki uploaded.
+#[test]
+fn kamaki_cross_check() {
+    let Some(kamaki) = kamaki_bin() else { return };
+    require("getfattr", "attr");
+    let mut env = Env::new();
+    let config = env.root.join("kamakirc");
+    std::fs::write(&config, "").unwrap();
+    let k = |env: &Env, args: &str| {
+        env.sh(&format!(r#""{}" -c "{}" {args}"#, kamaki.display(), config.display()));
+    };
+    k(&env, &format!("config set cloud.default.url {}", env.cloud.identity()));
+    k(&env, &format!("config set cloud.default.token {TOKEN}"));
+    k(&env, "config set default_cloud default");
+    write_file(&env.l().join("m.bin"), &random_bytes(9 * MIB + 5, 151));
+    write_file(&env.l().join("k.bin"), &random_bytes(5 * MIB + 17, 152));
+    env.mount(&["--dir-ttl", "0", "--attr-ttl", "0"]);
+    // With --attr-ttl 0, cp once failed here with "cannot fstat …: No such
+    // file or directory" (see stat_of_a_file_open_for_writing).
+    env.sh(r#"mkdir "$M/pithos/kx"; cp "$L/m.bin" "$M/pithos/kx/from-mount.bin""#);
+    k(&env, r#"file download /pithos/kx/from-mount.bin "$L/m-down.bin""#);
+    assert_eq!(sha256_file(&env.l().join("m-down.bin")), sha256_file(&env.l().join("m.bin")));
+    let info =
+        env.sh(&format!(r#""{}" -c "{}" file info /pithos/kx/from-mount.bin"#, kamaki.display(), config.display()));
+    let hash = env.sh(r#"getfattr --only-values -n user.pithos.hash "$M/pithos/kx/from-mount.bin""#);
+    assert!(info.contains(&hash), "kamaki file info does not show the hash {hash}:\n{info}");
+    k(&env, r#"file upload "$L/k.bin" /pithos/kx/from-kamaki.bin"#);
+    assert_eq!(
+        sha256_file(&env.m().join("pithos/kx/from-kamaki.bin")),
+        sha256_file(&env.l().join("k.bin")),
+        "a file kamaki uploaded, read through the mount"
+    );
+}
+
+/// (16) a remote change shows in the mount within the TTLs.
+#[test]
+fn remote_changes_show_within_the_ttl() {
+    let mut env = Env::new();
+    env.cloud.put("pithos", "seen.txt", b"here from the start\n");
+    env.mount(&["--dir-ttl", "0.2", "--attr-ttl", "0.2"]);
+    let file = env.m().join("pithos/remote/new.txt");
+    // listed (and cached) before the change
+    assert_eq!(env.sh(r#"ls "$M/pithos""#), "seen.txt\n");
+    let within = Duration::from_secs(10);
+    let shows = |want: &'static [u8]| {
+        let file = file.clone();
+        move || std::fs::read(&file).ok().as_deref() == Some(want)
+    };
+    env.cloud.put("pithos", "remote/new.txt", b"version one\n");
+    wait_until("a new remote object", within, shows(b"version one\n"));
+    // read once more (into the page cache), then the same size, other bytes
+    assert_eq!(std::fs::read(env.m().join("pithos/remote/new.txt")).unwrap(), b"version one\n");
+    env.cloud.put("pithos", "remote/new.txt", b"version two\n");
+    wait_until("new content of the same size", within, shows(b"version two\n"));
+    env.cloud.put("pithos", "remote/new.txt", b"version three, longer\n");
+    wait_until("new content of another size", within, shows(b"version three, longer\n"));
+    env.cloud.put("pithos", "seen.txt", b"changed\n");
+    let seen = env.m().join("pithos/seen.txt");
+    wait_until("a change of a file listed before", within, || {
+        std::fs::read(&seen).ok().as_deref() == Some(b"changed\n")
+    });
+    // a file this mount wrote, then changed remotely: size and content follow
+    env.sh(r#"printf 'written here' > "$M/pithos/mine.txt"; test "$(stat -c %s "$M/pithos/mine.txt")" = 12"#);
+    env.cloud.put("pithos", "mine.txt", b"changed remotely, longer\n");
+    let mine = env.m().join("pithos/mine.txt");
+    wait_until("a remote change of a file written here", within, || {
+        std::fs::metadata(&mine).map(|m| m.len()).ok() == Some(25)
+            && std::fs::read(&mine).ok().as_deref() == Some(b"changed remotely, longer\n")
+    });
+    env.cloud.delete("pithos", "remote/new.txt");
+    let gone = env.m().join("pithos/remote/new.txt");
+    wait_until("a remote delete", within, || !gone.exists());
+    env.cloud.create_container("fresh");
+    let fresh = env.m().join("fresh");
+    wait_until("a new container", within, || fresh.is_dir());
+    assert_eq!(env.sh(r#"ls "$M""#), "fresh\npithos\n");
+}
+
+/// (17) --container mounts one container as the root; --read-only refuses writes.
+#[test]
+fn one_container_and_read_only_mounts() {
+    require("setfattr", "attr");
+    let mut env = Env::new();
+    env.cloud.create_container("photos");
+    let pic = random_bytes(1000, 171);
+    env.cloud.put("photos", "album/pic1.jpg", &pic);
+    env.cloud.put("photos", "top.txt", b"top\n");
+    env.cloud.put("pithos", "keep.txt", b"keep\n");
+    write_file(&env.l().join("pic1.jpg"), &pic);
+    env.mount_at("one", &["--container", "photos"]);
+    assert_eq!(env.sh(r#"ls "$R/one""#), "album\ntop.txt\n");
+    assert_eq!(env.sh(r#"cat "$R/one/top.txt""#), "top\n");
+    env.sh(r#"cmp "$L/pic1.jpg" "$R/one/album/pic1.jpg"; printf two > "$R/one/album/pic2.jpg"; mkdir "$R/one/newdir""#);
+    assert_eq!(env.cloud.get("photos", "album/pic2.jpg"), b"two");
+    assert!(env.cloud.objects("photos").contains(&"newdir".to_string()), "{:?}", env.cloud.objects("photos"));
+    assert!(!env.cloud.containers().contains(&"newdir".to_string()), "mkdir in a container mount made a container");
+
+    env.mount_at("ro", &["--read-only"]);
+    assert_eq!(env.sh(r#"cat "$R/ro/pithos/keep.txt""#), "keep\n");
+    assert_eq!(env.sh(r#"ls "$R/ro/photos/album""#), "pic1.jpg\npic2.jpg\n");
+    for script in [
+        r#"touch "$R/ro/pithos/new.txt""#,
+        r#"echo x > "$R/ro/pithos/new.txt""#,
+        r#"echo x >> "$R/ro/pithos/keep.txt""#,
+        r#"echo x > "$R/ro/pithos/keep.txt""#,
+        r#"truncate -s 0 "$R/ro/pithos/keep.txt""#,
+        r#"mkdir "$R/ro/pithos/d""#,
+        r#"mkdir "$R/ro/newcontainer""#,
+        r#"rm "$R/ro/pithos/keep.txt""#,
+        r#"mv "$R/ro/pithos/keep.txt" "$R/ro/pithos/k2""#,
+        r#"chmod 600 "$R/ro/pithos/keep.txt""#,
+        r#"touch -d '2001-01-01' "$R/ro/pithos/keep.txt""#,
+        r#"ln -s keep.txt "$R/ro/pithos/link""#,
+        r#"setfattr -n user.a -v b "$R/ro/pithos/keep.txt""#,
+        r#"rmdir "$R/ro/photos/newdir""#,
+    ] {
+        env.fails_with(script, "Read-only file system");
+    }
+    assert_eq!(env.cloud.get("pithos", "keep.txt"), b"keep\n");
+    assert_eq!(env.cloud.objects("pithos"), vec!["keep.txt".to_string()]);
+    assert_eq!(env.cloud.containers(), vec!["photos".to_string(), "pithos".to_string()]);
+    env.unmount_at("ro");
+    env.unmount_at("one");
+}
+
+/// (18) mkdir at the top level makes a container; rmdir removes an empty one.
+#[test]
+fn top_level_mkdir_and_rmdir_are_containers() {
+    let mut env = Env::new();
+    env.mount(&[]);
+    env.sh(r#"mkdir "$M/newc"; test -d "$M/newc""#);
+    assert!(env.cloud.containers().contains(&"newc".to_string()), "{:?}", env.cloud.containers());
+    assert_eq!(env.sh(r#"ls "$M""#), "newc\npithos\n");
+    env.sh(r#"printf x > "$M/newc/f""#);
+    assert_eq!(env.cloud.get("newc", "f"), b"x");
+    env.fails_with(r#"rmdir "$M/newc""#, "Directory not empty");
+    env.fails_with(r#"mkdir "$M/pithos""#, "File exists");
+    env.sh(r#"rm "$M/newc/f"; rmdir "$M/newc"; test ! -e "$M/newc""#);
+    assert!(!env.cloud.containers().contains(&"newc".to_string()), "{:?}", env.cloud.containers());
+    assert_eq!(env.sh(r#"ls "$M""#), "pithos\n");
+    // files cannot live beside containers
+    env.sh_fails(r#"printf x > "$M/loose.txt""#);
+    assert_eq!(env.cloud.containers(), vec!["pithos".to_string()]);
+    env.remount(&[]);
+    assert_eq!(env.sh(r#"ls "$M""#), "pithos\n");
+}
+
+/// A file created and kept open while written: fstat, stat and ls see it
+/// with the size written so far, whatever the TTLs, and with its whole size
+/// once closed; cp (which fstats the file it creates) works.
+#[test]
+fn stat_of_a_file_open_for_writing() {
+    use std::io::Write;
+    let mut env = Env::new();
+    // TTL 0: every stat asks the filesystem (as any stat does once the TTL is over).
+    env.mount(&["--attr-ttl", "0", "--dir-ttl", "0"]);
+    // fstat of a created, not yet committed file once failed with ENOENT
+    // (getattr asked the server, which has no such object yet), so did stat
+    // by path, and `cp` to a new file failed with "cannot fstat".
+    let path = env.m().join("pithos/open.bin");
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).unwrap();
+    assert_eq!(f.metadata().map(|m| m.len()).map_err(|e| e.to_string()), Ok(0), "fstat just after create");
+    f.write_all(&[7u8; 100]).unwrap();
+    assert_eq!(f.metadata().map(|m| m.len()).map_err(|e| e.to_string()), Ok(100), "fstat of the open file");
+    assert_eq!(std::fs::metadata(&path).map(|m| m.len()).map_err(|e| e.to_string()), Ok(100), "stat by path");
+    assert_eq!(env.sh(r#"ls "$M/pithos""#), "open.bin\n");
+    drop(f);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 100, "stat after close");
+    assert_eq!(env.cloud.get("pithos", "open.bin"), vec![7u8; 100]);
+    env.sh(r#"cp /etc/hostname "$M/pithos/copied"; cmp /etc/hostname "$M/pithos/copied""#);
+}
+
+/// fsync commits while the file stays open; a change made remotely while a
+/// file is open here keeps both: the remote one under the name, this side as
+/// `<name>.conflict-<ts>`, and the commit fails with EIO.
+#[test]
+fn fsync_commits_and_a_remote_change_meanwhile_keeps_both() {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut env = Env::new();
+    env.cloud.put("pithos", "c.txt", b"original\n");
+    env.mount(&[]);
+    let path = env.m().join("pithos/f.txt");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(b"written, then fsync\n").unwrap();
+    f.sync_all().unwrap();
+    assert_eq!(env.cloud.get("pithos", "f.txt"), b"written, then fsync\n", "fsync did not commit");
+    f.write_all(b"more\n").unwrap();
+    f.sync_all().unwrap();
+    assert_eq!(env.cloud.get("pithos", "f.txt"), b"written, then fsync\nmore\n");
+    drop(f);
+
+    let path = env.m().join("pithos/c.txt");
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    env.cloud.put("pithos", "c.txt", b"remote change\n");
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(b"LOCAL").unwrap();
+    let err = f.sync_all().expect_err("a commit over a remote change must fail");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    drop(f);
+    assert_eq!(env.cloud.get("pithos", "c.txt"), b"remote change\n", "the remote change was overwritten");
+    let copies: Vec<String> =
+        env.cloud.objects("pithos").into_iter().filter(|n| n.starts_with("c.txt.conflict-")).collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(copies[0]["c.txt.conflict-".len()..].chars().all(|c| c.is_ascii_digit()), "{copies:?}");
+    assert_eq!(env.cloud.get("pithos", &copies[0]), b"LOCALnal\n", "the conflict copy holds this side's edit");
+    // and the mount shows both (within the TTLs)
+    let (c, copy) = (env.m().join("pithos/c.txt"), env.m().join("pithos").join(&copies[0]));
+    wait_until("the remote version and the conflict copy through the mount", Duration::from_secs(10), || {
+        std::fs::read(&c).ok().as_deref() == Some(b"remote change\n")
+            && std::fs::read(&copy).ok().as_deref() == Some(b"LOCALnal\n")
+    });
+}
