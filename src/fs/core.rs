@@ -82,6 +82,8 @@ pub struct Fs {
     inodes: Mutex<InodeTable>,
     pub cache: Arc<BlockCache>,
     handles: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<OpenFile>>>>,
+    /// Open directories: the listing taken at opendir, served by offset.
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     next_fh: AtomicU64,
     /// Versions last opened per inode: an unchanged file keeps the kernel's page cache.
     opened_versions: Mutex<HashMap<u64, String>>,
@@ -104,6 +106,7 @@ impl Fs {
             inodes: Mutex::new(InodeTable::new(Attr::dir(now()))),
             opts,
             handles: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             opened_versions: Mutex::new(HashMap::new()),
             block_params: Mutex::new(HashMap::new()),
@@ -162,24 +165,52 @@ impl Fs {
 
     // ---------- names and attributes ----------
 
-    /// Lists a directory (from the cache while fresh) and binds its children.
+    /// Lists a directory (from the cache while fresh): a snapshot of its children.
     pub async fn list_dir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
-        {
-            let t = self.inodes();
-            let node = t.get(ino).ok_or(Errno::NOENT)?;
-            if node.attr.kind != Kind::Dir {
-                return Err(Errno::NOTDIR);
-            }
-            if let Some((at, kids)) = &node.listing {
-                if at.elapsed() < self.opts.dir_ttl {
-                    return Ok(kids
-                        .iter()
-                        .filter_map(|k| {
-                            t.get(*k).map(|n| DirEntry { ino: *k, name: n.name.clone(), attr: n.attr.clone() })
-                        })
-                        .collect());
-                }
-            }
+        self.ensure_listing(ino).await?;
+        let t = self.inodes();
+        let kids = t.get(ino).and_then(|n| n.listing.as_ref().map(|(_, k)| k.clone())).unwrap_or_default();
+        Ok(kids
+            .iter()
+            .filter_map(|k| t.get(*k).map(|n| DirEntry { ino: *k, name: n.name.clone(), attr: n.attr.clone() }))
+            .collect())
+    }
+
+    /// Opens a directory: one snapshot of its listing for all the readdir
+    /// calls that follow (each returns a page of it).
+    pub async fn opendir(&self, ino: u64) -> FsResult<u64> {
+        let entries = Arc::new(self.list_dir(ino).await?);
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, entries);
+        Ok(fh)
+    }
+
+    /// The snapshot of an open directory (a fresh listing if the handle is unknown).
+    pub async fn dir_entries(&self, ino: u64, fh: u64) -> FsResult<Arc<Vec<DirEntry>>> {
+        if let Some(e) = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh) {
+            return Ok(e.clone());
+        }
+        Ok(Arc::new(self.list_dir(ino).await?))
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+    }
+
+    fn listing_fresh(&self, ino: u64) -> FsResult<bool> {
+        let t = self.inodes();
+        let node = t.get(ino).ok_or(Errno::NOENT)?;
+        if node.attr.kind != Kind::Dir {
+            return Err(Errno::NOTDIR);
+        }
+        Ok(node.listing.as_ref().is_some_and(|(at, _)| at.elapsed() < self.opts.dir_ttl))
+    }
+
+    /// Lists a directory from the server unless its listing is fresh, binding
+    /// every child with the attributes the listing carries.
+    async fn ensure_listing(&self, ino: u64) -> FsResult<()> {
+        if self.listing_fresh(ino)? {
+            return Ok(());
         }
         let loc = self.locate(ino)?;
         let mut found: Vec<(String, Attr)> = Vec::new();
@@ -230,40 +261,37 @@ impl Fs {
         }
         let mut t = self.inodes();
         let mut kids = Vec::with_capacity(found.len());
-        let mut out = Vec::with_capacity(found.len());
         let previous: Vec<u64> =
             t.get(ino).and_then(|n| n.listing.as_ref().map(|(_, k)| k.clone())).unwrap_or_default();
         for (name, attr) in found {
-            let k = t.upsert(ino, &name, attr.clone());
-            kids.push(k);
-            out.push(DirEntry { ino: k, name, attr });
+            kids.push(t.upsert(ino, &name, attr));
         }
         // Children created here but not committed yet stay.
         for k in previous {
             let local = t.get(k).is_some_and(|n| n.open > 0 && (n.pending.is_some() || n.attr.version.is_none()));
             if local && !kids.contains(&k) {
-                if let Some(n) = t.get(k) {
-                    out.push(DirEntry { ino: k, name: n.name.clone(), attr: n.attr.clone() });
-                    kids.push(k);
-                }
+                kids.push(k);
             }
         }
         if let Some(n) = t.get_mut(ino) {
             n.listing = Some((Instant::now(), kids));
         }
-        Ok(out)
+        Ok(())
     }
 
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<(u64, Attr)> {
         if name.len() > 1024 {
             return Err(Errno::NAMETOOLONG);
         }
-        for e in self.list_dir(parent).await? {
-            if e.name == name {
-                return Ok((e.ino, e.attr));
-            }
+        self.ensure_listing(parent).await?;
+        let t = self.inodes();
+        let ino = t.child(parent, name).ok_or(Errno::NOENT)?;
+        // Bound but gone from a fresher listing (deleted remotely): not there.
+        let listed = t.get(parent).and_then(|p| p.listing.as_ref()).is_none_or(|(_, kids)| kids.contains(&ino));
+        match t.get(ino) {
+            Some(n) if listed => Ok((ino, n.attr.clone())),
+            _ => Err(Errno::NOENT),
         }
-        Err(Errno::NOENT)
     }
 
     pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
@@ -279,6 +307,20 @@ impl Fs {
         };
         if fresh || !attr.stored || ino == ROOT {
             return Ok(attr);
+        }
+        // A folder once listed is refreshed by listing it again: one request
+        // for all its children, rather than a HEAD for each.
+        let parent = self.inodes().get(ino).map(|n| n.parent).filter(|p| *p != ino);
+        if let Some(p) = parent {
+            if self.inodes().get(p).is_some_and(|n| n.listing.is_some()) {
+                self.ensure_listing(p).await?;
+                let t = self.inodes();
+                let still = t.get(p).and_then(|n| n.listing.as_ref()).is_some_and(|(_, kids)| kids.contains(&ino));
+                return match t.get(ino) {
+                    Some(n) if still => Ok(n.attr.clone()),
+                    _ => Err(Errno::NOENT),
+                };
+            }
         }
         let loc = self.locate(ino)?;
         if loc.path.is_empty() {

@@ -333,20 +333,34 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.spawn(|fs| async move {
-            let entries = match fs.list_dir(ino.0).await {
+            match fs.opendir(ino.0).await {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        self.spawn(|fs| async move {
+            let entries = match fs.dir_entries(ino.0, fh.0).await {
                 Ok(e) => e,
                 Err(e) => return reply.error(errno(e)),
             };
             let dots = [(ino.0, FileType::Directory, "."), (ino.0, FileType::Directory, "..")];
-            let all = dots.iter().map(|(i, k, n)| (*i, *k, n.to_string())).chain(entries.into_iter().map(|e| {
+            let all = dots.iter().map(|(i, k, n)| (*i, *k, n.to_string())).chain(entries.iter().map(|e| {
                 let k = match e.attr.kind {
                     Kind::Dir => FileType::Directory,
                     Kind::File => FileType::RegularFile,
                     Kind::Symlink => FileType::Symlink,
                 };
-                (e.ino, k, e.name)
+                (e.ino, k, e.name.clone())
             }));
             for (i, (ino, kind, name)) in all.enumerate().skip(offset as usize) {
                 if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
@@ -357,9 +371,9 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
         self.spawn(|fs| async move {
-            let entries = match fs.list_dir(ino.0).await {
+            let entries = match fs.dir_entries(ino.0, fh.0).await {
                 Ok(e) => e,
                 Err(e) => return reply.error(errno(e)),
             };
@@ -368,10 +382,11 @@ impl Filesystem for FuseAdapter {
                 Err(e) => return reply.error(errno(e)),
             };
             let ttl = fs.opts.attr_ttl;
-            let mut all: Vec<(u64, String, Attr)> = vec![(ino.0, ".".into(), here.clone()), (ino.0, "..".into(), here)];
-            all.extend(entries.into_iter().map(|e| (e.ino, e.name, e.attr)));
-            for (i, (ino, name, attr)) in all.into_iter().enumerate().skip(offset as usize) {
-                let fa = file_attr(&fs, ino, &attr);
+            // Only the page asked for is built: a folder of 10,000 is read in many calls.
+            let dots = [(ino.0, ".", &here), (ino.0, "..", &here)];
+            let all = dots.into_iter().chain(entries.iter().map(|e| (e.ino, e.name.as_str(), &e.attr)));
+            for (i, (ino, name, attr)) in all.enumerate().skip(offset as usize) {
+                let fa = file_attr(&fs, ino, attr);
                 if reply.add(INodeNo(ino), (i + 1) as u64, name, &ttl, &fa, Generation(0)) {
                     break;
                 }
