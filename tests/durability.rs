@@ -31,6 +31,15 @@ fn start(data: &std::path::Path, users: &std::path::Path) -> Server {
     Server { child, url: line.trim().to_string() }
 }
 
+/// The `pithos` container's URL of the test user, through Astakos.
+async fn container_url(http: &reqwest::Client, url: &str) -> String {
+    let body = serde_json::json!({"auth": {"token": {"id": TOKEN}}});
+    let auth: serde_json::Value =
+        http.post(format!("{url}/identity/v2.0/tokens")).json(&body).send().await.unwrap().json().await.unwrap();
+    let account = auth["access"]["user"]["id"].as_str().unwrap().to_string();
+    format!("{url}/pithos/object-store/v1/{account}/pithos")
+}
+
 fn content(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
@@ -59,18 +68,7 @@ async fn sigkill_loses_nothing_acknowledged() {
     let mut seed = 0u64;
     for round in 0..3 {
         let mut server = start(&data, &users);
-        let body = serde_json::json!({"auth": {"token": {"id": TOKEN}}});
-        let auth: serde_json::Value = http
-            .post(format!("{}/identity/v2.0/tokens", server.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let account = auth["access"]["user"]["id"].as_str().unwrap().to_string();
-        let base = format!("{}/pithos/object-store/v1/{account}/pithos", server.url);
+        let base = container_url(&http, &server.url).await;
         // Everything acknowledged before this restart must read back intact;
         // writes cut by the kill are absent or whole, never partial.
         let snapshot: Vec<(String, (String, State))> =
@@ -129,18 +127,7 @@ async fn sigkill_loses_nothing_acknowledged() {
     }
     // A final restart checks the last round.
     let mut server = start(&data, &users);
-    let body = serde_json::json!({"auth": {"token": {"id": TOKEN}}});
-    let auth: serde_json::Value = http
-        .post(format!("{}/identity/v2.0/tokens", server.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let account = auth["access"]["user"]["id"].as_str().unwrap().to_string();
-    let base = format!("{}/pithos/object-store/v1/{account}/pithos", server.url);
+    let base = container_url(&http, &server.url).await;
     let all: Vec<(String, (String, State))> =
         writes.lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut live = 0;

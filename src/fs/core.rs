@@ -634,12 +634,15 @@ impl Fs {
         let loc = self.locate(f.ino)?;
         let pc = self.in_container(&loc.container);
         let alg = f.algorithm;
-        // Hash the dirty blocks (CPU: off the runtime).
-        let dirty: Vec<(usize, Vec<u8>)> = f.dirty.iter().map(|(i, b)| (*i, b.clone())).collect();
-        let hashed: Vec<(usize, BlockHash)> =
-            tokio::task::spawn_blocking(move || dirty.iter().map(|(i, b)| (*i, blocks::hash_block(alg, b))).collect())
-                .await
-                .map_err(|_| Errno::IO)?;
+        // One copy of the dirty blocks serves hashing, upload and the cache.
+        let dirty_data: HashMap<usize, Bytes> = f.dirty.iter().map(|(i, b)| (*i, Bytes::copy_from_slice(b))).collect();
+        let to_hash: Vec<(usize, Bytes)> = dirty_data.iter().map(|(i, b)| (*i, b.clone())).collect();
+        // Hashing is CPU work: off the runtime.
+        let hashed: Vec<(usize, BlockHash)> = tokio::task::spawn_blocking(move || {
+            to_hash.iter().map(|(i, b)| (*i, blocks::hash_block(alg, b))).collect()
+        })
+        .await
+        .map_err(|_| Errno::IO)?;
         let mut hashes = f.hashes.clone();
         hashes.resize(f.block_count(), BlockHash::empty());
         for (i, h) in &hashed {
@@ -662,7 +665,6 @@ impl Fs {
             Some(e) => opts.if_match = Some(e.clone()),
             None => opts.if_not_exists = true,
         }
-        let dirty_data: HashMap<usize, Bytes> = f.dirty.iter().map(|(i, b)| (*i, Bytes::from(b.clone()))).collect();
         let cache = self.cache.clone();
         let base_hashes = hashes.clone();
         let reader = |i: usize| {
@@ -673,8 +675,9 @@ impl Fs {
         match result {
             Ok(w) => {
                 for (i, h) in hashed {
-                    if let Some(b) = f.dirty.remove(&i) {
-                        self.cache.insert(h, Bytes::from(b));
+                    f.dirty.remove(&i);
+                    if let Some(b) = dirty_data.get(&i) {
+                        self.cache.insert(h, b.clone());
                     }
                 }
                 f.hashes = hashes;
