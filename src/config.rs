@@ -31,6 +31,7 @@ pub const ENV_TOKEN: &str = "PITHOSFS_TOKEN";
 pub const ENV_TOKEN_FILE: &str = "PITHOSFS_TOKEN_FILE";
 pub const ENV_DATA: &str = "PITHOSFS_DATA";
 pub const ENV_KAMAKI_CONFIG: &str = "KAMAKI_CONFIG";
+pub const ENV_SWIFT_KEY: &str = "PITHOSFS_SWIFT_KEY";
 
 /// A configuration that cannot be used; the message says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +61,7 @@ pub struct Environment {
 impl Environment {
     /// The process environment's variables of the list above.
     pub fn current() -> Environment {
-        let vars = [ENV_URL, ENV_TOKEN, ENV_TOKEN_FILE, ENV_DATA, ENV_KAMAKI_CONFIG]
+        let vars = [ENV_URL, ENV_TOKEN, ENV_TOKEN_FILE, ENV_DATA, ENV_KAMAKI_CONFIG, ENV_SWIFT_KEY]
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
@@ -278,6 +279,50 @@ pub fn read_token_file(path: &Path) -> Result<Token, ConfigError> {
         return err(format!("The token file {} is empty", path.display()));
     }
     Ok(Token::new(token))
+}
+
+/// A plain OpenStack object store (Swift, or anything that speaks its API),
+/// reached without Astakos.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageTarget {
+    /// A storage URL (`http://host/v1/AUTH_test`); the token as for any cloud
+    /// (`--token-file`, `PITHOSFS_TOKEN`, `PITHOSFS_TOKEN_FILE`).
+    StorageUrl(String),
+    /// Swift v1 (tempauth) authentication: the key from `key_file`, else `PITHOSFS_SWIFT_KEY`.
+    SwiftAuth { url: String, user: String, key_file: Option<PathBuf> },
+}
+
+/// A storage client for `target`, working in `container`.
+pub async fn storage_client(
+    target: &StorageTarget,
+    flags: &Flags,
+    env: &Environment,
+    container: &str,
+) -> Result<crate::clients::storage::StorageClient, ConfigError> {
+    use crate::clients::storage::StorageClient;
+    match target {
+        StorageTarget::StorageUrl(url) => {
+            let token = explicit_token(flags, env)?.ok_or_else(|| {
+                ConfigError(format!(
+                    "No token for {url}: give --token-file FILE, or set {ENV_TOKEN_FILE} or {ENV_TOKEN}"
+                ))
+            })?;
+            StorageClient::from_storage_url(url, token.expose(), container).map_err(|e| ConfigError(e.message))
+        }
+        StorageTarget::SwiftAuth { url, user, key_file } => {
+            let key = match key_file {
+                Some(f) => read_token_file(f)?,
+                None => env.get(ENV_SWIFT_KEY).map(|k| Token::new(k.trim())).ok_or_else(|| {
+                    ConfigError(format!(
+                        "No key for Swift user {user}: give --swift-key-file FILE or set {ENV_SWIFT_KEY}"
+                    ))
+                })?,
+            };
+            StorageClient::swift_v1_auth(url, user, key.expose(), container)
+                .await
+                .map_err(|e| ConfigError(format!("Swift authentication at {url} failed: {}", e.message)))
+        }
+    }
 }
 
 /// The token given explicitly (flag, then environment), if any.

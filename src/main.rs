@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use pithosfs::cli::{self, Control};
 use pithosfs::cloud::{self, users, ServeConfig};
+use pithosfs::config::StorageTarget;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +88,25 @@ struct MountArgs {
     /// A cloud of the kamaki config file.
     #[arg(long, value_name = "NAME")]
     cloud: Option<String>,
+    /// Disk tier of the block cache (kept across mounts); also where large writes spill
+    /// [default for spills: ~/.cache/pithosfs].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Size bound of --cache-dir, in MiB.
+    #[arg(long, value_name = "MiB", default_value_t = 4096)]
+    cache_dir_size: u64,
+    /// A plain OpenStack object store (Swift) by storage URL (…/v1/AUTH_x), token as for --token-file.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["url", "cloud", "swift_auth"])]
+    storage_url: Option<String>,
+    /// A plain OpenStack Swift by v1 (tempauth) auth URL; needs --swift-user.
+    #[arg(long, value_name = "URL", requires = "swift_user", conflicts_with_all = ["url", "cloud"])]
+    swift_auth: Option<String>,
+    /// The Swift user (account:user) for --swift-auth.
+    #[arg(long, value_name = "USER")]
+    swift_user: Option<String>,
+    /// File holding the Swift key [env: PITHOSFS_SWIFT_KEY].
+    #[arg(long, value_name = "FILE")]
+    swift_key_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -163,6 +183,15 @@ fn mount(a: MountArgs) -> Result<(), String> {
     fs.gid = a.gid.unwrap_or(fs.gid);
     fs.file_mode = octal(&a.file_mode, "file-mode")?;
     fs.dir_mode = octal(&a.dir_mode, "dir-mode")?;
+    if let Some(dir) = &a.cache_dir {
+        fs.spill_dir = dir.join("spill");
+    }
+    let storage = match (a.storage_url, a.swift_auth, a.swift_user) {
+        (Some(url), _, _) => Some(StorageTarget::StorageUrl(url)),
+        (None, Some(url), Some(user)) => Some(StorageTarget::SwiftAuth { url, user, key_file: a.swift_key_file }),
+        _ => None,
+    };
+    let cache_dir = a.cache_dir.map(|d| (d.join("blocks"), a.cache_dir_size.max(16) << 20));
     let flags = pithosfs::config::Flags { url: a.url, token_file: a.token_file, cloud: a.cloud };
     pithosfs::fs::mount(pithosfs::fs::MountRequest {
         mountpoint: a.mountpoint,
@@ -170,6 +199,8 @@ fn mount(a: MountArgs) -> Result<(), String> {
         fs,
         foreground: a.foreground,
         allow_other: a.allow_other,
+        storage,
+        cache_dir,
     })
 }
 

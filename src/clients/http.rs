@@ -430,6 +430,33 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// Sends once with a body streamed from `body`, `len` bytes long. A stream
+    /// cannot be replayed, so this is never retried: the caller starts over
+    /// with a new stream if it wants another attempt.
+    pub async fn send_streamed<S>(self, len: u64, body: S) -> Result<Reply, ClientError>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        let stats = &self.http.shared.stats;
+        let url = self.url();
+        let headers = self.build_headers()?;
+        let rb = self
+            .http
+            .shared
+            .client
+            .request(self.method.clone(), &url)
+            .headers(headers)
+            .header("Content-Length", len)
+            .body(reqwest::Body::wrap_stream(body));
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = rb.send().await.map_err(|e| transport_error(&e, &self.method, &self.http.base))?;
+        stats.bytes_up.fetch_add(len, Ordering::Relaxed);
+        let status = resp.status().as_u16();
+        let head = ReplyHead::of(&resp, self.http.pithos_quoting);
+        let body = read_body(resp, stats).await?;
+        self.check(Reply { status, headers: head.headers, body })
+    }
+
     async fn send_once(&self, url: &str, headers: HeaderMap) -> Result<reqwest::Response, (ClientError, bool)> {
         let stats = &self.http.shared.stats;
         let mut rb = self.http.shared.client.request(self.method.clone(), url).headers(headers);

@@ -567,6 +567,24 @@ pub trait ObjectStorage {
         Ok(Written::of(&r))
     }
 
+    /// Writes an object of `len` bytes from a stream, in one PUT (Swift takes
+    /// up to 5 GiB this way). Not retried: a failed stream is started over by the caller.
+    async fn put_object_streamed<S>(
+        &self,
+        name: &str,
+        len: u64,
+        data: S,
+        o: &PutOptions,
+    ) -> Result<Written, ClientError>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        let s = self.storage();
+        let call = s.http.request(Method::PUT, &self.object_path(name)).ok(&[201]);
+        let r = put_headers(&s.http, call, o)?.send_streamed(len, data).await?;
+        Ok(Written::of(&r))
+    }
+
     /// Creates a folder marker object (`application/directory`).
     async fn create_directory(&self, name: &str) -> Result<Written, ClientError> {
         let o = PutOptions { content_type: Some("application/directory".into()), ..Default::default() };

@@ -6,14 +6,16 @@
 use super::attr::{now, Attr, Kind, SYMLINK_TYPE};
 use super::cache::BlockCache;
 use super::errno::{Errno, FsResult};
-use super::handle::{BlockRef, OpenFile};
+use super::handle::{plain_keys, BlockRef, DirtySnapshot, OpenFile, Source};
 use super::inode::{InodeTable, ROOT};
 use crate::blocks::{self, Algorithm, BlockHash};
 use crate::clients::pithos::PithosClient;
-use crate::clients::storage::{ListOptions, Listed, ObjectStorage, PutOptions};
+use crate::clients::storage::{GetOptions, ListOptions, Listed, ObjectStorage, PutOptions, Written};
+use crate::clients::ClientError;
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +38,17 @@ pub struct FsOptions {
     pub dirty_limit: u64,
     /// Largest prefetch window, in blocks.
     pub max_prefetch: usize,
+    /// Where dirty blocks beyond `dirty_limit` are spilled (unnamed files).
+    pub spill_dir: PathBuf,
+}
+
+/// Block size for plain storage, which has none of its own.
+pub const PLAIN_BLOCK_SIZE: u64 = 4 << 20;
+
+/// The default directory for spilled dirty blocks and the disk cache:
+/// `$XDG_CACHE_HOME/pithosfs` (not /tmp, which may be memory).
+pub fn default_cache_dir() -> PathBuf {
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("pithosfs")
 }
 
 impl Default for FsOptions {
@@ -54,6 +67,7 @@ impl Default for FsOptions {
             dir_mode: 0o755,
             dirty_limit: 64 << 20,
             max_prefetch: 8,
+            spill_dir: default_cache_dir(),
         }
     }
 }
@@ -78,6 +92,9 @@ impl Loc {
 
 pub struct Fs {
     pithos: PithosClient,
+    /// Plain OpenStack storage (Swift): no hashmaps, blocks are byte ranges,
+    /// writes send whole objects, renames copy then delete.
+    plain: bool,
     pub opts: FsOptions,
     inodes: Mutex<InodeTable>,
     pub cache: Arc<BlockCache>,
@@ -100,8 +117,14 @@ pub struct DirEntry {
 
 impl Fs {
     pub fn new(pithos: PithosClient, opts: FsOptions) -> Fs {
+        Fs::with_cache(pithos, opts.clone(), BlockCache::new(opts.cache_size))
+    }
+
+    /// A filesystem over `pithos` whose blocks go through `cache`.
+    pub fn with_cache(pithos: PithosClient, opts: FsOptions, cache: BlockCache) -> Fs {
         Fs {
-            cache: Arc::new(BlockCache::new(opts.cache_size)),
+            cache: Arc::new(cache),
+            plain: !pithos.http().speaks_pithos(),
             pithos,
             inodes: Mutex::new(InodeTable::new(Attr::dir(now()))),
             opts,
@@ -154,7 +177,15 @@ impl Fs {
         self.inodes().get(ino).map(|n| n.attr.clone()).ok_or(Errno::NOENT)
     }
 
+    /// Whether this mount works in plain storage mode (no Pithos extensions).
+    pub fn is_plain(&self) -> bool {
+        self.plain
+    }
+
     async fn block_params(&self, container: &str) -> FsResult<(u64, Algorithm)> {
+        if self.plain {
+            return Ok((PLAIN_BLOCK_SIZE, Algorithm::Sha256));
+        }
         if let Some(p) = self.block_params.lock().unwrap_or_else(|p| p.into_inner()).get(container) {
             return Ok(*p);
         }
@@ -258,6 +289,9 @@ impl Fs {
                     }
                 }
             }
+            if self.plain {
+                self.plain_attrs(ino, &loc.container, &prefix, &mut found).await?;
+            }
         }
         let mut t = self.inodes();
         let mut kids = Vec::with_capacity(found.len());
@@ -268,7 +302,7 @@ impl Fs {
         }
         // Children created here but not committed yet stay.
         for k in previous {
-            let local = t.get(k).is_some_and(|n| n.open > 0 && (n.pending.is_some() || n.attr.version.is_none()));
+            let local = t.get(k).is_some_and(|n| n.open > 0 && (n.pending.is_some() || n.unsent));
             if local && !kids.contains(&k) {
                 kids.push(k);
             }
@@ -279,11 +313,68 @@ impl Fs {
         Ok(())
     }
 
+    /// Plain storage lists no user metadata: modes, owners and mtimes come
+    /// from a HEAD of each object, once per version (an object whose ETag and
+    /// size are unchanged keeps what was read before).
+    async fn plain_attrs(
+        &self,
+        parent: u64,
+        container: &str,
+        prefix: &str,
+        found: &mut [(String, Attr)],
+    ) -> FsResult<()> {
+        let mut need = Vec::new();
+        {
+            let t = self.inodes();
+            for (i, (name, attr)) in found.iter_mut().enumerate() {
+                if !attr.stored {
+                    continue; // a folder that is only a prefix: nothing to read
+                }
+                match t.child(parent, name).and_then(|k| t.get(k)) {
+                    Some(n) if n.attr.stored && n.attr.hash == attr.hash && n.attr.size == attr.size => {
+                        *attr = n.attr.clone();
+                    }
+                    _ => need.push((i, format!("{prefix}{name}"))),
+                }
+            }
+        }
+        let pc = self.in_container(container);
+        let heads: Vec<_> = stream::iter(need)
+            .map(|(i, path)| {
+                let pc = pc.clone();
+                async move { (i, pc.get_object_info(&path).await) }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (i, head) in heads {
+            match head {
+                Ok(info) => found[i].1 = Attr::from_info(&info),
+                Err(e) if e.status == 404 => {} // gone since the listing
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// A lookup answered from a fresh listing without waiting on anything
+    /// (None: it needs the network, call `lookup`).
+    pub fn cached_lookup(&self, parent: u64, name: &str) -> Option<FsResult<(u64, Attr)>> {
+        match self.listing_fresh(parent) {
+            Ok(true) => Some(self.lookup_listed(parent, name)),
+            _ => None,
+        }
+    }
+
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<(u64, Attr)> {
         if name.len() > 1024 {
             return Err(Errno::NAMETOOLONG);
         }
         self.ensure_listing(parent).await?;
+        self.lookup_listed(parent, name)
+    }
+
+    fn lookup_listed(&self, parent: u64, name: &str) -> FsResult<(u64, Attr)> {
         let t = self.inodes();
         let ino = t.child(parent, name).ok_or(Errno::NOENT)?;
         // Bound but gone from a fresher listing (deleted remotely): not there.
@@ -294,20 +385,25 @@ impl Fs {
         }
     }
 
-    pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
-        let (attr, fresh) = {
-            let t = self.inodes();
-            let n = t.get(ino).ok_or(Errno::NOENT)?;
-            // Uncommitted changes (or a file created here) are known only here.
-            if let Some(size) = n.pending {
-                return Ok(Attr { size, ..n.attr.clone() });
-            }
-            let local_only = n.open > 0 && n.attr.version.is_none() && n.attr.kind == Kind::File;
-            (n.attr.clone(), local_only || n.attr_at.elapsed() < self.opts.attr_ttl)
-        };
-        if fresh || !attr.stored || ino == ROOT {
-            return Ok(attr);
+    /// Attributes answered without waiting on anything (None: they are
+    /// stale, call `getattr`).
+    pub fn cached_attr(&self, ino: u64) -> Option<FsResult<Attr>> {
+        let t = self.inodes();
+        let Some(n) = t.get(ino) else { return Some(Err(Errno::NOENT)) };
+        // Uncommitted changes (or a file created here) are known only here.
+        if let Some(size) = n.pending {
+            return Some(Ok(Attr { size, ..n.attr.clone() }));
         }
+        let local_only = n.open > 0 && n.unsent && n.attr.kind == Kind::File;
+        let fresh = local_only || n.attr_at.elapsed() < self.opts.attr_ttl;
+        (fresh || !n.attr.stored || ino == ROOT).then(|| Ok(n.attr.clone()))
+    }
+
+    pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        if let Some(known) = self.cached_attr(ino) {
+            return known;
+        }
+        let attr = self.attr_of(ino)?;
         // A folder once listed is refreshed by listing it again: one request
         // for all its children, rather than a HEAD for each.
         let parent = self.inodes().get(ino).map(|n| n.parent).filter(|p| *p != ino);
@@ -356,19 +452,31 @@ impl Fs {
         }
         let loc = self.locate(ino)?;
         let pc = self.in_container(&loc.container);
-        let (file, keep) = match pc.get_object_hashmap(&loc.path, None).await {
-            Ok(hm) => {
-                let fresh_attr = Attr::from_info(&hm.info);
+        let opened = if self.plain {
+            // Plain storage: a HEAD pins the ETag every ranged read checks.
+            pc.get_object_info(&loc.path).await.map(|info| {
+                let etag = info.etag.clone();
+                let f = OpenFile::opened_plain(ino, &etag, info.bytes, PLAIN_BLOCK_SIZE, write);
+                (f, Attr::from_info(&info), etag)
+            })
+        } else {
+            pc.get_object_hashmap(&loc.path, None).await.map(|hm| {
+                let attr = Attr { size: hm.bytes, ..Attr::from_info(&hm.info) };
                 let version = hm.version.clone().unwrap_or_default();
+                (OpenFile::opened(ino, hm, write), attr, version)
+            })
+        };
+        let (file, keep) = match opened {
+            Ok((file, fresh_attr, version)) => {
                 let keep = {
                     let mut ov = self.opened_versions.lock().unwrap_or_else(|p| p.into_inner());
                     ov.insert(ino, version.clone()).is_some_and(|v| v == version)
                 };
                 if let Some(n) = self.inodes().get_mut(ino) {
-                    n.attr = Attr { size: hm.bytes, ..fresh_attr };
+                    n.attr = fresh_attr;
                     n.attr_at = Instant::now();
                 }
-                (OpenFile::opened(ino, hm, write), keep && !truncate)
+                (file, keep && !truncate)
             }
             // Created here and not committed yet: nothing remote to pin.
             Err(e) if e.status == 404 && self.pending_new(ino) => {
@@ -379,7 +487,7 @@ impl Fs {
         };
         let mut file = file;
         if truncate && write {
-            file.set_size(0);
+            file.set_size(0)?;
         }
         if file.changed {
             self.note_pending(ino, Some(file.size));
@@ -392,7 +500,7 @@ impl Fs {
 
     /// Whether an uncommitted file created here backs `ino`.
     fn pending_new(&self, ino: u64) -> bool {
-        self.inodes().get(ino).is_some_and(|n| n.open > 0 && n.attr.version.is_none())
+        self.inodes().get(ino).is_some_and(|n| n.open > 0 && n.unsent)
     }
 
     fn note_open(&self, ino: u64, delta: i32) {
@@ -432,7 +540,25 @@ impl Fs {
         let data = self
             .cache
             .get_or_fetch(hash, async move {
-                let hm = r.base.ok_or(Errno::IO)?;
+                let hm = match r.base {
+                    Some(Source::Hashmap(hm)) => hm,
+                    Some(Source::Pinned(etag)) => {
+                        // Plain storage: the byte range of this version (If-Match on
+                        // its ETag: a changed object fails rather than mixing versions).
+                        let start = i as u64 * r.block_size;
+                        let o = GetOptions {
+                            range: Some((start, start + len as u64 - 1)),
+                            if_match: (!etag.is_empty()).then(|| etag.to_string()),
+                            ..Default::default()
+                        };
+                        let (_, data) = pc.get_object(&loc.path, &o).await?;
+                        if data.len() != len {
+                            return Err(Errno::IO);
+                        }
+                        return Ok((data, true));
+                    }
+                    None => return Err(Errno::IO),
+                };
                 let data = match pc.fetch_block(&loc.path, &hm, i).await {
                     Ok(d) => d,
                     // Renamed since it was opened: the content is what matters, and the hash checks it.
@@ -465,7 +591,7 @@ impl Fs {
     fn prefetch(self: &Arc<Self>, f: &OpenFile, from: usize, count: usize) {
         let end = (from + count).min(f.block_count());
         for i in from..end {
-            if f.dirty.contains_key(&i) {
+            if f.dirty.contains(i) {
                 continue;
             }
             let Some(r) = f.block_ref(i) else { continue };
@@ -492,17 +618,27 @@ impl Fs {
         f.last_end = end;
         let first = (offset / bs) as usize;
         let last = ((end - 1) / bs) as usize;
-        if !sequential && f.dirty.is_empty() {
+        if !sequential && f.dirty.is_empty() && !f.changed {
             // A random reader gets just the bytes it asked for, pinned to its version.
-            if let Some(hm) = f.base.clone() {
+            let all_cached = (first..=last).all(|i| f.hashes.get(i).is_some_and(|h| self.cache.get(h).is_some()));
+            if !all_cached {
                 let loc = self.locate(f.ino)?;
-                let hm = hm.as_ref();
-                let all_cached = (first..=last).all(|i| f.hashes.get(i).is_some_and(|h| self.cache.get(h).is_some()));
-                if !all_cached {
-                    let data = self
-                        .in_container(&loc.container)
-                        .get_range(&loc.path, offset, end - 1, hm.version.as_deref())
-                        .await?;
+                let pc = self.in_container(&loc.container);
+                let data = match &f.base {
+                    Some(Source::Hashmap(hm)) => {
+                        pc.get_range(&loc.path, offset, end - 1, hm.version.as_deref()).await?
+                    }
+                    Some(Source::Pinned(etag)) => {
+                        let o = GetOptions {
+                            range: Some((offset, end - 1)),
+                            if_match: (!etag.is_empty()).then(|| etag.to_string()),
+                            ..Default::default()
+                        };
+                        pc.get_object(&loc.path, &o).await?.1
+                    }
+                    None => Bytes::new(),
+                };
+                if data.len() as u64 == end - offset {
                     return Ok(data.to_vec());
                 }
             }
@@ -512,9 +648,16 @@ impl Fs {
             let block_start = i as u64 * bs;
             let a = offset.max(block_start) - block_start;
             let b = end.min(block_start + bs) - block_start;
-            let data = match f.dirty.get(&i) {
-                Some(d) => Bytes::copy_from_slice(d),
-                None => self.clean_block(&f, i).await?,
+            let fetched;
+            let data: &[u8] = match f.dirty.in_memory(i) {
+                Some(d) => d,
+                None => {
+                    fetched = match f.dirty.read(i)? {
+                        Some(d) => d,
+                        None => self.clean_block(&f, i).await?,
+                    };
+                    &fetched
+                }
             };
             let (a, b) = (a as usize, b as usize);
             if a < data.len() {
@@ -531,7 +674,7 @@ impl Fs {
 
     /// Makes block `i` dirty (loading its current content), for changing it.
     async fn make_dirty(&self, f: &mut OpenFile, i: usize) -> FsResult<()> {
-        if f.dirty.contains_key(&i) {
+        if f.dirty.contains(i) {
             return Ok(());
         }
         let content = if i < f.block_count() { self.clean_block(f, i).await?.to_vec() } else { Vec::new() };
@@ -549,7 +692,7 @@ impl Fs {
         let bs = f.block_size;
         let end = offset + data.len() as u64;
         if end > f.size {
-            f.set_size(end);
+            f.set_size(end)?;
         }
         let mut pos = offset;
         while pos < end {
@@ -558,7 +701,7 @@ impl Fs {
             let in_block = (pos - block_start) as usize;
             let n = ((bs - in_block as u64).min(end - pos)) as usize;
             // A write covering a whole block needs not its old content.
-            if in_block == 0 && n as u64 == bs.min(f.size - block_start) && !f.dirty.contains_key(&i) {
+            if in_block == 0 && n as u64 == bs.min(f.size - block_start) && !f.dirty.contains(i) {
                 f.dirty.insert(i, Vec::with_capacity(n));
             } else {
                 self.make_dirty(&mut f, i).await?;
@@ -566,7 +709,7 @@ impl Fs {
             let want_len = f.block_len(i);
             let count = f.block_count();
             let from = (pos - offset) as usize;
-            if let Some(block) = f.dirty.get_mut(&i) {
+            if let Some(block) = f.dirty.get_mut(i)? {
                 if block.len() < in_block + n {
                     block.resize(in_block + n, 0);
                 }
@@ -582,74 +725,25 @@ impl Fs {
         if let Some(n) = self.inodes().get_mut(f.ino) {
             n.touched = None; // a write after utimes: the mtime is the write's
         }
-        if f.dirty_bytes() > self.opts.dirty_limit {
-            self.spill(&mut f).await?;
+        if f.dirty.mem_bytes() > self.opts.dirty_limit {
+            let (dir, bs, last) = (self.opts.spill_dir.clone(), f.block_size, f.block_count().saturating_sub(1));
+            // Disk writes of tens of MiB: off the runtime's reactor.
+            tokio::task::block_in_place(|| f.dirty.spill(&dir, bs, last)).map_err(|e| {
+                tracing::error!("cannot spill dirty blocks to {}: {e}", dir.display());
+                Errno::from(e)
+            })?;
         }
         Ok(data.len() as u32)
     }
 
-    /// Sends full dirty blocks to the server early (keeping only their hashes),
-    /// so a large write holds a bounded amount of memory.
-    async fn spill(&self, f: &mut OpenFile) -> FsResult<()> {
-        let bs = f.block_size as usize;
-        let last = f.block_count().saturating_sub(1);
-        let full: Vec<usize> = f.dirty.iter().filter(|(i, b)| b.len() == bs && **i != last).map(|(i, _)| *i).collect();
-        let loc = self.locate(f.ino)?;
-        let pc = self.in_container(&loc.container);
-        let alg = f.algorithm;
-        let jobs: Vec<(usize, Bytes)> =
-            full.iter().filter_map(|i| f.dirty.remove(i).map(|b| (*i, Bytes::from(b)))).collect();
-        let parallel = 8;
-        let done: Vec<(usize, BlockHash, Bytes)> = stream::iter(jobs)
-            .map(|(i, data)| {
-                let pc = pc.clone();
-                async move {
-                    let hash = pc.upload_block(data.clone()).await?;
-                    if hash != blocks::hash_block(alg, &data) {
-                        return Err(Errno::IO);
-                    }
-                    Ok::<_, Errno>((i, hash, data))
-                }
-            })
-            .buffer_unordered(parallel)
-            .try_collect()
-            .await?;
-        for (i, hash, data) in done {
-            if i < f.hashes.len() {
-                f.hashes[i] = hash;
-            }
-            self.cache.insert(hash, data);
-        }
-        Ok(())
-    }
-
-    /// Commits a changed file: its new hashmap, PUT conditionally on the
-    /// version it was opened at; the blocks the server lacks are sent, then
-    /// the hashmap again. A concurrent remote change keeps both: ours goes to
-    /// a conflict copy and the call fails with EIO.
-    async fn commit(&self, f: &mut OpenFile) -> FsResult<()> {
+    /// Commits a changed file, conditionally on the version it was opened at.
+    /// A concurrent remote change keeps both: ours goes to a conflict copy
+    /// and the call fails with EIO.
+    async fn commit(self: &Arc<Self>, f: &mut OpenFile) -> FsResult<()> {
         if !f.changed {
             return Ok(());
         }
         let loc = self.locate(f.ino)?;
-        let pc = self.in_container(&loc.container);
-        let alg = f.algorithm;
-        // One copy of the dirty blocks serves hashing, upload and the cache.
-        let dirty_data: HashMap<usize, Bytes> = f.dirty.iter().map(|(i, b)| (*i, Bytes::copy_from_slice(b))).collect();
-        let to_hash: Vec<(usize, Bytes)> = dirty_data.iter().map(|(i, b)| (*i, b.clone())).collect();
-        // Hashing is CPU work: off the runtime.
-        let hashed: Vec<(usize, BlockHash)> = tokio::task::spawn_blocking(move || {
-            to_hash.iter().map(|(i, b)| (*i, blocks::hash_block(alg, b))).collect()
-        })
-        .await
-        .map_err(|_| Errno::IO)?;
-        let mut hashes = f.hashes.clone();
-        hashes.resize(f.block_count(), BlockHash::empty());
-        for (i, h) in &hashed {
-            if *i < hashes.len() {
-                hashes[*i] = *h;
-            }
-        }
         let (mut attr, touched) = {
             let t = self.inodes();
             let n = t.get(f.ino).ok_or(Errno::NOENT)?;
@@ -665,24 +759,35 @@ impl Fs {
             Some(e) => opts.if_match = Some(e.clone()),
             None => opts.if_not_exists = true,
         }
-        let cache = self.cache.clone();
-        let base_hashes = hashes.clone();
-        let reader = |i: usize| {
-            let got = dirty_data.get(&i).cloned().or_else(|| base_hashes.get(i).and_then(|h| cache.get(h)));
-            async move { got.ok_or_else(|| crate::clients::ClientError::new(format!("block {i} is gone from memory"))) }
-        };
-        let result = pc.commit_hashmap(&loc.path, f.size, &hashes, &opts, reader).await;
-        match result {
-            Ok(w) => {
-                for (i, h) in hashed {
-                    f.dirty.remove(&i);
-                    if let Some(b) = dirty_data.get(&i) {
-                        self.cache.insert(h, b.clone());
+        let snapshot = Arc::new(f.dirty.snapshot());
+        match self.send_version(f, &loc, &loc.path, &opts, &snapshot).await {
+            Ok((w, hashes)) => {
+                if !self.plain {
+                    // What was just written is likely read next: keep it (the
+                    // blocks in memory; spilled ones would only evict others).
+                    for (i, b) in snapshot.in_memory() {
+                        if let Some(h) = hashes.get(i) {
+                            self.cache.insert(*h, b.clone());
+                        }
+                    }
+                }
+                if self.plain {
+                    // The new version's keys: unchanged blocks stay cached under them.
+                    for (i, key) in hashes.iter().enumerate() {
+                        let kept =
+                            snapshot.read(i).ok().flatten().or_else(|| f.hashes.get(i).and_then(|h| self.cache.get(h)));
+                        if let Some(b) = kept.filter(|b| b.len() == f.block_len(i)) {
+                            self.cache.insert(*key, b);
+                        }
                     }
                 }
                 f.hashes = hashes;
+                f.dirty.clear();
                 f.etag = Some(w.etag.clone());
                 f.changed = false;
+                if self.plain {
+                    f.base = Some(Source::Pinned(Arc::from(w.etag.as_str())));
+                }
                 let mut t = self.inodes();
                 if let Some(n) = t.get_mut(f.ino) {
                     n.attr =
@@ -690,6 +795,7 @@ impl Fs {
                     n.attr_at = Instant::now();
                     n.pending = None;
                     n.touched = None;
+                    n.unsent = false;
                 }
                 if let Some(v) = w.version {
                     self.opened_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(f.ino, v);
@@ -701,15 +807,7 @@ impl Fs {
                 let mut o = opts.clone();
                 o.if_match = None;
                 o.if_not_exists = false;
-                let reader = |i: usize| {
-                    let got = f
-                        .dirty
-                        .get(&i)
-                        .map(|b| Bytes::from(b.clone()))
-                        .or_else(|| hashes.get(i).and_then(|h| self.cache.get(h)));
-                    async move { got.ok_or_else(|| crate::clients::ClientError::new("block gone")) }
-                };
-                pc.commit_hashmap(&copy, f.size, &hashes, &o, reader).await?;
+                self.send_version(f, &loc, &copy, &o, &snapshot).await?;
                 tracing::error!("{} changed remotely while open here; this side was saved as {copy}", loc.path);
                 f.changed = false;
                 Err(Errno::IO)
@@ -718,13 +816,112 @@ impl Fs {
         }
     }
 
-    pub async fn flush(&self, fh: u64) -> FsResult<()> {
+    /// Writes the file's content as a new version of `path`: returns what
+    /// the server said and the cache keys of the new version's blocks.
+    async fn send_version(
+        self: &Arc<Self>,
+        f: &OpenFile,
+        loc: &Loc,
+        path: &str,
+        opts: &PutOptions,
+        dirty: &Arc<DirtySnapshot>,
+    ) -> Result<(Written, Vec<BlockHash>), ClientError> {
+        let pc = self.in_container(&loc.container);
+        let count = f.block_count();
+        if self.plain {
+            return self.send_whole(f, loc, path, opts, dirty).await;
+        }
+        let alg = f.algorithm;
+        let io = |e: std::io::Error| ClientError::new(format!("cannot read back dirty blocks: {e}"));
+        // A file of one block, all of it here: one PUT instead of hashmap, 409, upload, hashmap.
+        if count <= 1 && (count == 0 || dirty.contains(0)) {
+            let mut data =
+                if count == 0 { Vec::new() } else { dirty.read(0).map_err(io)?.unwrap_or_default().to_vec() };
+            data.resize(f.size as usize, 0);
+            let hashes = if count == 0 { Vec::new() } else { vec![blocks::hash_block(alg, &data)] };
+            let w = pc.put_object(path, Bytes::from(data), opts).await?;
+            return Ok((w, hashes));
+        }
+        // Hashing is CPU work (and spilled blocks are read back): off the
+        // runtime's reactor, on all cores.
+        let indices = dirty.indices();
+        let hashed = tokio::task::block_in_place(|| hash_blocks(dirty, &indices, alg)).map_err(io)?;
+        let mut hashes = f.hashes.clone();
+        hashes.resize(count, BlockHash::empty());
+        for (i, h) in &hashed {
+            if *i < hashes.len() {
+                hashes[*i] = *h;
+            }
+        }
+        let cache = self.cache.clone();
+        let reader = |i: usize| {
+            let got = match dirty.read(i) {
+                Ok(Some(b)) => Ok(b),
+                Ok(None) => hashes
+                    .get(i)
+                    .and_then(|h| cache.get(h))
+                    .ok_or_else(|| ClientError::new(format!("block {i} is gone from memory"))),
+                Err(e) => Err(io(e)),
+            };
+            async move { got }
+        };
+        let w = pc.commit_hashmap(path, f.size, &hashes, opts, reader).await?;
+        Ok((w, hashes))
+    }
+
+    /// Plain storage: the whole object in one streamed PUT, assembled block
+    /// by block from the dirty blocks and the opened version. Swift has no
+    /// conditional PUT on an ETag, so a HEAD just before checks the version
+    /// (a narrow race remains; SEMANTICS.md says so).
+    async fn send_whole(
+        self: &Arc<Self>,
+        f: &OpenFile,
+        loc: &Loc,
+        path: &str,
+        opts: &PutOptions,
+        dirty: &Arc<DirtySnapshot>,
+    ) -> Result<(Written, Vec<BlockHash>), ClientError> {
+        let pc = self.in_container(&loc.container);
+        let mut o = opts.clone();
+        if let Some(expected) = o.if_match.take() {
+            let changed = match pc.get_object_info(path).await {
+                Ok(info) => info.etag != expected,
+                Err(e) if e.status == 404 => true,
+                Err(e) => return Err(e),
+            };
+            if changed {
+                return Err(ClientError { message: format!("{path} changed remotely"), status: 412, details: vec![] });
+            }
+        }
+        let refs: Vec<(usize, usize, Option<BlockRef>)> =
+            (0..f.block_count()).map(|i| (i, f.block_len(i), f.block_ref(i))).collect();
+        let (fs, dirty, ino) = (self.clone(), dirty.clone(), f.ino);
+        let body = stream::iter(refs).then(move |(i, len, clean)| {
+            let (fs, dirty) = (fs.clone(), dirty.clone());
+            async move {
+                let mut block = match dirty.read(i)? {
+                    Some(b) => b.to_vec(),
+                    None => match clean {
+                        Some(r) => fs.fetch_block(ino, r).await.map_err(std::io::Error::from)?.to_vec(),
+                        None => Vec::new(),
+                    },
+                };
+                // Holes and grown ends read as zeros; a cut block keeps its first bytes.
+                block.resize(len, 0);
+                Ok::<Bytes, std::io::Error>(Bytes::from(block))
+            }
+        });
+        let w = pc.put_object_streamed(path, f.size, body, &o).await?;
+        Ok((w.clone(), plain_keys(&w.etag, f.size, f.block_size)))
+    }
+
+    pub async fn flush(self: &Arc<Self>, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
         let mut f = h.lock().await;
         self.commit(&mut f).await
     }
 
-    pub async fn release(&self, fh: u64) -> FsResult<()> {
+    pub async fn release(self: &Arc<Self>, fh: u64) -> FsResult<()> {
         let h = self.handle(fh)?;
         let (result, ino) = {
             let mut f = h.lock().await;
@@ -736,7 +933,7 @@ impl Fs {
     }
 
     /// Commits every changed open file (unmount).
-    pub async fn commit_all(&self) {
+    pub async fn commit_all(self: &Arc<Self>) {
         let all: Vec<_> = self.handles.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         for h in all {
             let mut f = h.lock().await;
@@ -784,6 +981,9 @@ impl Fs {
         attr.stored = true;
         let ino = self.bind(parent, name, attr.clone());
         let file = OpenFile::created(ino, bs, alg);
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.unsent = true;
+        }
         self.note_open(ino, 1);
         self.note_pending(ino, Some(0));
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -893,10 +1093,12 @@ impl Fs {
             }
         }
         let pc = self.in_container(&to.container);
-        if attr.kind == Kind::Dir {
+        if attr.kind == Kind::Dir && self.plain {
+            self.move_tree_plain(&from, &to).await?;
+        } else if attr.kind == Kind::Dir {
             // One request moves the folder and everything under it.
             pc.move_tree(&from.container, &from.path, &to.path).await?;
-        } else if self.pending_new(ino) && attr.version.is_none() {
+        } else if self.pending_new(ino) {
             // Not committed yet: the commit will write at the new name.
         } else {
             pc.move_object(&from.container, &from.path, &to.path).await?;
@@ -906,6 +1108,53 @@ impl Fs {
         if let Some(n) = t.get_mut(ino) {
             n.listing = None;
         }
+        Ok(())
+    }
+
+    /// Plain storage has no folder move: every object under the folder (and
+    /// its marker) is copied, then the originals deleted. Not atomic: a
+    /// failure midway leaves both names partly filled, never a lost object.
+    async fn move_tree_plain(&self, from: &Loc, to: &Loc) -> FsResult<()> {
+        let src = self.in_container(&from.container);
+        let dst = self.in_container(&to.container);
+        let under =
+            src.list_objects(&ListOptions { prefix: Some(format!("{}/", from.path)), ..Default::default() }).await?;
+        let mut names: Vec<String> = under
+            .into_iter()
+            .filter_map(|l| match l {
+                Listed::Object(o) => Some(o.name),
+                Listed::Subdir(_) => None,
+            })
+            .collect();
+        match src.get_object_info(&from.path).await {
+            Ok(_) => names.push(from.path.clone()),
+            Err(e) if e.status == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        let jobs: Vec<(String, String)> =
+            names.iter().map(|n| (n.clone(), format!("{}{}", to.path, &n[from.path.len()..]))).collect();
+        let from_container = from.container.clone();
+        stream::iter(jobs)
+            .map(|(n, t)| {
+                let (dst, c) = (dst.clone(), from_container.clone());
+                async move { dst.copy_object(&c, &n, &t).await }
+            })
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
+        stream::iter(names)
+            .map(|n| {
+                let src = src.clone();
+                async move {
+                    match src.delete_object(&n).await {
+                        Err(e) if e.status != 404 => Err(e),
+                        _ => Ok(()),
+                    }
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
         Ok(())
     }
 
@@ -944,7 +1193,7 @@ impl Fs {
     /// chmod, chown, utimes and truncate.
     #[allow(clippy::too_many_arguments)]
     pub async fn setattr(
-        &self,
+        self: &Arc<Self>,
         ino: u64,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -966,8 +1215,14 @@ impl Fs {
                     let last = ((size - 1) / f.block_size) as usize;
                     self.make_dirty(&mut f, last).await?;
                 }
-                f.set_size(size);
+                f.set_size(size)?;
                 self.note_pending(ino, Some(f.size));
+                if mtime.is_none() {
+                    // Like a write, a truncate sets the mtime to the commit's.
+                    if let Some(n) = self.inodes().get_mut(ino) {
+                        n.touched = None;
+                    }
+                }
             }
             if temporary {
                 self.release(fh).await?;
@@ -1119,4 +1374,27 @@ impl Fs {
         let total = if quota == 0 { 1 << 50 } else { quota };
         Ok((total, total.saturating_sub(used)))
     }
+}
+
+/// Hashes dirty blocks on every core: (index, hash) in index order.
+fn hash_blocks(dirty: &DirtySnapshot, indices: &[usize], alg: Algorithm) -> std::io::Result<Vec<(usize, BlockHash)>> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+    let per = indices.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = indices
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|&i| Ok((i, blocks::hash_block(alg, &dirty.read(i)?.unwrap_or_default()))))
+                        .collect::<std::io::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(indices.len());
+        for p in parts {
+            all.extend(p.join().map_err(|_| std::io::Error::other("a hashing thread failed"))??);
+        }
+        Ok(all)
+    })
 }

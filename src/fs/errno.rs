@@ -53,3 +53,9 @@ impl From<std::io::Error> for Errno {
 }
 
 pub type FsResult<T> = Result<T, Errno>;
+
+impl From<Errno> for std::io::Error {
+    fn from(e: Errno) -> std::io::Error {
+        std::io::Error::from_raw_os_error(e.0)
+    }
+}

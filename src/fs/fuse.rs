@@ -108,6 +108,15 @@ impl Filesystem for FuseAdapter {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
+        // Answered here when the listing is fresh: no task, no wait (ls -l of
+        // a large folder makes thousands of these).
+        match self.fs.cached_lookup(parent.0, &name) {
+            Some(Ok((ino, a))) => {
+                return reply.entry(&self.fs.opts.attr_ttl, &file_attr(&self.fs, ino, &a), Generation(0))
+            }
+            Some(Err(e)) => return reply.error(errno(e)),
+            None => {}
+        }
         self.spawn(|fs| async move {
             match fs.lookup(parent.0, &name).await {
                 Ok((ino, a)) => reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0)),
@@ -117,6 +126,11 @@ impl Filesystem for FuseAdapter {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.cached_attr(ino.0) {
+            Some(Ok(a)) => return reply.attr(&self.fs.opts.attr_ttl, &file_attr(&self.fs, ino.0, &a)),
+            Some(Err(e)) => return reply.error(errno(e)),
+            None => {}
+        }
         self.spawn(|fs| async move {
             match fs.getattr(ino.0).await {
                 Ok(a) => reply.attr(&fs.opts.attr_ttl, &file_attr(&fs, ino.0, &a)),
@@ -450,6 +464,12 @@ impl Filesystem for FuseAdapter {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
+        // Only the user.* namespace is supported. `ls -l` asks every file for
+        // its SELinux label and ACLs: "not supported" (at once, no task) lets
+        // it stop asking for the rest of this filesystem.
+        if !name.starts_with("user.") {
+            return reply.error(fuser::Errno::EOPNOTSUPP);
+        }
         self.spawn(|fs| async move {
             match fs.getxattr(ino.0, &name).await {
                 Ok(v) if size == 0 => reply.size(v.len() as u32),

@@ -1,24 +1,46 @@
-//! An open file: the version it was opened at (its hashmap), the blocks
-//! changed since (dirty, in memory), and the read pattern for prefetching.
+//! An open file: the version it was opened at, the blocks changed since
+//! (dirty: in memory up to a bound, then in a spill file), and the read
+//! pattern for prefetching.
+//!
+//! A Pithos file is pinned by its hashmap: block `i` is the block with hash
+//! `hashes[i]`. A plain-storage (Swift) file has no hashmap: it is pinned by
+//! its ETag, block `i` is a byte range read with `If-Match`, and `hashes[i]`
+//! holds a key derived from the ETag so the block cache serves it too.
 
 use crate::blocks::{self, Algorithm, BlockHash};
 use crate::clients::pithos::Hashmap;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::Arc;
+
+/// Where the clean blocks of an opened version come from.
+#[derive(Clone)]
+pub enum Source {
+    /// Pithos: the version's hashmap.
+    Hashmap(Arc<Hashmap>),
+    /// Plain storage: ranged reads conditional on this ETag.
+    Pinned(Arc<str>),
+}
 
 pub struct OpenFile {
     pub ino: u64,
     pub block_size: u64,
     pub algorithm: Algorithm,
-    /// The hashmap the file was opened at (None for a file created here).
-    pub base: Option<Arc<Hashmap>>,
+    /// The version the file was opened at (None for a file created here).
+    pub base: Option<Source>,
     /// The ETag of the opened version: commits are conditional on it.
     pub etag: Option<String>,
     pub size: u64,
-    /// Hashes of the clean blocks (index < block count of `size`).
+    /// Cache keys of the clean blocks (index < block count of `size`): the
+    /// block hashes on Pithos, ETag-derived keys on plain storage.
     pub hashes: Vec<BlockHash>,
     /// Changed blocks, whole (up to `block_size` bytes each).
-    pub dirty: BTreeMap<usize, Vec<u8>>,
+    pub dirty: DirtyBlocks,
     /// Anything to commit (data, size or a new file).
     pub changed: bool,
     pub writable: bool,
@@ -27,26 +49,27 @@ pub struct OpenFile {
     pub window: usize,
 }
 
-impl OpenFile {
-    pub fn opened(ino: u64, hm: Hashmap, writable: bool) -> OpenFile {
-        let count = hm.data_blocks();
-        OpenFile {
-            ino,
-            block_size: hm.block_size,
-            algorithm: hm.algorithm,
-            etag: hm.info.hash.clone().or_else(|| (!hm.info.etag.is_empty()).then(|| hm.info.etag.clone())),
-            size: hm.bytes,
-            hashes: hm.hashes.iter().take(count).copied().collect(),
-            base: Some(Arc::new(hm)),
-            dirty: BTreeMap::new(),
-            changed: false,
-            writable,
-            last_end: 0,
-            window: 0,
-        }
-    }
+/// The cache key of block `i` of a plain-storage object: the ETag (an MD5 of
+/// the content on Swift) with the size and block geometry, so copies of one
+/// object share cached blocks and a new version never meets an old block.
+pub fn plain_key(etag: &str, size: u64, block_size: u64, i: usize) -> BlockHash {
+    let mut h = Sha256::new();
+    h.update(b"pithosfs-plain\0");
+    h.update(etag.as_bytes());
+    h.update([0]);
+    h.update(size.to_le_bytes());
+    h.update(block_size.to_le_bytes());
+    h.update((i as u64).to_le_bytes());
+    BlockHash(h.finalize().into())
+}
 
-    pub fn created(ino: u64, block_size: u64, algorithm: Algorithm) -> OpenFile {
+/// The cache keys of every block of a plain-storage object.
+pub fn plain_keys(etag: &str, size: u64, block_size: u64) -> Vec<BlockHash> {
+    (0..blocks::block_count(size, block_size) as usize).map(|i| plain_key(etag, size, block_size, i)).collect()
+}
+
+impl OpenFile {
+    fn with(ino: u64, block_size: u64, algorithm: Algorithm) -> OpenFile {
         OpenFile {
             ino,
             block_size,
@@ -55,11 +78,47 @@ impl OpenFile {
             etag: None,
             size: 0,
             hashes: Vec::new(),
-            dirty: BTreeMap::new(),
-            changed: true,
-            writable: true,
+            dirty: DirtyBlocks::default(),
+            changed: false,
+            writable: false,
             last_end: 0,
             window: 0,
+        }
+    }
+
+    pub fn opened(ino: u64, hm: Hashmap, writable: bool) -> OpenFile {
+        let count = hm.data_blocks();
+        let mut f = OpenFile::with(ino, hm.block_size, hm.algorithm);
+        f.etag = hm.info.hash.clone().or_else(|| (!hm.info.etag.is_empty()).then(|| hm.info.etag.clone()));
+        f.size = hm.bytes;
+        f.hashes = hm.hashes.iter().take(count).copied().collect();
+        f.base = Some(Source::Hashmap(Arc::new(hm)));
+        f.writable = writable;
+        f
+    }
+
+    /// A plain-storage object of `size` bytes at `etag`, cut in `block_size` ranges.
+    pub fn opened_plain(ino: u64, etag: &str, size: u64, block_size: u64, writable: bool) -> OpenFile {
+        let mut f = OpenFile::with(ino, block_size, Algorithm::Sha256);
+        f.etag = (!etag.is_empty()).then(|| etag.to_string());
+        f.size = size;
+        f.hashes = plain_keys(etag, size, block_size);
+        f.base = Some(Source::Pinned(Arc::from(etag)));
+        f.writable = writable;
+        f
+    }
+
+    pub fn created(ino: u64, block_size: u64, algorithm: Algorithm) -> OpenFile {
+        let mut f = OpenFile::with(ino, block_size, algorithm);
+        f.changed = true;
+        f.writable = true;
+        f
+    }
+
+    pub fn hashmap(&self) -> Option<&Arc<Hashmap>> {
+        match &self.base {
+            Some(Source::Hashmap(h)) => Some(h),
+            _ => None,
         }
     }
 
@@ -75,51 +134,50 @@ impl OpenFile {
 
     /// What fetching clean block `i` needs, detached from the handle.
     pub fn block_ref(&self, i: usize) -> Option<BlockRef> {
+        let base_blocks = match &self.base {
+            Some(Source::Hashmap(h)) => h.data_blocks(),
+            Some(Source::Pinned(_)) => self.hashes.len(),
+            None => 0,
+        };
         Some(BlockRef {
             i,
             hash: *self.hashes.get(i)?,
             len: self.block_len(i),
             algorithm: self.algorithm,
+            block_size: self.block_size,
             base: self.base.clone(),
-            is_last: self.base.as_ref().is_some_and(|h| i + 1 == h.data_blocks()),
+            is_last: i + 1 == base_blocks,
         })
     }
 
-    pub fn dirty_bytes(&self) -> u64 {
-        self.dirty.values().map(|b| b.len() as u64).sum()
-    }
-
-    /// Cuts or extends the file to `size`; new bytes read as zeros.
-    pub fn set_size(&mut self, size: u64) {
+    /// Cuts or extends the file to `size`; new bytes read as zeros. Cutting
+    /// inside a clean block needs that block dirty first: the caller loads it.
+    pub fn set_size(&mut self, size: u64) -> io::Result<()> {
         if size == self.size {
-            return;
+            return Ok(());
         }
         let bs = self.block_size;
         let old_count = self.block_count();
         let new_count = blocks::block_count(size, bs) as usize;
-        self.dirty.retain(|i, _| *i < new_count);
+        self.dirty.retain_below(new_count);
         if size < self.size {
             // The new last block keeps only its first bytes.
             if new_count > 0 {
                 let last = new_count - 1;
                 let keep = (size - last as u64 * bs) as usize;
-                if let Some(b) = self.dirty.get_mut(&last) {
+                if let Some(b) = self.dirty.get_mut(last)? {
                     b.truncate(keep);
-                } else if keep < self.block_len(last) {
-                    // Clean block cut short: the caller must load it dirty first.
-                    self.size = size;
-                    self.hashes.truncate(new_count);
-                    self.changed = true;
-                    return;
                 }
             }
             self.hashes.truncate(new_count);
         } else {
             // Growing: the old last block gains zeros (hash unchanged: trailing
             // zeros do not count), new blocks are all zeros.
-            if let Some(b) = old_count.checked_sub(1).and_then(|l| self.dirty.get_mut(&l)) {
-                let want = ((size - (old_count as u64 - 1) * bs).min(bs)) as usize;
-                b.resize(want, 0);
+            if let Some(l) = old_count.checked_sub(1) {
+                let want = ((size - l as u64 * bs).min(bs)) as usize;
+                if let Some(b) = self.dirty.get_mut(l)? {
+                    b.resize(want, 0);
+                }
             }
             while self.hashes.len() < new_count {
                 self.hashes.push(BlockHash::empty());
@@ -127,6 +185,7 @@ impl OpenFile {
         }
         self.size = size;
         self.changed = true;
+        Ok(())
     }
 }
 
@@ -134,11 +193,205 @@ impl OpenFile {
 #[derive(Clone)]
 pub struct BlockRef {
     pub i: usize,
+    /// Its cache key (the block hash on Pithos).
     pub hash: BlockHash,
     /// Bytes of the block that belong to the file.
     pub len: usize,
     pub algorithm: Algorithm,
-    pub base: Option<Arc<Hashmap>>,
-    /// The object's last block (whose hash Pithos may leave stale after a truncate).
+    pub block_size: u64,
+    pub base: Option<Source>,
+    /// The version's last block (whose hash Pithos may leave stale after a truncate).
     pub is_last: bool,
+}
+
+/// The changed blocks of one open file: in memory, and past a bound in an
+/// unnamed spill file (gone with the handle, or with the process).
+#[derive(Default)]
+pub struct DirtyBlocks {
+    mem: BTreeMap<usize, Vec<u8>>,
+    /// Spilled blocks: index → length; block `i` lives at `i * block_size`.
+    spilled: BTreeMap<usize, usize>,
+    file: Option<Arc<File>>,
+    block_size: u64,
+}
+
+impl DirtyBlocks {
+    pub fn contains(&self, i: usize) -> bool {
+        self.mem.contains_key(&i) || self.spilled.contains_key(&i)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mem.is_empty() && self.spilled.is_empty()
+    }
+
+    /// Indices of every dirty block, in order.
+    pub fn indices(&self) -> Vec<usize> {
+        let mut all: Vec<usize> = self.mem.keys().chain(self.spilled.keys()).copied().collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// Bytes held in memory.
+    pub fn mem_bytes(&self) -> u64 {
+        self.mem.values().map(|b| b.len() as u64).sum()
+    }
+
+    pub fn spilled_count(&self) -> usize {
+        self.spilled.len()
+    }
+
+    pub fn in_memory(&self, i: usize) -> Option<&[u8]> {
+        self.mem.get(&i).map(Vec::as_slice)
+    }
+
+    /// A copy of block `i`, from memory or from the spill file.
+    pub fn read(&self, i: usize) -> io::Result<Option<Bytes>> {
+        if let Some(b) = self.mem.get(&i) {
+            return Ok(Some(Bytes::copy_from_slice(b)));
+        }
+        read_spilled(self.file.as_deref(), self.spilled.get(&i).copied(), i as u64 * self.block_size)
+    }
+
+    /// Block `i` to change in place (a spilled block comes back to memory).
+    pub fn get_mut(&mut self, i: usize) -> io::Result<Option<&mut Vec<u8>>> {
+        if !self.mem.contains_key(&i) {
+            let Some(data) = self.read(i)? else { return Ok(None) };
+            self.spilled.remove(&i);
+            self.mem.insert(i, data.to_vec());
+        }
+        Ok(self.mem.get_mut(&i))
+    }
+
+    pub fn insert(&mut self, i: usize, data: Vec<u8>) {
+        self.spilled.remove(&i);
+        self.mem.insert(i, data);
+    }
+
+    pub fn remove(&mut self, i: usize) {
+        self.mem.remove(&i);
+        self.spilled.remove(&i);
+    }
+
+    /// The dirty blocks as they are now, detached from the handle (blocks in
+    /// memory are copied; spilled ones are read from the shared file on demand).
+    pub fn snapshot(&self) -> DirtySnapshot {
+        DirtySnapshot {
+            mem: self.mem.iter().map(|(i, b)| (*i, Bytes::copy_from_slice(b))).collect(),
+            spilled: self.spilled.clone(),
+            file: self.file.clone(),
+            block_size: self.block_size,
+        }
+    }
+
+    /// Forgets every dirty block (after a commit) and the spill file.
+    pub fn clear(&mut self) {
+        self.mem.clear();
+        self.spilled.clear();
+        self.file = None;
+    }
+
+    /// Forgets the blocks from index `count` on (the file was cut).
+    pub fn retain_below(&mut self, count: usize) {
+        self.mem.retain(|i, _| *i < count);
+        self.spilled.retain(|i, _| *i < count);
+    }
+
+    /// Moves the full blocks (all but `keep_last`) to the spill file in `dir`,
+    /// so a large write holds a bounded amount of memory.
+    pub fn spill(&mut self, dir: &Path, block_size: u64, keep_last: usize) -> io::Result<()> {
+        if self.file.is_none() {
+            std::fs::create_dir_all(dir)?;
+            self.file = Some(Arc::new(tempfile::tempfile_in(dir)?));
+            self.block_size = block_size;
+        }
+        let Some(file) = &self.file else { return Ok(()) };
+        let full: Vec<usize> = self
+            .mem
+            .iter()
+            .filter(|(i, b)| b.len() as u64 == self.block_size && **i != keep_last)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in full {
+            if let Some(b) = self.mem.get(&i) {
+                file.write_all_at(b, i as u64 * self.block_size)?;
+                self.spilled.insert(i, b.len());
+            }
+            self.mem.remove(&i);
+        }
+        Ok(())
+    }
+}
+
+/// A spilled block of `len` bytes at `offset` of the spill file.
+fn read_spilled(file: Option<&File>, len: Option<usize>, offset: u64) -> io::Result<Option<Bytes>> {
+    let (Some(file), Some(len)) = (file, len) else { return Ok(None) };
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(Some(Bytes::from(buf)))
+}
+
+/// A detached copy of an open file's dirty blocks, for a commit in flight.
+pub struct DirtySnapshot {
+    mem: BTreeMap<usize, Bytes>,
+    spilled: BTreeMap<usize, usize>,
+    file: Option<Arc<File>>,
+    block_size: u64,
+}
+
+impl DirtySnapshot {
+    pub fn contains(&self, i: usize) -> bool {
+        self.mem.contains_key(&i) || self.spilled.contains_key(&i)
+    }
+
+    pub fn indices(&self) -> Vec<usize> {
+        let mut all: Vec<usize> = self.mem.keys().chain(self.spilled.keys()).copied().collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// The blocks held in memory (cheap clones).
+    pub fn in_memory(&self) -> impl Iterator<Item = (usize, &Bytes)> {
+        self.mem.iter().map(|(i, b)| (*i, b))
+    }
+
+    /// Block `i`, from memory or read back from the spill file.
+    pub fn read(&self, i: usize) -> io::Result<Option<Bytes>> {
+        if let Some(b) = self.mem.get(&i) {
+            return Ok(Some(b.clone()));
+        }
+        read_spilled(self.file.as_deref(), self.spilled.get(&i).copied(), i as u64 * self.block_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spilled_blocks_read_back_and_come_back_to_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = DirtyBlocks::default();
+        d.insert(0, vec![1; 8]);
+        d.insert(1, vec![2; 8]);
+        d.insert(2, vec![3; 3]);
+        d.spill(dir.path(), 8, 2).unwrap();
+        assert_eq!(d.mem_bytes(), 3);
+        assert_eq!(d.spilled_count(), 2);
+        assert_eq!(d.indices(), vec![0, 1, 2]);
+        assert_eq!(d.read(1).unwrap().unwrap(), Bytes::from(vec![2u8; 8]));
+        d.get_mut(0).unwrap().unwrap()[0] = 9;
+        assert_eq!(d.spilled_count(), 1);
+        assert_eq!(d.read(0).unwrap().unwrap()[..2], [9, 1]);
+        d.retain_below(1);
+        assert_eq!(d.indices(), vec![0]);
+        // The spill file has no name: nothing is left in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn plain_keys_differ_by_version_and_block() {
+        assert_ne!(plain_key("a", 10, 4, 0), plain_key("a", 10, 4, 1));
+        assert_ne!(plain_key("a", 10, 4, 0), plain_key("b", 10, 4, 0));
+        assert_eq!(plain_keys("a", 10, 4).len(), 3);
+    }
 }

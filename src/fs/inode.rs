@@ -26,6 +26,8 @@ pub struct Node {
     pub pending: Option<u64>,
     /// An mtime set (utimes) after the last write, for the commit to keep.
     pub touched: Option<f64>,
+    /// Created here and not on the server yet (its first commit makes it).
+    pub unsent: bool,
 }
 
 impl Node {
@@ -40,6 +42,7 @@ impl Node {
             open: 0,
             pending: None,
             touched: None,
+            unsent: false,
         }
     }
 }

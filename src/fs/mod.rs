@@ -8,6 +8,7 @@
 pub mod attr;
 pub mod cache;
 pub mod core;
+pub mod disk;
 pub mod errno;
 pub mod fuse;
 pub mod handle;
@@ -29,6 +30,10 @@ pub struct MountRequest {
     pub fs: core::FsOptions,
     pub foreground: bool,
     pub allow_other: bool,
+    /// A plain OpenStack object store instead of a Synnefo cloud.
+    pub storage: Option<config::StorageTarget>,
+    /// The disk tier of the block cache: its directory and size bound in bytes.
+    pub cache_dir: Option<(PathBuf, u64)>,
 }
 
 /// Whether `path` is a mount point now.
@@ -103,6 +108,9 @@ pub fn mount(req: MountRequest) -> Result<(), String> {
 /// Resolves the cloud and builds the filesystem: (fs, local cloud served here, description).
 async fn connect(req: &MountRequest) -> Result<(core::Fs, Option<config::EmbeddedCloud>, String), String> {
     let env = Environment::current();
+    if let Some(target) = &req.storage {
+        return connect_plain(req, target, &env).await.map(|(fs, what)| (fs, None, what));
+    }
     let resolved = config::resolve(&req.flags, &env).await.map_err(|e| e.0)?;
     let cfg = &resolved.config;
     if let Some(e) = &resolved.embedded {
@@ -126,7 +134,39 @@ async fn connect(req: &MountRequest) -> Result<(core::Fs, Option<config::Embedde
         Some(c) => format!("pithos:{c}"),
         None => "pithos".to_string(),
     };
-    Ok((core::Fs::new(pithos, req.fs.clone()), resolved.embedded, what))
+    Ok((build_fs(pithos, req)?, resolved.embedded, what))
+}
+
+/// A plain OpenStack object store (Swift): the same tree, without the Pithos extensions.
+async fn connect_plain(
+    req: &MountRequest,
+    target: &config::StorageTarget,
+    env: &Environment,
+) -> Result<(core::Fs, String), String> {
+    let container = req.fs.container.clone().unwrap_or_default();
+    let storage = config::storage_client(target, &req.flags, env, &container).await.map_err(|e| e.0)?;
+    if req.fs.container.is_some() {
+        storage.get_container_info().await.map_err(|e| format!("container {container}: {}", e.message))?;
+    } else {
+        storage.get_account_info().await.map_err(|e| format!("account {}: {}", storage.account(), e.message))?;
+    }
+    let what = match &req.fs.container {
+        Some(c) => format!("swift:{c}"),
+        None => format!("swift:{}", storage.account()),
+    };
+    Ok((build_fs(PithosClient::from_storage(storage), req)?, what))
+}
+
+/// The filesystem with its block cache (and the cache's disk tier, if asked for).
+fn build_fs(pithos: PithosClient, req: &MountRequest) -> Result<core::Fs, String> {
+    let disk = match &req.cache_dir {
+        Some((dir, size)) => Some(
+            disk::DiskTier::open(dir, *size).map_err(|e| format!("cannot use the cache dir {}: {e}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let cache = cache::BlockCache::with_disk(req.fs.cache_size, disk);
+    Ok(core::Fs::with_cache(pithos, req.fs.clone(), cache))
 }
 
 /// Runs `pithosfs mount -f …` detached and waits until the mount appears.
