@@ -1232,6 +1232,69 @@ fn fsync_commits_and_a_remote_change_meanwhile_keeps_both() {
     });
 }
 
+/// (21) `--cache-dir`: blocks read once stay on disk across a remount. With
+/// the server's copies of the blocks deleted, the file fails to read without
+/// the disk tier and reads right with it.
+#[test]
+fn disk_cache_tier_serves_blocks_across_remounts() {
+    let mut env = Env::new();
+    let bs = env.cloud.block_size("pithos") as usize;
+    let data = random_bytes(2 * bs + 777, 2101);
+    env.cloud.put("pithos", "cached.bin", &data);
+    let want = sha256(&data);
+    let cache = env.root.join("cache");
+    let cache_arg = cache.to_string_lossy().into_owned();
+    let with_cache = ["--cache-dir", cache_arg.as_str(), "--cache-dir-size", "64"];
+    env.mount(&with_cache);
+    assert_eq!(env.sh(r#"sha256sum < "$M/pithos/cached.bin" | cut -c1-64"#).trim(), want);
+    env.unmount();
+    let kept = std::fs::read_dir(cache.join("blocks"))
+        .unwrap()
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().len() == 64))
+        .count();
+    assert!(kept >= 3, "the disk tier kept {kept} blocks of the 3 read");
+    // Take the object's blocks away from the server.
+    let r = http("GET", &format!("{}?hashmap&format=json", env.cloud.object_url("pithos", "cached.bin")), &[], None);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    for h in v["hashes"].as_array().expect("hashes") {
+        let h = h.as_str().unwrap();
+        std::fs::remove_file(env.cloud.data.join("blocks").join(&h[..2]).join(h)).expect("remove a block");
+    }
+    env.mount(&[]);
+    env.sh_fails(r#"cat "$M/pithos/cached.bin" > /dev/null"#);
+    env.unmount();
+    env.mount(&with_cache);
+    assert_eq!(env.sh(r#"sha256sum < "$M/pithos/cached.bin" | cut -c1-64"#).trim(), want);
+    env.unmount();
+}
+
+/// (22) A write larger than the dirty-block bound (64 MiB) spills to an
+/// unnamed file in the cache dir while the file is open; what the close
+/// commits is exactly what was written.
+#[test]
+fn large_writes_spill_to_the_cache_dir() {
+    let mut env = Env::new();
+    let data = random_bytes(100 * MIB + 5, 2201);
+    write_file(&env.l().join("big.bin"), &data);
+    let cache = env.root.join("cache");
+    env.mount(&["--cache-dir", &cache.to_string_lossy()]);
+    let pid = env.mounts[0].child.as_ref().expect("mount process").id();
+    // Written from here, so that no close (each one commits) comes before the look.
+    let mut f = std::fs::File::create(env.m().join("pithos/big.bin")).unwrap();
+    std::io::Write::write_all(&mut f, &data).unwrap();
+    let spill_dir = cache.join("spill");
+    let open_spills = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(&spill_dir))
+        .count();
+    assert!(open_spills >= 1, "no spill file was open in {} with the file still open", spill_dir.display());
+    drop(f);
+    assert_eq!(sha256(&env.cloud.get("pithos", "big.bin")), sha256(&data));
+    assert_eq!(std::fs::read_dir(cache.join("spill")).unwrap().count(), 0, "a spill file outlived its handle");
+    env.unmount();
+}
+
 // ---------------------------------------------------------------------------
 // plain OpenStack Swift: the mount without the Pithos extensions
 // ---------------------------------------------------------------------------

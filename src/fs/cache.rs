@@ -171,6 +171,18 @@ impl BlockCache {
         }
     }
 
+    /// Writes every block held in memory to the disk tier, least recently
+    /// used first, so the next mount on the same cache dir starts warm.
+    /// Blocking: for the end of a mount, off the runtime.
+    pub fn persist(&self) {
+        let Some(tier) = &self.disk else { return };
+        self.flush();
+        let held: Vec<(BlockHash, Bytes)> = self.lock().lru.iter().map(|(k, v)| (*k, v.clone())).collect();
+        for (h, b) in held.into_iter().rev() {
+            tier.disk.put(h, &b);
+        }
+    }
+
     /// Hands a block to the disk writer, unless it is behind (never waits).
     fn spill(&self, h: BlockHash, data: Bytes) {
         let Some(tier) = &self.disk else { return };

@@ -96,12 +96,13 @@ pub fn mount(req: MountRequest) -> Result<(), String> {
     });
     eprintln!("pithosfs: mounted {what} at {}", req.mountpoint.display());
     let result = fuser::mount(adapter, &req.mountpoint, &config).map_err(|e| format!("mount failed: {e}"));
-    rt.block_on(async move {
+    rt.block_on(async {
         fs.commit_all().await;
         if let Some(e) = embedded {
             e.shutdown().await;
         }
     });
+    fs.cache.persist();
     result
 }
 
