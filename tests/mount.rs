@@ -1279,17 +1279,38 @@ fn large_writes_spill_to_the_cache_dir() {
     let cache = env.root.join("cache");
     env.mount(&["--cache-dir", &cache.to_string_lossy()]);
     let pid = env.mounts[0].child.as_ref().expect("mount process").id();
-    // Written from here, so that no close (each one commits) comes before the look.
-    let mut f = std::fs::File::create(env.m().join("pithos/big.bin")).unwrap();
-    std::io::Write::write_all(&mut f, &data).unwrap();
+    // A writer that holds the file open until told (every close commits; a
+    // file opened by this test process could be closed early by the fork of
+    // a process another test starts). perl-base is in every Debian.
+    let mut writer = Command::new("perl")
+        .arg("-e")
+        .arg(
+            r#"open(my $o, ">", $ARGV[0]) or die "$!"; open(my $i, "<", $ARGV[1]) or die "$!";
+                while (my $n = sysread($i, my $b, 1 << 20)) { syswrite($o, $b) == $n or die "$!" }
+                print "written\n"; STDOUT->flush(); <STDIN>; close($o) or die "close: $!";"#,
+        )
+        .arg(env.m().join("pithos/big.bin"))
+        .arg(env.l().join("big.bin"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("perl");
+    let mut said = String::new();
+    BufReader::new(writer.stdout.take().unwrap()).read_line(&mut said).unwrap();
+    assert_eq!(said, "written\n");
     let spill_dir = cache.join("spill");
-    let open_spills = std::fs::read_dir(format!("/proc/{pid}/fd"))
+    let open: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|target| target.starts_with(&spill_dir))
-        .count();
-    assert!(open_spills >= 1, "no spill file was open in {} with the file still open", spill_dir.display());
-    drop(f);
+        .collect();
+    assert!(
+        open.iter().any(|target| target.starts_with(&spill_dir)),
+        "no spill file was open in {} with the file still open; open files: {open:?}\n{}",
+        spill_dir.display(),
+        env.logs()
+    );
+    drop(writer.stdin.take()); // the writer closes the file
+    assert!(writer.wait().unwrap().success(), "the writer failed");
     assert_eq!(sha256(&env.cloud.get("pithos", "big.bin")), sha256(&data));
     assert_eq!(std::fs::read_dir(cache.join("spill")).unwrap().count(), 0, "a spill file outlived its handle");
     env.unmount();

@@ -605,17 +605,47 @@ impl Fs {
         }
     }
 
-    pub async fn read(self: &Arc<Self>, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
-        let h = self.handle(fh)?;
-        let mut f = h.lock().await;
-        if offset >= f.size {
-            return Ok(Vec::new());
-        }
-        let end = (offset + size as u64).min(f.size);
-        let bs = f.block_size;
+    /// Notes a read of `offset..end` for the prefetcher: whether it continues
+    /// the previous one (the window grows) or jumps (the window closes).
+    fn note_read(&self, f: &mut OpenFile, offset: u64, end: u64) -> bool {
         let sequential = offset == f.last_end || offset == 0;
         f.window = if sequential { (f.window * 2).clamp(1, self.opts.max_prefetch) } else { 0 };
         f.last_end = end;
+        sequential
+    }
+
+    /// A read answered at once from a block in memory (None: it needs `read`).
+    /// Most reads of a sequential reader end here, prefetched: no task, no wait.
+    /// Must run inside the runtime's context (prefetches are spawned).
+    pub fn read_now(self: &Arc<Self>, fh: u64, offset: u64, size: u32) -> Option<Bytes> {
+        let h = self.handle(fh).ok()?;
+        let mut f = h.try_lock().ok()?;
+        let end = (offset + size as u64).min(f.size);
+        let bs = f.block_size;
+        let i = (offset / bs) as usize;
+        if offset >= end || ((end - 1) / bs) as usize != i || f.dirty.contains(i) {
+            return None;
+        }
+        let data = self.cache.get(f.hashes.get(i)?)?;
+        let (a, b) = ((offset - i as u64 * bs) as usize, (end - i as u64 * bs) as usize);
+        if b > data.len() {
+            return None;
+        }
+        if self.note_read(&mut f, offset, end) && f.window > 0 {
+            self.prefetch(&f, i + 1, f.window);
+        }
+        Some(data.slice(a..b))
+    }
+
+    pub async fn read(self: &Arc<Self>, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+        let h = self.handle(fh)?;
+        let mut f = h.lock().await;
+        if offset >= f.size {
+            return Ok(Bytes::new());
+        }
+        let end = (offset + size as u64).min(f.size);
+        let bs = f.block_size;
+        let sequential = self.note_read(&mut f, offset, end);
         let first = (offset / bs) as usize;
         let last = ((end - 1) / bs) as usize;
         if !sequential && f.dirty.is_empty() && !f.changed {
@@ -639,8 +669,21 @@ impl Fs {
                     None => Bytes::new(),
                 };
                 if data.len() as u64 == end - offset {
-                    return Ok(data.to_vec());
+                    return Ok(data);
                 }
+            }
+        }
+        if sequential && f.window > 0 {
+            // The next blocks are on their way while this one is served.
+            self.prefetch(&f, last + 1, f.window);
+        }
+        if first == last && !f.dirty.contains(first) {
+            // The common case, a read inside one clean block: a slice of the
+            // cached block, no copy.
+            let data = self.clean_block(&f, first).await?;
+            let (a, b) = ((offset - first as u64 * bs) as usize, (end - first as u64 * bs) as usize);
+            if b <= data.len() {
+                return Ok(data.slice(a..b));
             }
         }
         let mut out = Vec::with_capacity((end - offset) as usize);
@@ -666,10 +709,7 @@ impl Fs {
             // Zeros past what the block holds (holes, grown files).
             out.resize(out.len() + b.saturating_sub(data.len().max(a)), 0);
         }
-        if sequential && f.window > 0 {
-            self.prefetch(&f, last + 1, f.window);
-        }
-        Ok(out)
+        Ok(Bytes::from(out))
     }
 
     /// Makes block `i` dirty (loading its current content), for changing it.

@@ -282,6 +282,13 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let now = {
+            let _runtime = self.rt.enter();
+            self.fs.read_now(fh.0, offset, size)
+        };
+        if let Some(data) = now {
+            return reply.data(&data);
+        }
         self.spawn(|fs| async move {
             match fs.read(fh.0, offset, size).await {
                 Ok(d) => reply.data(&d),

@@ -57,6 +57,7 @@ pub fn mount(req: MountRequest) -> Result<(), String> {
     if !req.foreground {
         return spawn_background(&req);
     }
+    bound_allocator();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -104,6 +105,20 @@ pub fn mount(req: MountRequest) -> Result<(), String> {
     });
     fs.cache.persist();
     result
+}
+
+/// Blocks (4 MiB each) come and go all the time. glibc's malloc keeps freed
+/// memory in one arena per thread, so with the runtime's threads the process
+/// held the cache budget plus ~300 MiB. One arena and fixed thresholds (blocks
+/// reuse heap memory instead of fresh mappings, which cost page faults) keep a
+/// 512 MiB cache within ~560 MiB (measured reading 1 GiB cold).
+fn bound_allocator() {
+    // SAFETY: mallopt only sets allocator tunables; called before the threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }
 
 /// Resolves the cloud and builds the filesystem: (fs, local cloud served here, description).
