@@ -1316,6 +1316,63 @@ fn large_writes_spill_to_the_cache_dir() {
     env.unmount();
 }
 
+/// (23) `rsync -a` and `cp -a` keep modes and mtimes, so a second `rsync -a`
+/// finds nothing to send; `make` sees what is up to date.
+#[test]
+fn rsync_cp_a_and_make_see_mtimes() {
+    require("rsync", "rsync");
+    require("make", "make");
+    let mut env = Env::new();
+    make_tree(&env.l().join("src"), 23);
+    env.sh(r#"chmod 600 "$L/src/with space.txt"; touch -d '2002-03-04 05:06:07' "$L/src/d0/s0/f01.dat""#);
+    env.mount(&[]);
+    env.sh(r#"rsync -a "$L/src/" "$M/pithos/r/"; cp -a "$L/src" "$M/pithos/c""#);
+    env.remount(&[]);
+    for copy in ["r", "c"] {
+        let stat = |root: &str| env.sh(&format!(r#"cd "{root}" && find . -type f -printf '%P %m %T@ %s\n' | sort"#));
+        let local = stat(&env.l().join("src").to_string_lossy());
+        let mounted = stat(&env.m().join("pithos").join(copy).to_string_lossy());
+        // Sub-second digits may be rounded by the metadata: compare whole seconds.
+        let secs = |s: String| -> Vec<String> {
+            s.lines()
+                .map(|l| {
+                    let p: Vec<&str> = l.split(' ').collect();
+                    let n = p.len();
+                    format!("{} {} {} {}", p[..n - 3].join(" "), p[n - 3], p[n - 2].split('.').next().unwrap(), p[n - 1])
+                })
+                .collect()
+        };
+        assert_eq!(secs(mounted), secs(local), "{copy}: modes, mtimes or sizes differ");
+    }
+    let again = env.sh(r#"rsync -a --itemize-changes "$L/src/" "$M/pithos/r/""#);
+    assert!(again.lines().all(|l| l.starts_with('.') && !l.starts_with(">f")), "rsync -a sent again:\n{again}");
+    assert!(!again.contains(">f"), "rsync -a sent files again:\n{again}");
+    env.sh(
+        r#"mkdir "$M/pithos/mk"; cd "$M/pithos/mk"
+           printf 'out.txt: in.txt\n\tcp in.txt out.txt\n' > Makefile; echo one > in.txt
+           make -s; test "$(cat out.txt)" = one
+           test "$(make)" = "make: 'out.txt' is up to date."
+           sleep 1.1; echo two > in.txt; make -s; test "$(cat out.txt)" = two"#,
+    );
+}
+
+/// (24) A dead server: calls fail with EIO after a bounded time (the script
+/// would time out on a hang), and the mount still unmounts cleanly.
+#[test]
+fn dead_server_gives_eio_not_a_hang() {
+    let mut env = Env::new();
+    env.cloud.put("pithos", "seen.txt", b"seen\n");
+    env.cloud.put("pithos", "unseen.bin", &random_bytes(100_000, 2401));
+    env.mount(&["--attr-ttl", "0", "--dir-ttl", "0"]);
+    assert_eq!(env.sh(r#"cat "$M/pithos/seen.txt""#), "seen\n");
+    env.cloud.child.kill().unwrap();
+    env.cloud.child.wait().unwrap();
+    env.fails_with(r#"cat "$M/pithos/unseen.bin" > /dev/null"#, "Input/output error");
+    env.fails_with(r#"ls "$M/pithos""#, "Input/output error");
+    env.fails_with(r#"echo new > "$M/pithos/new.txt""#, "Input/output error");
+    env.unmount();
+}
+
 // ---------------------------------------------------------------------------
 // plain OpenStack Swift: the mount without the Pithos extensions
 // ---------------------------------------------------------------------------
