@@ -297,28 +297,32 @@ impl DirtyBlocks {
     }
 
     /// Moves the full blocks (all but `keep_last`) to the spill file in `dir`,
-    /// so a large write holds a bounded amount of memory.
-    pub fn spill(&mut self, dir: &Path, block_size: u64, keep_last: usize) -> io::Result<()> {
+    /// so a large write holds a bounded amount of memory. Hands back the
+    /// blocks moved (their memory, for the caller to send on or drop).
+    pub fn spill(&mut self, dir: &Path, block_size: u64, keep_last: usize) -> io::Result<Vec<(usize, Bytes)>> {
         if self.file.is_none() {
             std::fs::create_dir_all(dir)?;
             self.file = Some(Arc::new(tempfile::tempfile_in(dir)?));
             self.block_size = block_size;
         }
-        let Some(file) = &self.file else { return Ok(()) };
+        let Some(file) = &self.file else { return Ok(Vec::new()) };
         let full: Vec<usize> = self
             .mem
             .iter()
             .filter(|(i, b)| b.len() as u64 == self.block_size && **i != keep_last)
             .map(|(i, _)| *i)
             .collect();
+        let mut moved = Vec::with_capacity(full.len());
         for i in full {
             if let Some(b) = self.mem.get(&i) {
                 file.write_all_at(b, i as u64 * self.block_size)?;
                 self.spilled.insert(i, b.len());
             }
-            self.mem.remove(&i);
+            if let Some(b) = self.mem.remove(&i) {
+                moved.push((i, Bytes::from(b)));
+            }
         }
-        Ok(())
+        Ok(moved)
     }
 }
 
@@ -374,7 +378,8 @@ mod tests {
         d.insert(0, vec![1; 8]);
         d.insert(1, vec![2; 8]);
         d.insert(2, vec![3; 3]);
-        d.spill(dir.path(), 8, 2).unwrap();
+        let moved = d.spill(dir.path(), 8, 2).unwrap();
+        assert_eq!(moved.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(d.mem_bytes(), 3);
         assert_eq!(d.spilled_count(), 2);
         assert_eq!(d.indices(), vec![0, 1, 2]);
