@@ -70,7 +70,7 @@ impl Default for FsOptions {
             dir_mode: 0o755,
             dirty_limit: 64 << 20,
             max_prefetch: 8,
-            spill_dir: default_cache_dir(),
+            spill_dir: default_cache_dir().join("spill"),
         }
     }
 }
@@ -774,7 +774,16 @@ impl Fs {
         if f.dirty.mem_bytes() > self.opts.dirty_limit {
             let (dir, bs, last) = (self.opts.spill_dir.clone(), f.block_size, f.block_count().saturating_sub(1));
             // Disk writes of tens of MiB: off the runtime's reactor.
-            let moved = tokio::task::block_in_place(|| f.dirty.spill(&dir, bs, last)).map_err(|e| {
+            let alg = f.algorithm;
+            let moved = tokio::task::block_in_place(|| {
+                f.dirty.spill(
+                    &dir,
+                    bs,
+                    last,
+                    |b| if self.plain { BlockHash::empty() } else { blocks::hash_block(alg, b) },
+                )
+            })
+            .map_err(|e| {
                 tracing::error!("cannot spill dirty blocks to {}: {e}", dir.display());
                 Errno::from(e)
             })?;
@@ -1454,7 +1463,10 @@ fn hash_blocks(dirty: &DirtySnapshot, indices: &[usize], alg: Algorithm) -> std:
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|&i| Ok((i, blocks::hash_block(alg, &dirty.read(i)?.unwrap_or_default()))))
+                        .map(|&i| match dirty.known_hash(i) {
+                            Some(h) => Ok((i, h)),
+                            None => Ok((i, blocks::hash_block(alg, &dirty.read(i)?.unwrap_or_default()))),
+                        })
                         .collect::<std::io::Result<Vec<_>>>()
                 })
             })

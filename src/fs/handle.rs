@@ -209,10 +209,18 @@ pub struct BlockRef {
 #[derive(Default)]
 pub struct DirtyBlocks {
     mem: BTreeMap<usize, Vec<u8>>,
-    /// Spilled blocks: index → length; block `i` lives at `i * block_size`.
-    spilled: BTreeMap<usize, usize>,
+    /// Spilled blocks; block `i` lives at `i * block_size` of the file.
+    spilled: BTreeMap<usize, Spilled>,
     file: Option<Arc<File>>,
     block_size: u64,
+}
+
+/// A block in the spill file: its length and hash (taken while it was in
+/// memory, so a commit need not read it back to hash it).
+#[derive(Clone, Copy)]
+struct Spilled {
+    len: usize,
+    hash: BlockHash,
 }
 
 impl DirtyBlocks {
@@ -249,7 +257,7 @@ impl DirtyBlocks {
         if let Some(b) = self.mem.get(&i) {
             return Ok(Some(Bytes::copy_from_slice(b)));
         }
-        read_spilled(self.file.as_deref(), self.spilled.get(&i).copied(), i as u64 * self.block_size)
+        read_spilled(self.file.as_deref(), self.spilled.get(&i).map(|s| s.len), i as u64 * self.block_size)
     }
 
     /// Block `i` to change in place (a spilled block comes back to memory).
@@ -299,7 +307,13 @@ impl DirtyBlocks {
     /// Moves the full blocks (all but `keep_last`) to the spill file in `dir`,
     /// so a large write holds a bounded amount of memory. Hands back the
     /// blocks moved (their memory, for the caller to send on or drop).
-    pub fn spill(&mut self, dir: &Path, block_size: u64, keep_last: usize) -> io::Result<Vec<(usize, Bytes)>> {
+    pub fn spill(
+        &mut self,
+        dir: &Path,
+        block_size: u64,
+        keep_last: usize,
+        hash: impl Fn(&[u8]) -> BlockHash,
+    ) -> io::Result<Vec<(usize, Bytes)>> {
         if self.file.is_none() {
             std::fs::create_dir_all(dir)?;
             self.file = Some(Arc::new(tempfile::tempfile_in(dir)?));
@@ -316,7 +330,7 @@ impl DirtyBlocks {
         for i in full {
             if let Some(b) = self.mem.get(&i) {
                 file.write_all_at(b, i as u64 * self.block_size)?;
-                self.spilled.insert(i, b.len());
+                self.spilled.insert(i, Spilled { len: b.len(), hash: hash(b) });
             }
             if let Some(b) = self.mem.remove(&i) {
                 moved.push((i, Bytes::from(b)));
@@ -337,7 +351,7 @@ fn read_spilled(file: Option<&File>, len: Option<usize>, offset: u64) -> io::Res
 /// A detached copy of an open file's dirty blocks, for a commit in flight.
 pub struct DirtySnapshot {
     mem: BTreeMap<usize, Bytes>,
-    spilled: BTreeMap<usize, usize>,
+    spilled: BTreeMap<usize, Spilled>,
     file: Option<Arc<File>>,
     block_size: u64,
 }
@@ -353,6 +367,11 @@ impl DirtySnapshot {
         all
     }
 
+    /// The hash of block `i` when it was taken at spill time.
+    pub fn known_hash(&self, i: usize) -> Option<BlockHash> {
+        self.spilled.get(&i).map(|s| s.hash)
+    }
+
     /// The blocks held in memory (cheap clones).
     pub fn in_memory(&self) -> impl Iterator<Item = (usize, &Bytes)> {
         self.mem.iter().map(|(i, b)| (*i, b))
@@ -363,7 +382,7 @@ impl DirtySnapshot {
         if let Some(b) = self.mem.get(&i) {
             return Ok(Some(b.clone()));
         }
-        read_spilled(self.file.as_deref(), self.spilled.get(&i).copied(), i as u64 * self.block_size)
+        read_spilled(self.file.as_deref(), self.spilled.get(&i).map(|s| s.len), i as u64 * self.block_size)
     }
 }
 
@@ -378,12 +397,13 @@ mod tests {
         d.insert(0, vec![1; 8]);
         d.insert(1, vec![2; 8]);
         d.insert(2, vec![3; 3]);
-        let moved = d.spill(dir.path(), 8, 2).unwrap();
+        let moved = d.spill(dir.path(), 8, 2, |b| BlockHash([b[0]; 32])).unwrap();
         assert_eq!(moved.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(d.mem_bytes(), 3);
         assert_eq!(d.spilled_count(), 2);
         assert_eq!(d.indices(), vec![0, 1, 2]);
         assert_eq!(d.read(1).unwrap().unwrap(), Bytes::from(vec![2u8; 8]));
+        assert_eq!(d.snapshot().known_hash(1), Some(BlockHash([2; 32])));
         d.get_mut(0).unwrap().unwrap()[0] = 9;
         assert_eq!(d.spilled_count(), 1);
         assert_eq!(d.read(0).unwrap().unwrap()[..2], [9, 1]);

@@ -173,12 +173,25 @@ async fn connect_plain(
     Ok((build_fs(PithosClient::from_storage(storage), req)?, what))
 }
 
+/// The disk tier in `dir`. A mount that just ended may still be writing its
+/// blocks there (after its unmount returned): wait for it, bounded.
+fn open_disk_tier(dir: &Path, size: u64) -> Result<disk::DiskTier, String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match disk::DiskTier::open(dir, size) {
+            Ok(d) => return Ok(d),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(format!("cannot use the cache dir {}: {e}", dir.display())),
+        }
+    }
+}
+
 /// The filesystem with its block cache (and the cache's disk tier, if asked for).
 fn build_fs(pithos: PithosClient, req: &MountRequest) -> Result<core::Fs, String> {
     let disk = match &req.cache_dir {
-        Some((dir, size)) => Some(
-            disk::DiskTier::open(dir, *size).map_err(|e| format!("cannot use the cache dir {}: {e}", dir.display()))?,
-        ),
+        Some((dir, size)) => Some(open_disk_tier(dir, *size)?),
         None => None,
     };
     let cache = cache::BlockCache::with_disk(req.fs.cache_size, disk);
