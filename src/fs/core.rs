@@ -1208,8 +1208,12 @@ impl Fs {
             Err(e) if e.status == 404 => {}
             Err(e) => return Err(e.into()),
         }
-        let jobs: Vec<(String, String)> =
-            names.iter().map(|n| (n.clone(), format!("{}{}", to.path, &n[from.path.len()..]))).collect();
+        // Only names under the folder move (a server answering others is ignored).
+        names.retain(|n| n.starts_with(&from.path));
+        let jobs: Vec<(String, String)> = names
+            .iter()
+            .filter_map(|n| n.strip_prefix(&from.path).map(|rest| (n.clone(), format!("{}{rest}", to.path))))
+            .collect();
         let from_container = from.container.clone();
         stream::iter(jobs)
             .map(|(n, t)| {
