@@ -1476,6 +1476,11 @@ fn swift_plain_mount_reads_writes_and_renames() {
     assert_eq!(swift(client.get_object("tree/a/one.txt", &Default::default())).unwrap().1.as_ref(), b"one\nmore\n");
     assert_eq!(swift(client.get_object_info("big.bin")).unwrap().bytes, 100);
     assert_eq!(env.sh(r#"stat -c %s "$R/sw/big.bin""#).trim(), "100");
+    // Growing past the stored object's end: its bytes, then zeros.
+    env.sh(
+        r#"truncate -s 300 "$R/sw/big.bin"; cmp <(head -c 100 "$L/big.bin"; head -c 200 /dev/zero) "$R/sw/big.bin""#,
+    );
+    assert_eq!(swift(client.get_object_info("big.bin")).unwrap().bytes, 300);
     // Renames: a file, then a folder (every object under it moves).
     env.sh(r#"mv "$R/sw/big.bin" "$R/sw/small.bin"; mv "$R/sw/tree" "$R/sw/moved"; test ! -e "$R/sw/tree""#);
     let names: Vec<String> = swift(client.list_objects(&ListOptions::default()))
@@ -1490,7 +1495,8 @@ fn swift_plain_mount_reads_writes_and_renames() {
     for want in ["moved/a/one.txt", "moved/a/b/two.bin", "moved/three.txt", "small.bin"] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
-    env.sh(r#"cmp <(head -c 100 "$L/big.bin") "$R/sw/small.bin"; cmp "$L/tree/a/b/two.bin" "$R/sw/moved/a/b/two.bin""#);
+    env.sh(r#"cmp <(head -c 100 "$L/big.bin"; head -c 200 /dev/zero) "$R/sw/small.bin"
+           cmp "$L/tree/a/b/two.bin" "$R/sw/moved/a/b/two.bin""#);
     // Folders, symlinks, removal.
     env.sh(r#"mkdir -p "$R/sw/x/y/z"; ln -s ../moved/three.txt "$R/sw/x/link"; test "$(readlink "$R/sw/x/link")" = ../moved/three.txt"#);
     env.fails_with(r#"rmdir "$R/sw/x/y""#, "Directory not empty");
@@ -1519,7 +1525,15 @@ fn swift_metadata_survives_remount_and_remote_writes_show() {
     let (client, container) = swift_container(&auth, "meta");
     let data = random_bytes(6 * MIB + 5, 601);
     swift(client.put_object("remote.bin", Bytes::from(data.clone()), &Default::default())).unwrap();
+    swift(client.put_object("grow.bin", Bytes::from(data[..5 * MIB].to_vec()), &Default::default())).unwrap();
     env.mount_swift("sw", &auth, &container, &[]);
+    // Growing a file none of whose blocks were read: the stored bytes, then zeros.
+    write_file(&env.l().join("grown"), &[&data[..5 * MIB], &vec![0u8; 3 * MIB][..]].concat());
+    env.sh(r#"truncate -s 8M "$R/sw/grow.bin"; cmp "$L/grown" "$R/sw/grow.bin""#);
+    assert_eq!(
+        swift(client.get_object_info("grow.bin")).unwrap().etag,
+        md5_hex(&std::fs::read(env.l().join("grown")).unwrap())
+    );
     assert_eq!(env.sh(r#"sha256sum < "$R/sw/remote.bin" | cut -c1-64"#).trim(), sha256(&data));
     env.sh(r#"echo hi > "$R/sw/f.txt"; chmod 640 "$R/sw/f.txt"; touch -d '2001-02-03 04:05:06 UTC' "$R/sw/f.txt"; mkdir "$R/sw/d"; chmod 700 "$R/sw/d""#);
     env.unmount_at("sw");

@@ -6,7 +6,7 @@
 use super::attr::{now, Attr, Kind, SYMLINK_TYPE};
 use super::cache::BlockCache;
 use super::errno::{Errno, FsResult};
-use super::handle::{plain_keys, BlockRef, DirtySnapshot, OpenFile, Source};
+use super::handle::{plain_keys, BlockRef, DirtySnapshot, OpenFile, PlainVersion, Source};
 use super::inode::{InodeTable, ROOT};
 use crate::blocks::{self, Algorithm, BlockHash};
 use crate::clients::pithos::PithosClient;
@@ -181,11 +181,6 @@ impl Fs {
 
     pub fn attr_of(&self, ino: u64) -> FsResult<Attr> {
         self.inodes().get(ino).map(|n| n.attr.clone()).ok_or(Errno::NOENT)
-    }
-
-    /// Whether this mount works in plain storage mode (no Pithos extensions).
-    pub fn is_plain(&self) -> bool {
-        self.plain
     }
 
     async fn block_params(&self, container: &str) -> FsResult<(u64, Algorithm)> {
@@ -548,17 +543,22 @@ impl Fs {
             .get_or_fetch(hash, async move {
                 let hm = match r.base {
                     Some(Source::Hashmap(hm)) => hm,
-                    Some(Source::Pinned(etag)) => {
+                    Some(Source::Pinned(v)) => {
                         // Plain storage: the byte range of this version (If-Match on
                         // its ETag: a changed object fails rather than mixing versions).
                         let start = i as u64 * r.block_size;
+                        let end = (start + r.block_size).min(v.size);
+                        if end <= start {
+                            return Ok((Bytes::new(), true)); // past the version's end: zeros
+                        }
                         let o = GetOptions {
-                            range: Some((start, start + len as u64 - 1)),
-                            if_match: (!etag.is_empty()).then(|| etag.to_string()),
+                            range: Some((start, end - 1)),
+                            if_match: (!v.etag.is_empty()).then(|| v.etag.clone()),
                             ..Default::default()
                         };
                         let (_, data) = pc.get_object(&loc.path, &o).await?;
-                        if data.len() != len {
+                        if data.len() as u64 != end - start {
+                            tracing::error!("{}: asked bytes {start}-{}, got {}", loc.path, end - 1, data.len());
                             return Err(Errno::IO);
                         }
                         return Ok((data, true));
@@ -664,10 +664,10 @@ impl Fs {
                     Some(Source::Hashmap(hm)) => {
                         pc.get_range(&loc.path, offset, end - 1, hm.version.as_deref()).await?
                     }
-                    Some(Source::Pinned(etag)) => {
+                    Some(Source::Pinned(v)) => {
                         let o = GetOptions {
                             range: Some((offset, end - 1)),
-                            if_match: (!etag.is_empty()).then(|| etag.to_string()),
+                            if_match: (!v.etag.is_empty()).then(|| v.etag.clone()),
                             ..Default::default()
                         };
                         pc.get_object(&loc.path, &o).await?.1
@@ -863,7 +863,7 @@ impl Fs {
                 f.etag = Some(w.etag.clone());
                 f.changed = false;
                 if self.plain {
-                    f.base = Some(Source::Pinned(Arc::from(w.etag.as_str())));
+                    f.base = Some(Source::Pinned(Arc::new(PlainVersion { etag: w.etag.clone(), size: f.size })));
                 }
                 let mut t = self.inodes();
                 if let Some(n) = t.get_mut(f.ino) {

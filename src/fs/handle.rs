@@ -23,8 +23,15 @@ use std::sync::Arc;
 pub enum Source {
     /// Pithos: the version's hashmap.
     Hashmap(Arc<Hashmap>),
-    /// Plain storage: ranged reads conditional on this ETag.
-    Pinned(Arc<str>),
+    /// Plain storage: ranged reads of this version.
+    Pinned(Arc<PlainVersion>),
+}
+
+/// A version of a plain-storage object: ranged reads carry `If-Match` with
+/// its ETag and stop at its size (the open file may have grown since).
+pub struct PlainVersion {
+    pub etag: String,
+    pub size: u64,
 }
 
 pub struct OpenFile {
@@ -103,7 +110,7 @@ impl OpenFile {
         f.etag = (!etag.is_empty()).then(|| etag.to_string());
         f.size = size;
         f.hashes = plain_keys(etag, size, block_size);
-        f.base = Some(Source::Pinned(Arc::from(etag)));
+        f.base = Some(Source::Pinned(Arc::new(PlainVersion { etag: etag.to_string(), size })));
         f.writable = writable;
         f
     }
