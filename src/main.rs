@@ -89,7 +89,7 @@ struct MountArgs {
     #[arg(long, value_name = "NAME")]
     cloud: Option<String>,
     /// Disk tier of the block cache (kept across mounts); also where large writes spill
-    /// [default for spills: ~/.cache/pithosfs].
+    /// [default for spills: ~/.cache/pithosfs/spill].
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
     /// Size bound of --cache-dir, in MiB.
