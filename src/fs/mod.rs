@@ -204,8 +204,16 @@ fn spawn_background(req: &MountRequest) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     args.push("--foreground".into());
-    let log = std::env::temp_dir().join(format!("pithosfs-mount-{}.log", std::process::id()));
-    let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    // The daemon's log: the user's own (0600, in the cache dir), since error
+    // messages name files; not in a world-readable /tmp.
+    let dir = core::default_cache_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let log = dir.join(format!("mount-{}.log", std::process::id()));
+    let log_file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&log)
+    }
+    .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let err_file = log_file.try_clone().map_err(|e| e.to_string())?;
     let mut child = std::process::Command::new(exe)
         .args(&args)
