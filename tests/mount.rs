@@ -1377,6 +1377,29 @@ fn dead_server_gives_eio_not_a_hang() {
     env.unmount();
 }
 
+/// (25) A full quota: the file that does not fit fails at close with EDQUOT,
+/// nothing half-written appears on the server, and what fits still goes in.
+#[test]
+fn full_quota_gives_edquot_and_loses_nothing() {
+    let mut env = Env::new();
+    let r = http("PUT", &env.cloud.container_url("small"), &[("X-Container-Policy-Quota", "5242880")], None);
+    assert!(r.status == 201 || r.status == 202, "PUT container with a quota: {}", r.status);
+    write_file(&env.l().join("big.bin"), &random_bytes(8 * MIB, 2501));
+    env.mount(&[]);
+    env.sh(r#"echo keep > "$M/small/keep.txt""#);
+    env.fails_with(r#"cp "$L/big.bin" "$M/small/big.bin""#, "Disk quota exceeded");
+    assert_eq!(env.cloud.objects("small"), vec!["keep.txt".to_string()]);
+    // Through the shell: its own close of the new file (before the data) commits
+    // it empty; the data, which do not fit, fail, and the file stays empty.
+    env.fails_with(r#"head -c 6000000 "$L/big.bin" > "$M/small/six.bin""#, "Disk quota exceeded");
+    assert!(env.cloud.get("small", "six.bin").is_empty(), "part of six.bin went in");
+    env.sh(r#"rm "$M/small/six.bin""#);
+    assert_eq!(env.cloud.get("small", "keep.txt"), b"keep\n");
+    env.sh(r#"echo more > "$M/small/more.txt"; test "$(cat "$M/small/keep.txt")" = keep"#);
+    assert_eq!(env.cloud.objects("small"), vec!["keep.txt".to_string(), "more.txt".to_string()]);
+    env.unmount();
+}
+
 // ---------------------------------------------------------------------------
 // plain OpenStack Swift: the mount without the Pithos extensions
 // ---------------------------------------------------------------------------
