@@ -121,10 +121,6 @@ pub struct DirEntry {
 }
 
 impl Fs {
-    pub fn new(pithos: PithosClient, opts: FsOptions) -> Fs {
-        Fs::with_cache(pithos, opts.clone(), BlockCache::new(opts.cache_size))
-    }
-
     /// A filesystem over `pithos` whose blocks go through `cache`.
     pub fn with_cache(pithos: PithosClient, opts: FsOptions, cache: BlockCache) -> Fs {
         Fs {
@@ -976,16 +972,21 @@ impl Fs {
         let body = stream::iter(refs).then(move |(i, len, clean)| {
             let (fs, dirty) = (fs.clone(), dirty.clone());
             async move {
-                let mut block = match dirty.read(i)? {
-                    Some(b) => b.to_vec(),
+                let block = match dirty.read(i)? {
+                    Some(b) => b,
                     None => match clean {
-                        Some(r) => fs.fetch_block(ino, r).await.map_err(std::io::Error::from)?.to_vec(),
-                        None => Vec::new(),
+                        Some(r) => fs.fetch_block(ino, r).await.map_err(std::io::Error::from)?,
+                        None => Bytes::new(),
                     },
                 };
-                // Holes and grown ends read as zeros; a cut block keeps its first bytes.
-                block.resize(len, 0);
-                Ok::<Bytes, std::io::Error>(Bytes::from(block))
+                if block.len() >= len {
+                    // A cut block keeps its first bytes (no copy).
+                    return Ok(block.slice(..len));
+                }
+                // Holes and grown ends read as zeros.
+                let mut padded = block.to_vec();
+                padded.resize(len, 0);
+                Ok::<Bytes, std::io::Error>(Bytes::from(padded))
             }
         });
         let w = pc.put_object_streamed(path, f.size, body, &o).await?;
@@ -1118,18 +1119,10 @@ impl Fs {
         if self.is_account_root(parent) {
             self.pithos.with_container(&loc.container).delete_container().await?;
         } else {
-            let pc = self.in_container(&loc.container);
-            let under = pc
-                .list_objects(&ListOptions {
-                    prefix: Some(format!("{}/", loc.path)),
-                    limit: Some(1),
-                    ..Default::default()
-                })
-                .await?;
-            if !under.is_empty() {
+            if self.has_anything_under(&loc).await? {
                 return Err(Errno::NOTEMPTY);
             }
-            match pc.delete_object(&loc.path).await {
+            match self.in_container(&loc.container).delete_object(&loc.path).await {
                 Ok(()) => {}
                 Err(e) if e.status == 404 => {}
                 Err(e) => return Err(e.into()),
@@ -1137,6 +1130,12 @@ impl Fs {
         }
         self.inodes().unbind(parent, name);
         Ok(())
+    }
+
+    /// Whether any object lies under the folder at `loc` (one listing of one entry).
+    async fn has_anything_under(&self, loc: &Loc) -> FsResult<bool> {
+        let o = ListOptions { prefix: Some(format!("{}/", loc.path)), limit: Some(1), ..Default::default() };
+        Ok(!self.in_container(&loc.container).list_objects(&o).await?.is_empty())
     }
 
     pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> FsResult<()> {
@@ -1153,19 +1152,8 @@ impl Fs {
             match (attr.kind == Kind::Dir, existing.kind == Kind::Dir) {
                 (false, true) => return Err(Errno::ISDIR),
                 (true, false) => return Err(Errno::NOTDIR),
-                (true, true) => {
-                    let pc = self.in_container(&to.container);
-                    let under = pc
-                        .list_objects(&ListOptions {
-                            prefix: Some(format!("{}/", to.path)),
-                            limit: Some(1),
-                            ..Default::default()
-                        })
-                        .await?;
-                    if !under.is_empty() {
-                        return Err(Errno::NOTEMPTY);
-                    }
-                }
+                (true, true) if self.has_anything_under(&to).await? => return Err(Errno::NOTEMPTY),
+                (true, true) => {}
                 (false, false) => {}
             }
         }

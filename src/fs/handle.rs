@@ -239,20 +239,9 @@ impl DirtyBlocks {
         self.mem.is_empty() && self.spilled.is_empty()
     }
 
-    /// Indices of every dirty block, in order.
-    pub fn indices(&self) -> Vec<usize> {
-        let mut all: Vec<usize> = self.mem.keys().chain(self.spilled.keys()).copied().collect();
-        all.sort_unstable();
-        all
-    }
-
     /// Bytes held in memory.
     pub fn mem_bytes(&self) -> u64 {
         self.mem.values().map(|b| b.len() as u64).sum()
-    }
-
-    pub fn spilled_count(&self) -> usize {
-        self.spilled.len()
     }
 
     pub fn in_memory(&self, i: usize) -> Option<&[u8]> {
@@ -280,11 +269,6 @@ impl DirtyBlocks {
     pub fn insert(&mut self, i: usize, data: Vec<u8>) {
         self.spilled.remove(&i);
         self.mem.insert(i, data);
-    }
-
-    pub fn remove(&mut self, i: usize) {
-        self.mem.remove(&i);
-        self.spilled.remove(&i);
     }
 
     /// The dirty blocks as they are now, detached from the handle (blocks in
@@ -407,15 +391,20 @@ mod tests {
         let moved = d.spill(dir.path(), 8, 2, |b| BlockHash([b[0]; 32])).unwrap();
         assert_eq!(moved.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(d.mem_bytes(), 3);
-        assert_eq!(d.spilled_count(), 2);
-        assert_eq!(d.indices(), vec![0, 1, 2]);
+        let snap = d.snapshot();
+        assert_eq!(
+            (snap.known_hash(0), snap.known_hash(2)),
+            (Some(BlockHash([1; 32])), None),
+            "0 and 1 spilled, 2 kept"
+        );
+        assert_eq!(snap.indices(), vec![0, 1, 2]);
         assert_eq!(d.read(1).unwrap().unwrap(), Bytes::from(vec![2u8; 8]));
         assert_eq!(d.snapshot().known_hash(1), Some(BlockHash([2; 32])));
         d.get_mut(0).unwrap().unwrap()[0] = 9;
-        assert_eq!(d.spilled_count(), 1);
+        assert_eq!((d.mem_bytes(), d.snapshot().known_hash(0)), (11, None), "0 came back to memory");
         assert_eq!(d.read(0).unwrap().unwrap()[..2], [9, 1]);
         d.retain_below(1);
-        assert_eq!(d.indices(), vec![0]);
+        assert_eq!(d.snapshot().indices(), vec![0]);
         // The spill file has no name: nothing is left in the directory.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
