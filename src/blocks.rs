@@ -13,6 +13,12 @@ use std::str::FromStr;
 /// 4 MiB, the block size of every Synnefo deployment we know of.
 pub const DEFAULT_BLOCK_SIZE: u64 = 4 * 1024 * 1024;
 
+/// The most blocks one object may have: 1 TiB at 4 MiB blocks. The local
+/// cloud takes at most this many hashes in one hashmap PUT, and the mount
+/// refuses to grow a file past it (EFBIG), so no object needs more than a
+/// 16 MiB hashmap in memory or on the wire.
+pub const MAX_BLOCKS_PER_OBJECT: u64 = 262_144;
+
 /// The block hash algorithm, named as Pithos reports it in `X-Container-Block-Hash`.
 ///
 /// Pithos names a hashlib algorithm there; sha256 is the only one deployments

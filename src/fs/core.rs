@@ -8,6 +8,7 @@ use super::cache::BlockCache;
 use super::errno::{Errno, FsResult};
 use super::handle::{plain_keys, BlockRef, DirtySnapshot, OpenFile, PlainVersion, Source};
 use super::inode::{InodeTable, ROOT};
+use super::names;
 use crate::blocks::{self, Algorithm, BlockHash};
 use crate::clients::pithos::PithosClient;
 use crate::clients::storage::{GetOptions, ListOptions, Listed, ObjectStorage, PutOptions, Written};
@@ -1036,19 +1037,9 @@ impl Fs {
         ino
     }
 
-    fn check_name(name: &str) -> FsResult<()> {
-        if name.len() > 255 {
-            return Err(Errno::NAMETOOLONG);
-        }
-        if name.is_empty() || name.contains('/') || name.contains('\0') {
-            return Err(Errno::INVAL);
-        }
-        Ok(())
-    }
-
     pub async fn create(&self, parent: u64, name: &str, mode: u32) -> FsResult<(u64, u64, Attr)> {
         self.check_writable()?;
-        Self::check_name(name)?;
+        names::check_component(name)?;
         if self.is_account_root(parent) {
             return Err(Errno::PERM);
         }
@@ -1071,7 +1062,7 @@ impl Fs {
 
     pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> FsResult<(u64, Attr)> {
         self.check_writable()?;
-        Self::check_name(name)?;
+        names::check_component(name)?;
         if self.list_dir(parent).await?.iter().any(|e| e.name == name) {
             return Err(Errno::EXIST);
         }
@@ -1140,7 +1131,7 @@ impl Fs {
 
     pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> FsResult<()> {
         self.check_writable()?;
-        Self::check_name(new_name)?;
+        names::check_component(new_name)?;
         if self.is_account_root(parent) || self.is_account_root(new_parent) {
             return Err(Errno::PERM); // containers cannot be renamed
         }
@@ -1229,7 +1220,7 @@ impl Fs {
 
     pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> FsResult<(u64, Attr)> {
         self.check_writable()?;
-        Self::check_name(name)?;
+        names::check_component(name)?;
         let loc = self.locate(parent)?;
         let mut attr = Attr::new_file(now());
         attr.kind = Kind::Symlink;

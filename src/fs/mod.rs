@@ -3,7 +3,7 @@
 //! - `core`: the filesystem's logic as async methods (names, attributes,
 //!   reads through the block cache, writes committed by hashmap);
 //! - `fuse`: the thin adapter from fuser's callbacks to `core`;
-//! - `inode`, `attr`, `handle`, `cache`, `errno`: its parts.
+//! - `inode`, `attr`, `handle`, `cache`, `errno`, `names`: its parts.
 
 pub mod attr;
 pub mod cache;
@@ -13,6 +13,7 @@ pub mod errno;
 pub mod fuse;
 pub mod handle;
 pub mod inode;
+pub mod names;
 
 use crate::clients::pithos::PithosClient;
 use crate::clients::storage::ObjectStorage;
