@@ -380,8 +380,10 @@ fn efbig_past_the_limit_and_sparse_files_in_bounded_memory() {
     env.unmount();
 }
 
-/// Plain Swift holds at most 5 GiB in one object, which is how the mount
-/// writes there: past it, EFBIG before anything is sent.
+/// Plain Swift holds at most 5 GiB in one object (its default
+/// `max_file_size` is 5 GiB + 2 bytes), which is how the mount writes there:
+/// past it, EFBIG before anything is sent (the mount once streamed 5 GiB of
+/// zeros for a `truncate -s 5G+1`).
 #[test]
 fn efbig_on_plain_swift_past_its_largest_object() {
     let Ok(auth) = std::env::var("PITHOSFS_SWIFT_AUTH") else {
@@ -415,6 +417,10 @@ fn efbig_on_plain_swift_past_its_largest_object() {
     let info = rt.block_on(client.get_object_info("small")).unwrap();
     assert_eq!(info.bytes, 6);
     env.unmount_at("sw");
+    rt.block_on(async {
+        client.delete_object("small").await.expect("delete");
+        client.delete_container().await.expect("delete the container");
+    });
 }
 
 /// ENAMETOOLONG, never ENOENT, for a name over 255 bytes on every call and
