@@ -472,7 +472,11 @@ fn long_names_answer_enametoolong_and_4k_symlinks_work() {
         assert_eq!(errno(libc::symlink(ok.as_ptr(), lp.as_ptr())), libc::ENAMETOOLONG, "symlink");
         assert_eq!(errno(libc::link(ok.as_ptr(), lp.as_ptr())), libc::ENAMETOOLONG, "link");
         assert_eq!(errno(libc::mknod(lp.as_ptr(), libc::S_IFREG | 0o644, 0)), libc::ENAMETOOLONG, "mknod");
+        // mknod of a regular file makes an empty one, as creat(2) would.
+        assert_eq!(errno(libc::mknod(c_path("by-mknod").as_ptr(), libc::S_IFREG | 0o640, 0)), 0, "mknod S_IFREG");
     }
+    assert_eq!(env.cloud.get("pithos", "by-mknod"), b"");
+    assert_eq!(env.sh(r#"stat -c '%s %a' "$M/pithos/by-mknod""#), "0 640\n");
     // Object names: four folders of 200 bytes and their slashes make 804
     // bytes; a name of 220 more makes 1,024 (fits), of 221 makes 1,025.
     let seg = "d".repeat(200);

@@ -567,6 +567,8 @@ pub const TEST_USER: &str = "pithosfs-test";
 impl User {
     /// `pithosfs-test`, looked up in the user database.
     pub fn unprivileged() -> User {
+        // SAFETY: getuid cannot fail.
+        assert_eq!(unsafe { libc::getuid() }, 0, "acting as other users needs root: run these tests as root");
         require("setpriv", "util-linux");
         let id = |flag: &str| -> u32 {
             let out = Command::new("id").args([flag, TEST_USER]).output().expect("run id");
