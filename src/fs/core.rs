@@ -974,6 +974,9 @@ impl Fs {
         let reader = |i: usize| {
             let got = match dirty.read(i) {
                 Ok(Some(b)) => Ok(b),
+                // A hole: a server that asks for the empty block gets it
+                // (sparse files never keep zeros anywhere).
+                Ok(None) if hashes.get(i) == Some(&BlockHash::empty()) => Ok(Bytes::new()),
                 Ok(None) => hashes
                     .get(i)
                     .and_then(|h| cache.get(h))
