@@ -165,7 +165,13 @@ fn allow_other_mount_enforces_modes_owners_and_groups() {
     ] {
         env.fails_as(&c, script, eperm);
     }
-    // ... but c may write a 0666 file, read a 0644 one, and work in the 0777 folder.
+    // Group rights count for supplementary groups too: c reads b's group's
+    // file only while a member of that group.
+    env.fails_as(&c, r#"cat "$M/pithos/grp-ro""#, denied);
+    let c_in_group = User::numbered(OTHER_UID).in_group(b.gid);
+    assert_eq!(env.sh_as(&c_in_group, r#"cat "$M/pithos/grp-ro""#), "group-ro\n");
+    env.fails_as(&c_in_group, r#"echo x >> "$M/pithos/grp-ro""#, denied);
+    // ... and c may write a 0666 file, read a 0644 one, and work in the 0777 folder.
     env.sh_as(
         &c,
         r#"cat "$M/pithos/shared/open" >/dev/null; echo c >> "$M/pithos/sticky/bs"
