@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use pithosfs::cli::{self, Control};
 use pithosfs::cloud::{self, users, ServeConfig};
 use pithosfs::config::StorageTarget;
+use pithosfs::fs::owners::{Owners, Policy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,19 +62,26 @@ struct MountArgs {
     /// Seconds a directory listing is trusted.
     #[arg(long, default_value_t = 1.0)]
     dir_ttl: f64,
-    /// Owner of files that carry none [default: the mounting user].
+    /// The account owner's local uid: owner of files that carry no owner of this
+    /// machine [default: the mounting user].
     #[arg(long)]
     uid: Option<u32>,
-    /// Group of files that carry none [default: the mounting user's].
+    /// The account owner's local gid [default: the mounting user's].
     #[arg(long)]
     gid: Option<u32>,
+    /// Which recorded owners to believe: those recorded on this machine (local), every
+    /// recorded number (all: machines sharing one uid space), or none (mine: every file
+    /// is the account owner's). See SEMANTICS.md, "Who may do what".
+    #[arg(long, value_enum, default_value_t = OwnersArg::Local)]
+    owners: OwnersArg,
     /// Mode of files that carry none (octal).
     #[arg(long, default_value = "644")]
     file_mode: String,
     /// Mode of folders that carry none (octal).
     #[arg(long, default_value = "755")]
     dir_mode: String,
-    /// Let other users reach the mount (needs user_allow_other in /etc/fuse.conf unless root).
+    /// Let other local users reach the mount, within what modes, owners and groups allow
+    /// (needs user_allow_other in /etc/fuse.conf unless root).
     #[arg(long)]
     allow_other: bool,
     /// Stay in the foreground (Ctrl-C unmounts).
@@ -107,6 +115,13 @@ struct MountArgs {
     /// File holding the Swift key [env: PITHOSFS_SWIFT_KEY].
     #[arg(long, value_name = "FILE")]
     swift_key_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OwnersArg {
+    Local,
+    All,
+    Mine,
 }
 
 #[derive(clap::Args)]
@@ -173,14 +188,19 @@ fn main() -> ExitCode {
 fn mount(a: MountArgs) -> Result<(), String> {
     let octal =
         |s: &str, what: &str| u32::from_str_radix(s, 8).map_err(|_| format!("--{what} must be octal, like 644"));
-    let mut fs = pithosfs::fs::core::FsOptions::default();
+    let policy = match a.owners {
+        OwnersArg::Local => Policy::Local,
+        OwnersArg::All => Policy::All,
+        OwnersArg::Mine => Policy::Mine,
+    };
+    let me = Owners::current(policy);
+    let owners = Owners { uid: a.uid.unwrap_or(me.uid), gid: a.gid.unwrap_or(me.gid), ..me };
+    let mut fs = pithosfs::fs::core::FsOptions { owners, ..Default::default() };
     fs.read_only = a.read_only;
     fs.container = a.container;
     fs.cache_size = a.cache_size.max(16) << 20;
     fs.attr_ttl = std::time::Duration::from_secs_f64(a.attr_ttl.clamp(0.0, 3600.0));
     fs.dir_ttl = std::time::Duration::from_secs_f64(a.dir_ttl.clamp(0.0, 3600.0));
-    fs.uid = a.uid.unwrap_or(fs.uid);
-    fs.gid = a.gid.unwrap_or(fs.gid);
     fs.file_mode = octal(&a.file_mode, "file-mode")?;
     fs.dir_mode = octal(&a.dir_mode, "dir-mode")?;
     if let Some(dir) = &a.cache_dir {

@@ -11,6 +11,8 @@ pub const META_MODE: &str = "posix-mode";
 pub const META_UID: &str = "posix-uid";
 pub const META_GID: &str = "posix-gid";
 pub const META_MTIME: &str = "posix-mtime";
+/// The machine that recorded `posix-uid`/`-gid` (see `owners`).
+pub const META_HOST: &str = "posix-host";
 pub const SYMLINK_TYPE: &str = "inode/symlink";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub struct Attr {
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// The machine whose users `uid`/`gid` are (see `owners`).
+    pub host: Option<String>,
     /// Pithos Merkle hash and version (None for implicit folders).
     pub hash: Option<String>,
     pub version: Option<String>,
@@ -50,6 +54,7 @@ impl Attr {
             mode: None,
             uid: None,
             gid: None,
+            host: None,
             hash: None,
             version: None,
             uuid: None,
@@ -82,6 +87,7 @@ impl Attr {
             mode,
             uid: num(META_UID),
             gid: num(META_GID),
+            host: meta.get(META_HOST).map(|h| h.trim().to_string()),
             hash: None,
             version: None,
             uuid: None,
@@ -118,6 +124,9 @@ impl Attr {
         }
         if let Some(g) = self.gid {
             out.push((META_GID.into(), g.to_string()));
+        }
+        if let Some(h) = &self.host {
+            out.push((META_HOST.into(), h.clone()));
         }
         out.push((META_MTIME.into(), format!("{:.9}", self.mtime)));
         out

@@ -3,12 +3,15 @@
 //! writes as dirty blocks committed by hashmap. The FUSE adapter (`fuse.rs`)
 //! only translates; everything here can run without a kernel mount.
 
-use super::attr::{now, Attr, Kind, SYMLINK_TYPE};
+use super::attr::{now, Attr, Kind, META_GID, META_HOST, META_UID, SYMLINK_TYPE};
 use super::cache::BlockCache;
 use super::errno::{Errno, FsResult};
-use super::handle::{plain_keys, BlockRef, DirtySnapshot, OpenFile, PlainVersion, Source};
+use super::handle::{
+    pithos_max_size, plain_keys, BlockRef, DirtySnapshot, OpenFile, PlainVersion, Source, PLAIN_MAX_SIZE,
+};
 use super::inode::{InodeTable, ROOT};
 use super::names;
+use super::owners::{Owners, Policy};
 use crate::blocks::{self, Algorithm, BlockHash};
 use crate::clients::pithos::PithosClient;
 use crate::clients::storage::{GetOptions, ListOptions, Listed, ObjectStorage, PutOptions, Written};
@@ -31,8 +34,8 @@ pub struct FsOptions {
     pub cache_size: u64,
     pub attr_ttl: Duration,
     pub dir_ttl: Duration,
-    pub uid: u32,
-    pub gid: u32,
+    /// Who owns what: the account owner's uid/gid and which recorded owners count.
+    pub owners: Owners,
     pub file_mode: u32,
     pub dir_mode: u32,
     /// Dirty bytes of one open file kept in memory before full blocks are sent early.
@@ -42,6 +45,11 @@ pub struct FsOptions {
     /// Where dirty blocks beyond `dirty_limit` are spilled (unnamed files).
     pub spill_dir: PathBuf,
 }
+
+/// User xattrs one file may carry (`ENOSPC` past it, as a full xattr block
+/// on ext4): Pithos keeps at most 32 metadata keys on an object, and the
+/// POSIX attributes take up to 5 (mode, uid, gid, host, mtime).
+pub const MAX_XATTRS: usize = 27;
 
 /// Blocks sent ahead of a commit at once (4 MiB each on Pithos).
 const EARLY_UPLOADS: usize = 16;
@@ -57,16 +65,13 @@ pub fn default_cache_dir() -> PathBuf {
 
 impl Default for FsOptions {
     fn default() -> FsOptions {
-        // SAFETY: getuid/getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         FsOptions {
             read_only: false,
             container: None,
             cache_size: 512 << 20,
             attr_ttl: Duration::from_secs(1),
             dir_ttl: Duration::from_secs(1),
-            uid,
-            gid,
+            owners: Owners::current(Policy::Local),
             file_mode: 0o644,
             dir_mode: 0o755,
             dirty_limit: 64 << 20,
@@ -163,6 +168,21 @@ impl Fs {
         })
     }
 
+    /// Where `name` under `parent` is (or would be) on the server, or
+    /// `ENAMETOOLONG` when it cannot be: a component over `NAME_MAX`, or an
+    /// object name past the server's limit. Such a name cannot exist, so
+    /// every call answers this, never `ENOENT`.
+    fn child_loc(&self, parent: u64, name: &str) -> FsResult<Loc> {
+        names::check_component(name)?;
+        if self.is_account_root(parent) {
+            return Ok(Loc { container: name.to_string(), path: String::new() });
+        }
+        let at = self.locate(parent)?;
+        let path = at.child(name);
+        names::check_object_name(&path)?;
+        Ok(Loc { container: at.container, path })
+    }
+
     /// Whether `ino` is the account root (its children are containers).
     fn is_account_root(&self, ino: u64) -> bool {
         ino == ROOT && self.opts.container.is_none()
@@ -190,6 +210,17 @@ impl Fs {
         let p = self.in_container(container).block_info().await?;
         self.block_params.lock().unwrap_or_else(|p| p.into_inner()).insert(container.to_string(), p);
         Ok(p)
+    }
+
+    /// The largest file the server can hold in `container` (`EFBIG` past it):
+    /// `MAX_BLOCKS_PER_OBJECT` blocks on Pithos (1 TiB at 4 MiB), Swift's
+    /// largest single object on plain storage (the mount writes one PUT).
+    async fn max_file_size(&self, container: &str) -> FsResult<u64> {
+        if self.plain {
+            return Ok(PLAIN_MAX_SIZE);
+        }
+        let (bs, _) = self.block_params(container).await?;
+        Ok(pithos_max_size(bs))
     }
 
     // ---------- names and attributes ----------
@@ -358,6 +389,9 @@ impl Fs {
     /// A lookup answered from a fresh listing without waiting on anything
     /// (None: it needs the network, call `lookup`).
     pub fn cached_lookup(&self, parent: u64, name: &str) -> Option<FsResult<(u64, Attr)>> {
+        if let Err(e) = self.child_loc(parent, name) {
+            return Some(Err(e));
+        }
         match self.listing_fresh(parent) {
             Ok(true) => Some(self.lookup_listed(parent, name)),
             _ => None,
@@ -365,9 +399,7 @@ impl Fs {
     }
 
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<(u64, Attr)> {
-        if name.len() > 1024 {
-            return Err(Errno::NAMETOOLONG);
-        }
+        self.child_loc(parent, name)?;
         self.ensure_listing(parent).await?;
         self.lookup_listed(parent, name)
     }
@@ -479,7 +511,7 @@ impl Fs {
             // Created here and not committed yet: nothing remote to pin.
             Err(e) if e.status == 404 && self.pending_new(ino) => {
                 let (bs, alg) = self.block_params(&loc.container).await?;
-                (OpenFile::created(ino, bs, alg), false)
+                (OpenFile::created(ino, bs, alg, self.max_file_size(&loc.container).await?), false)
             }
             Err(e) => return Err(e.into()),
         };
@@ -623,7 +655,7 @@ impl Fs {
     pub fn read_now(self: &Arc<Self>, fh: u64, offset: u64, size: u32) -> Option<Bytes> {
         let h = self.handle(fh).ok()?;
         let mut f = h.try_lock().ok()?;
-        let end = (offset + size as u64).min(f.size);
+        let end = offset.saturating_add(size as u64).min(f.size);
         let bs = f.block_size;
         let i = (offset / bs) as usize;
         if offset >= end || ((end - 1) / bs) as usize != i || f.dirty.contains(i) {
@@ -646,7 +678,7 @@ impl Fs {
         if offset >= f.size {
             return Ok(Bytes::new());
         }
-        let end = (offset + size as u64).min(f.size);
+        let end = offset.saturating_add(size as u64).min(f.size);
         let bs = f.block_size;
         let sequential = self.note_read(&mut f, offset, end);
         let first = (offset / bs) as usize;
@@ -732,8 +764,19 @@ impl Fs {
         if !f.writable {
             return Err(Errno::BADF);
         }
+        // Past the largest file the server holds: EFBIG at the limit, and a
+        // write that crosses it is cut short there (POSIX's partial write).
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let limit = f.max_size.max(f.size);
+        if offset >= limit {
+            return Err(Errno::FBIG);
+        }
+        let room = usize::try_from(limit.saturating_sub(offset)).unwrap_or(usize::MAX);
+        let data = &data[..data.len().min(room)];
         let bs = f.block_size;
-        let end = offset + data.len() as u64;
+        let end = offset + data.len() as u64; // <= limit: no overflow
         if end > f.size {
             f.set_size(end)?;
         }
@@ -931,6 +974,9 @@ impl Fs {
         let reader = |i: usize| {
             let got = match dirty.read(i) {
                 Ok(Some(b)) => Ok(b),
+                // A hole: a server that asks for the empty block gets it
+                // (sparse files never keep zeros anywhere).
+                Ok(None) if hashes.get(i) == Some(&BlockHash::empty()) => Ok(Bytes::new()),
                 Ok(None) => hashes
                     .get(i)
                     .and_then(|h| cache.get(h))
@@ -1037,19 +1083,21 @@ impl Fs {
         ino
     }
 
-    pub async fn create(&self, parent: u64, name: &str, mode: u32) -> FsResult<(u64, u64, Attr)> {
+    /// A new file, open for writing, owned by the caller `uid`/`gid`.
+    pub async fn create(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> FsResult<(u64, u64, Attr)> {
         self.check_writable()?;
-        names::check_component(name)?;
+        let loc = self.child_loc(parent, name)?;
         if self.is_account_root(parent) {
             return Err(Errno::PERM);
         }
-        let loc = self.locate(parent)?;
         let (bs, alg) = self.block_params(&loc.container).await?;
+        let max_size = self.max_file_size(&loc.container).await?;
         let mut attr = Attr::new_file(now());
         attr.mode = Some(mode & 0o7777);
+        self.opts.owners.record(&mut attr, uid, gid);
         attr.stored = true;
         let ino = self.bind(parent, name, attr.clone());
-        let file = OpenFile::created(ino, bs, alg);
+        let file = OpenFile::created(ino, bs, alg, max_size);
         if let Some(n) = self.inodes().get_mut(ino) {
             n.unsent = true;
         }
@@ -1060,9 +1108,38 @@ impl Fs {
         Ok((ino, fh, attr))
     }
 
-    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> FsResult<(u64, Attr)> {
+    /// mknod: a regular file is created (and committed empty) as by
+    /// `create`; devices, FIFOs and sockets cannot be objects (`EPERM`).
+    pub async fn mknod(
+        self: &Arc<Self>,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<(u64, Attr)> {
         self.check_writable()?;
-        names::check_component(name)?;
+        self.child_loc(parent, name)?;
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(Errno::PERM);
+        }
+        let (ino, fh, _) = self.create(parent, name, mode, uid, gid).await?;
+        self.release(fh).await?;
+        Ok((ino, self.attr_of(ino)?))
+    }
+
+    /// Hard links cannot be made (an object has one name): `EPERM`, as
+    /// POSIX says for a filesystem without them, once the name is checked.
+    pub fn link(&self, new_parent: u64, new_name: &str) -> Errno {
+        let checked = self.check_writable().and_then(|()| self.child_loc(new_parent, new_name));
+        checked.err().unwrap_or(Errno::PERM)
+    }
+
+    /// A new folder owned by the caller (a container at the account root:
+    /// containers keep no owner or mode).
+    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> FsResult<(u64, Attr)> {
+        self.check_writable()?;
+        let loc = self.child_loc(parent, name)?;
         if self.list_dir(parent).await?.iter().any(|e| e.name == name) {
             return Err(Errno::EXIST);
         }
@@ -1070,15 +1147,15 @@ impl Fs {
         if self.is_account_root(parent) {
             self.pithos.with_container(name).create_container(&[]).await?;
         } else {
-            let loc = self.locate(parent)?;
             attr.mode = Some(mode & 0o7777);
+            self.opts.owners.record(&mut attr, uid, gid);
             attr.stored = true;
             let opts = PutOptions {
                 content_type: Some("application/directory".into()),
                 meta: attr.to_meta(),
                 ..Default::default()
             };
-            self.in_container(&loc.container).put_object(&loc.child(name), Bytes::new(), &opts).await?;
+            self.in_container(&loc.container).put_object(&loc.path, Bytes::new(), &opts).await?;
         }
         Ok((self.bind(parent, name, attr.clone()), attr))
     }
@@ -1131,14 +1208,13 @@ impl Fs {
 
     pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> FsResult<()> {
         self.check_writable()?;
-        names::check_component(new_name)?;
+        self.child_loc(parent, name)?;
+        let to = self.child_loc(new_parent, new_name)?;
         if self.is_account_root(parent) || self.is_account_root(new_parent) {
             return Err(Errno::PERM); // containers cannot be renamed
         }
         let (ino, attr) = self.lookup(parent, name).await?;
         let from = self.locate(ino)?;
-        let dest_parent = self.locate(new_parent)?;
-        let to = Loc { container: dest_parent.container.clone(), path: dest_parent.child(new_name) };
         if let Ok((_, existing)) = self.lookup(new_parent, new_name).await {
             match (attr.kind == Kind::Dir, existing.kind == Kind::Dir) {
                 (false, true) => return Err(Errno::ISDIR),
@@ -1218,17 +1294,21 @@ impl Fs {
         Ok(())
     }
 
-    pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> FsResult<(u64, Attr)> {
+    /// A symlink owned by the caller.
+    pub async fn symlink(&self, parent: u64, name: &str, target: &str, uid: u32, gid: u32) -> FsResult<(u64, Attr)> {
         self.check_writable()?;
-        names::check_component(name)?;
-        let loc = self.locate(parent)?;
+        let loc = self.child_loc(parent, name)?;
+        if self.is_account_root(parent) {
+            return Err(Errno::PERM); // only containers live at the account root
+        }
         let mut attr = Attr::new_file(now());
         attr.kind = Kind::Symlink;
         attr.size = target.len() as u64;
+        self.opts.owners.record(&mut attr, uid, gid);
         attr.stored = true;
         let opts = PutOptions { content_type: Some(SYMLINK_TYPE.into()), meta: attr.to_meta(), ..Default::default() };
         self.in_container(&loc.container)
-            .put_object(&loc.child(name), Bytes::copy_from_slice(target.as_bytes()), &opts)
+            .put_object(&loc.path, Bytes::copy_from_slice(target.as_bytes()), &opts)
             .await?;
         let ino = self.bind(parent, name, attr.clone());
         if let Some(n) = self.inodes().get_mut(ino) {
@@ -1250,7 +1330,10 @@ impl Fs {
         Ok(target)
     }
 
-    /// chmod, chown, utimes and truncate.
+    /// chmod, chown, utimes and truncate. Who may do which was checked by
+    /// the kernel (`default_permissions`): only the owner or root changes a
+    /// mode, only root an owner. Here they are recorded (owners through
+    /// `owners`, so a number is kept only with this machine's tag).
     #[allow(clippy::too_many_arguments)]
     pub async fn setattr(
         self: &Arc<Self>,
@@ -1264,42 +1347,18 @@ impl Fs {
     ) -> FsResult<Attr> {
         self.check_writable()?;
         if let Some(size) = size {
-            let (fh, temporary) = match fh.filter(|f| self.handle(*f).is_ok()) {
-                Some(f) => (f, false),
-                None => (self.open(ino, true, false).await?.0, true),
-            };
-            let h = self.handle(fh)?;
-            {
-                let mut f = h.lock().await;
-                if size < f.size && size > 0 {
-                    let last = ((size - 1) / f.block_size) as usize;
-                    self.make_dirty(&mut f, last).await?;
-                }
-                f.set_size(size)?;
-                self.note_pending(ino, Some(f.size));
-                if mtime.is_none() {
-                    // Like a write, a truncate sets the mtime to the commit's.
-                    if let Some(n) = self.inodes().get_mut(ino) {
-                        n.touched = None;
-                    }
-                }
-            }
-            if temporary {
-                self.release(fh).await?;
-            }
+            self.truncate(ino, size, mtime.is_some(), fh).await?;
         }
         let mut attr = self.attr_of(ino)?;
         if mode.is_none() && uid.is_none() && gid.is_none() && mtime.is_none() {
             return self.getattr(ino).await;
         }
+        let before = (attr.mode, self.opts.owners.shown(&attr));
         if let Some(m) = mode {
             attr.mode = Some(m & 0o7777);
         }
-        if uid.is_some() {
-            attr.uid = uid;
-        }
-        if gid.is_some() {
-            attr.gid = gid;
+        if uid.is_some() || gid.is_some() {
+            self.opts.owners.chown(&mut attr, uid, gid);
         }
         if let Some(t) = mtime {
             attr.mtime = t;
@@ -1316,7 +1375,15 @@ impl Fs {
             return self.getattr(ino).await;
         }
         let loc = self.locate(ino)?;
-        if !loc.path.is_empty() {
+        if loc.path.is_empty() {
+            // The mount's root and containers keep no mode or owner: a change
+            // could not outlive the next listing, so it is refused.
+            let asked = (mode.map(|m| m & 0o7777).or(before.0), self.opts.owners.shown(&attr));
+            let shown = |(m, o): (Option<u32>, (u32, u32)), default: u32| (m.unwrap_or(default), o);
+            if shown(asked, self.opts.dir_mode) != shown(before, self.opts.dir_mode) {
+                return Err(Errno::PERM);
+            }
+        } else {
             self.store_meta(ino, &loc, &attr).await?;
         }
         attr.stored = attr.stored || attr.kind == Kind::Dir;
@@ -1327,12 +1394,58 @@ impl Fs {
         Ok(attr)
     }
 
+    /// truncate/ftruncate to `size` through the open handle `fh` or a
+    /// handle of its own. Past the largest file the server holds: `EFBIG`,
+    /// before anything is opened or allocated.
+    async fn truncate(self: &Arc<Self>, ino: u64, size: u64, keeps_mtime: bool, fh: Option<u64>) -> FsResult<()> {
+        let current = self.inodes().get(ino).map(|n| n.pending.unwrap_or(n.attr.size)).ok_or(Errno::NOENT)?;
+        if size > current {
+            let loc = self.locate(ino)?;
+            if size > self.max_file_size(&loc.container).await? {
+                return Err(Errno::FBIG);
+            }
+        }
+        let (fh, temporary) = match fh.filter(|f| self.handle(*f).is_ok()) {
+            Some(f) => (f, false),
+            None => (self.open(ino, true, false).await?.0, true),
+        };
+        let h = self.handle(fh)?;
+        let cut = async {
+            let mut f = h.lock().await;
+            if size < f.size && size > 0 {
+                let last = ((size - 1) / f.block_size) as usize;
+                self.make_dirty(&mut f, last).await?;
+            }
+            f.set_size(size)?;
+            self.note_pending(ino, Some(f.size));
+            if !keeps_mtime {
+                // Like a write, a truncate sets the mtime to the commit's.
+                if let Some(n) = self.inodes().get_mut(ino) {
+                    n.touched = None;
+                }
+            }
+            Ok::<(), Errno>(())
+        }
+        .await;
+        // A handle opened here is closed (committing the cut) whatever happened.
+        let released = if temporary { self.release(fh).await } else { Ok(()) };
+        cut.and(released)
+    }
+
     /// Writes a node's metadata: POST on its object, or (for a folder that is
     /// only a prefix, or a file not yet committed) what makes it exist.
     async fn store_meta(&self, ino: u64, loc: &Loc, attr: &Attr) -> FsResult<()> {
         let pc = self.in_container(&loc.container);
         let pairs = attr.to_meta();
-        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // The POST merges: an owner no longer recorded (given back to the
+        // account owner) is deleted by an empty value.
+        let mut merge = pairs.clone();
+        for key in [META_UID, META_GID, META_HOST] {
+            if !merge.iter().any(|(k, _)| k == key) {
+                merge.push((key.to_string(), String::new()));
+            }
+        }
+        let refs: Vec<(&str, &str)> = merge.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         match pc.set_object_meta(&loc.path, &refs).await {
             Ok(()) => Ok(()),
             Err(e) if e.status == 404 && attr.kind == Kind::Dir => {
@@ -1387,9 +1500,6 @@ impl Fs {
     pub async fn setxattr(&self, ino: u64, name: &str, value: Option<&[u8]>) -> FsResult<()> {
         self.check_writable()?;
         let key = name.strip_prefix("user.").ok_or(Errno::NOTSUP)?;
-        if key.starts_with("pithos.") || key.starts_with("posix-") {
-            return Err(Errno::PERM);
-        }
         // Metadata keys are case-insensitive and travel in headers.
         if key.is_empty()
             || key.len() > 128
@@ -1398,12 +1508,20 @@ impl Fs {
             return Err(Errno::INVAL);
         }
         let key = key.to_lowercase().replace('_', "-");
+        // Checked on the key as stored: `user.POSIX_UID` is `posix-uid`, the
+        // owner, which no xattr may set (it would be a chown without root).
+        if key.starts_with("pithos.") || key.starts_with("posix-") {
+            return Err(Errno::PERM);
+        }
         let mut attr = self.getattr(ino).await?;
         match value {
             Some(v) => {
                 let v = std::str::from_utf8(v).map_err(|_| Errno::INVAL)?;
                 if v.len() > 256 {
                     return Err(Errno::RANGE);
+                }
+                if !attr.meta.contains_key(&key) && attr.meta.len() >= MAX_XATTRS {
+                    return Err(Errno::NOSPC);
                 }
                 attr.meta.insert(key, v.to_string());
             }

@@ -26,6 +26,7 @@ impl Errno {
     pub const BADF: Errno = Errno(libc::EBADF);
     pub const XDEV: Errno = Errno(libc::EXDEV);
     pub const NOTSUP: Errno = Errno(libc::EOPNOTSUPP);
+    pub const FBIG: Errno = Errno(libc::EFBIG);
 }
 
 impl From<ClientError> for Errno {

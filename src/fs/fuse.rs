@@ -52,6 +52,7 @@ fn file_attr(fs: &Fs, ino: u64, a: &Attr) -> FileAttr {
         Kind::Symlink => (FileType::Symlink, 0o777),
     };
     let mtime = time(a.mtime);
+    let (uid, gid) = fs.opts.owners.shown(a);
     FileAttr {
         ino: INodeNo(ino),
         size: a.size,
@@ -63,8 +64,8 @@ fn file_attr(fs: &Fs, ino: u64, a: &Attr) -> FileAttr {
         kind,
         perm: (a.mode.unwrap_or(default_mode) & 0o7777) as u16,
         nlink: if a.kind == Kind::Dir { 2 } else { 1 },
-        uid: a.uid.unwrap_or(fs.opts.uid),
-        gid: a.gid.unwrap_or(fs.opts.gid),
+        uid,
+        gid,
         rdev: 0,
         blksize: 4 << 20,
         flags: 0,
@@ -182,12 +183,8 @@ impl Filesystem for FuseAdapter {
         };
         let (uid, gid) = (req.uid(), req.gid());
         self.spawn(|fs| async move {
-            match fs.mkdir(parent.0, &name, mode & !umask).await {
-                Ok((ino, mut a)) => {
-                    a.uid = a.uid.or(Some(uid));
-                    a.gid = a.gid.or(Some(gid));
-                    reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0))
-                }
+            match fs.mkdir(parent.0, &name, mode & !umask, uid, gid).await {
+                Ok((ino, a)) => reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0)),
                 Err(e) => reply.error(errno(e)),
             }
         });
@@ -219,13 +216,14 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn symlink(&self, _req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
         let (name, target) = match (name_of(link_name), target.to_str()) {
             (Ok(n), Some(t)) => (n, t.to_string()),
             _ => return reply.error(fuser::Errno::EINVAL),
         };
+        let (uid, gid) = (req.uid(), req.gid());
         self.spawn(|fs| async move {
-            match fs.symlink(parent.0, &name, &target).await {
+            match fs.symlink(parent.0, &name, &target, uid, gid).await {
                 Ok((ino, a)) => reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0)),
                 Err(e) => reply.error(errno(e)),
             }
@@ -416,10 +414,56 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    /// Permissions are the server's business (and the kernel's, with the modes
-    /// getattr reports): nothing more to check here.
-    fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
-        reply.ok();
+    /// With `default_permissions` (always set) the kernel answers access(2)
+    /// itself from the attributes getattr reports; should a kernel ask
+    /// anyway, the answer is the same rule on the same attributes.
+    fn access(&self, req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        let a = match self.fs.attr_of(ino.0) {
+            Ok(a) => a,
+            Err(e) => return reply.error(errno(e)),
+        };
+        let fa = file_attr(&self.fs, ino.0, &a);
+        let groups = super::owners::groups_of(req.pid(), req.gid());
+        let is_dir = fa.kind == FileType::Directory;
+        if super::owners::permits(fa.perm as u32, (fa.uid, fa.gid), is_dir, req.uid(), &groups, mask.bits()) {
+            reply.ok()
+        } else {
+            reply.error(fuser::Errno::EACCES)
+        }
+    }
+
+    /// A regular file by mknod(2) is created like any other; other node
+    /// types cannot be objects.
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let name = match name_of(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let (uid, gid) = (req.uid(), req.gid());
+        self.spawn(|fs| async move {
+            let perm = mode & !umask & 0o7777;
+            match fs.mknod(parent.0, &name, (mode & libc::S_IFMT) | perm, uid, gid).await {
+                Ok((ino, a)) => reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0)),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
+    fn link(&self, _req: &Request, _ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let name = match name_of(newname) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        reply.error(errno(self.fs.link(newparent.0, &name)))
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -538,18 +582,14 @@ impl Filesystem for FuseAdapter {
         };
         let (uid, gid) = (req.uid(), req.gid());
         self.spawn(|fs| async move {
-            match fs.create(parent.0, &name, mode & !umask).await {
-                Ok((ino, fh, mut a)) => {
-                    a.uid = a.uid.or(Some(uid));
-                    a.gid = a.gid.or(Some(gid));
-                    reply.created(
-                        &fs.opts.attr_ttl,
-                        &file_attr(&fs, ino, &a),
-                        Generation(0),
-                        FileHandle(fh),
-                        FopenFlags::empty(),
-                    )
-                }
+            match fs.create(parent.0, &name, mode & !umask, uid, gid).await {
+                Ok((ino, fh, a)) => reply.created(
+                    &fs.opts.attr_ttl,
+                    &file_attr(&fs, ino, &a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                ),
                 Err(e) => reply.error(errno(e)),
             }
         });

@@ -18,6 +18,16 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The largest object plain storage takes in one PUT (Swift's default
+/// `max_file_size`, 5 GiB): the mount commits a plain file in one PUT.
+pub const PLAIN_MAX_SIZE: u64 = 5 << 30;
+
+/// The largest Pithos object with blocks of `block_size`: one hashmap of at
+/// most `MAX_BLOCKS_PER_OBJECT` hashes (the local cloud refuses more).
+pub fn pithos_max_size(block_size: u64) -> u64 {
+    block_size.saturating_mul(blocks::MAX_BLOCKS_PER_OBJECT)
+}
+
 /// Where the clean blocks of an opened version come from.
 #[derive(Clone)]
 pub enum Source {
@@ -43,6 +53,8 @@ pub struct OpenFile {
     /// The ETag of the opened version: commits are conditional on it.
     pub etag: Option<String>,
     pub size: u64,
+    /// The largest size the server can hold: growing past it is `EFBIG`.
+    pub max_size: u64,
     /// Cache keys of the clean blocks (index < block count of `size`): the
     /// block hashes on Pithos, ETag-derived keys on plain storage.
     pub hashes: Vec<BlockHash>,
@@ -76,7 +88,7 @@ pub fn plain_keys(etag: &str, size: u64, block_size: u64) -> Vec<BlockHash> {
 }
 
 impl OpenFile {
-    fn with(ino: u64, block_size: u64, algorithm: Algorithm) -> OpenFile {
+    fn with(ino: u64, block_size: u64, algorithm: Algorithm, max_size: u64) -> OpenFile {
         OpenFile {
             ino,
             block_size,
@@ -84,6 +96,7 @@ impl OpenFile {
             base: None,
             etag: None,
             size: 0,
+            max_size,
             hashes: Vec::new(),
             dirty: DirtyBlocks::default(),
             changed: false,
@@ -95,7 +108,7 @@ impl OpenFile {
 
     pub fn opened(ino: u64, hm: Hashmap, writable: bool) -> OpenFile {
         let count = hm.data_blocks();
-        let mut f = OpenFile::with(ino, hm.block_size, hm.algorithm);
+        let mut f = OpenFile::with(ino, hm.block_size, hm.algorithm, pithos_max_size(hm.block_size));
         f.etag = hm.info.hash.clone().or_else(|| (!hm.info.etag.is_empty()).then(|| hm.info.etag.clone()));
         f.size = hm.bytes;
         f.hashes = hm.hashes.iter().take(count).copied().collect();
@@ -106,7 +119,7 @@ impl OpenFile {
 
     /// A plain-storage object of `size` bytes at `etag`, cut in `block_size` ranges.
     pub fn opened_plain(ino: u64, etag: &str, size: u64, block_size: u64, writable: bool) -> OpenFile {
-        let mut f = OpenFile::with(ino, block_size, Algorithm::Sha256);
+        let mut f = OpenFile::with(ino, block_size, Algorithm::Sha256, PLAIN_MAX_SIZE);
         f.etag = (!etag.is_empty()).then(|| etag.to_string());
         f.size = size;
         f.hashes = plain_keys(etag, size, block_size);
@@ -115,8 +128,9 @@ impl OpenFile {
         f
     }
 
-    pub fn created(ino: u64, block_size: u64, algorithm: Algorithm) -> OpenFile {
-        let mut f = OpenFile::with(ino, block_size, algorithm);
+    /// A file created here, on a server that holds at most `max_size` bytes.
+    pub fn created(ino: u64, block_size: u64, algorithm: Algorithm, max_size: u64) -> OpenFile {
+        let mut f = OpenFile::with(ino, block_size, algorithm, max_size);
         f.changed = true;
         f.writable = true;
         f
@@ -159,9 +173,14 @@ impl OpenFile {
 
     /// Cuts or extends the file to `size`; new bytes read as zeros. Cutting
     /// inside a clean block needs that block dirty first: the caller loads it.
+    /// Growing past `max_size` is `EFBIG` (and changes nothing): the hashes
+    /// of the blocks, all a sparse file costs, stay within one hashmap.
     pub fn set_size(&mut self, size: u64) -> io::Result<()> {
         if size == self.size {
             return Ok(());
+        }
+        if size > self.size && size > self.max_size {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
         }
         let bs = self.block_size;
         let old_count = self.block_count();
@@ -407,6 +426,23 @@ mod tests {
         assert_eq!(d.snapshot().indices(), vec![0]);
         // The spill file has no name: nothing is left in the directory.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn growing_past_the_largest_object_is_efbig_and_changes_nothing() {
+        let mut f = OpenFile::created(1, 8, Algorithm::Sha256, 80);
+        f.set_size(80).unwrap();
+        assert_eq!((f.size, f.hashes.len()), (80, 10));
+        let e = f.set_size(81).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EFBIG));
+        let e = f.set_size(u64::MAX).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EFBIG));
+        assert_eq!((f.size, f.hashes.len()), (80, 10), "a refused size leaves the file as it was");
+        f.set_size(3).unwrap();
+        assert_eq!((f.size, f.hashes.len()), (3, 1));
+        // On Pithos the limit is a hashmap of MAX_BLOCKS_PER_OBJECT blocks.
+        assert_eq!(pithos_max_size(4 << 20), 1 << 40);
+        assert_eq!(pithos_max_size(u64::MAX), u64::MAX);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! - `core`: the filesystem's logic as async methods (names, attributes,
 //!   reads through the block cache, writes committed by hashmap);
 //! - `fuse`: the thin adapter from fuser's callbacks to `core`;
-//! - `inode`, `attr`, `handle`, `cache`, `errno`, `names`: its parts.
+//! - `inode`, `attr`, `handle`, `cache`, `errno`, `names`, `owners`: its parts.
 
 pub mod attr;
 pub mod cache;
@@ -14,6 +14,7 @@ pub mod fuse;
 pub mod handle;
 pub mod inode;
 pub mod names;
+pub mod owners;
 
 use crate::clients::pithos::PithosClient;
 use crate::clients::storage::ObjectStorage;
@@ -72,6 +73,9 @@ pub fn mount(req: MountRequest) -> Result<(), String> {
         fuser::MountOption::Subtype("pithosfs".into()),
         fuser::MountOption::NoDev,
         fuser::MountOption::NoSuid,
+        // The kernel checks modes, owners and groups on every call, for
+        // every user (with --allow-other too), as on a local filesystem.
+        fuser::MountOption::DefaultPermissions,
     ];
     if req.fs.read_only {
         options.push(fuser::MountOption::RO);

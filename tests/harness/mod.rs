@@ -224,9 +224,22 @@ pub struct Mount {
 impl Mount {
     /// `pithosfs mount -f` with `args`, and `envs` set for it.
     pub fn start(point: &Path, log: &Path, args: &[&str], envs: &[(&str, &str)]) -> Mount {
+        Mount::start_as(None, point, log, args, envs)
+    }
+
+    /// The same, run as `user` (its own mount through the setuid fusermount3).
+    pub fn start_as(user: Option<&User>, point: &Path, log: &Path, args: &[&str], envs: &[(&str, &str)]) -> Mount {
         std::fs::create_dir_all(point).unwrap();
         let log_file = std::fs::File::create(log).unwrap();
-        let child = Command::new(BIN)
+        let mut command = match user {
+            Some(u) => {
+                let mut c = u.setpriv();
+                c.arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .arg("mount")
             .arg(point)
             .arg("-f")
@@ -254,6 +267,32 @@ impl Mount {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The mount process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("mount process").id()
+    }
+
+    /// A `/proc/PID/status` figure of the mount process, in KiB
+    /// (`VmRSS`: resident now; `VmHWM`: the peak since start or `reset_peak_rss`).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("mount process status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
+            .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid()))
+    }
+
+    /// The peak resident memory since the last reset, in MiB.
+    pub fn peak_rss_mib(&self) -> u64 {
+        self.status_kib("VmHWM") / 1024
+    }
+
+    /// Starts a new peak (`VmHWM`) measurement from what is resident now.
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").expect("reset VmHWM (needs root)");
     }
 
     /// Unmounts with `pithosfs unmount` and waits for the mount process to
@@ -349,6 +388,39 @@ impl Env {
         self.mounts.push(Mount::start(&point, &log, args, &[("PITHOSFS_URL", &identity), ("PITHOSFS_TOKEN", TOKEN)]));
     }
 
+    /// `user` mounts the account at `$R/<name>` (a mount point it owns, and a
+    /// home of its own for the mount's cache and spill files).
+    pub fn mount_as(&mut self, user: &User, name: &str, args: &[&str]) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata("/dev/fuse").map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        assert_eq!(mode, 0o666, "/dev/fuse is {mode:o}: users cannot mount (scripts/setup makes it 0666)");
+        self.open_to_users();
+        let point = self.root.join(name);
+        let home = self.root.join(format!("home-{}", user.uid));
+        for dir in [&point, &home] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid)).unwrap();
+        }
+        let log = self.root.join(format!("{name}.{}.log", self.mounts.len()));
+        let identity = self.cloud.identity();
+        let home = home.to_string_lossy().into_owned();
+        let envs = [("PITHOSFS_URL", identity.as_str()), ("PITHOSFS_TOKEN", TOKEN), ("HOME", home.as_str())];
+        self.mounts.push(Mount::start_as(Some(user), &point, &log, args, &envs));
+    }
+
+    /// The mount at `$R/<name>`.
+    pub fn mount_named(&self, name: &str) -> &Mount {
+        let point = self.root.join(name);
+        self.mounts.iter().find(|m| m.point == point).expect("mounted")
+    }
+
+    /// Lets other users reach `$R` (to traverse, not to list) and `$L`.
+    pub fn open_to_users(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::fs::set_permissions(self.l(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    }
+
     /// Unmounts `$M`, checking that it went cleanly.
     pub fn unmount(&mut self) {
         self.unmount_at("mnt");
@@ -383,7 +455,19 @@ impl Env {
     /// A bash script with `$M` (the mount), `$L` (scratch) and `$R` (the
     /// test's root); a hung filesystem is cut off by `timeout`.
     pub fn command(&self, script: &str) -> Command {
-        let mut c = Command::new("timeout");
+        self.command_as(None, script)
+    }
+
+    /// The same, run as `user` when one is given.
+    pub fn command_as(&self, user: Option<&User>, script: &str) -> Command {
+        let mut c = match user {
+            Some(u) => {
+                let mut c = u.setpriv();
+                c.arg("timeout");
+                c
+            }
+            None => Command::new("timeout"),
+        };
         c.args(["-k", "5", "120", "bash", "-c", &format!("set -euo pipefail; umask 022; {script}")])
             .current_dir(&self.root)
             .env("M", self.m())
@@ -432,6 +516,95 @@ impl Env {
     pub fn fails_with(&self, script: &str, message: &str) {
         let err = self.sh_fails(script);
         assert!(err.contains(message), "{script}\nshould fail with {message:?}; it said:\n{err}");
+    }
+
+    /// Runs a script as `user` that must succeed; its stdout.
+    pub fn sh_as(&self, user: &User, script: &str) -> String {
+        let out = self.command_as(Some(user), script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "script as uid {} failed ({}):\n{script}\n--- stdout ---\n{}\n--- stderr ---\n{}\n{}",
+            user.uid,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Asserts that a script run as `user` fails (not by timeout) saying `message`.
+    pub fn fails_as(&self, user: &User, script: &str, message: &str) {
+        let out = self.command_as(Some(user), script).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "as uid {}, this should have failed:\n{script}\n--- stdout ---\n{}",
+            user.uid,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_ne!(out.status.code(), Some(124), "script as uid {} timed out:\n{script}\n{}", user.uid, self.logs());
+        assert!(err.contains(message), "as uid {}: {script}\nshould fail with {message:?}; it said:\n{err}", user.uid);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// local users: the tests act as root and as unprivileged users
+// ---------------------------------------------------------------------------
+
+/// A local user to run scripts and mounts as (through `setpriv`).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+/// The unprivileged system user the tests act as (made by `scripts/setup`).
+pub const TEST_USER: &str = "pithosfs-test";
+
+impl User {
+    /// `pithosfs-test`, looked up in the user database.
+    pub fn unprivileged() -> User {
+        // SAFETY: getuid cannot fail.
+        assert_eq!(unsafe { libc::getuid() }, 0, "acting as other users needs root: run these tests as root");
+        require("setpriv", "util-linux");
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id").args([flag, TEST_USER]).output().expect("run id");
+            assert!(
+                out.status.success(),
+                "no user {TEST_USER}: run scripts/setup (it adds the system user the permission tests act as)"
+            );
+            String::from_utf8_lossy(&out.stdout).trim().parse().expect("a number from id")
+        };
+        User { uid: id("-u"), gid: id("-g"), groups: Vec::new() }
+    }
+
+    /// A user known only by number (no entry in /etc/passwd): the kernel
+    /// and the mount need no more.
+    pub fn numbered(uid: u32) -> User {
+        User { uid, gid: uid, groups: Vec::new() }
+    }
+
+    /// The same user, also a member of `gid`.
+    pub fn in_group(mut self, gid: u32) -> User {
+        self.groups.push(gid);
+        self
+    }
+
+    /// `setpriv` with this user's ids, ready for the program to run.
+    fn setpriv(&self) -> Command {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={}", self.uid)).arg(format!("--regid={}", self.gid));
+        if self.groups.is_empty() {
+            c.arg("--clear-groups");
+        } else {
+            let list: Vec<String> = self.groups.iter().map(u32::to_string).collect();
+            c.arg(format!("--groups={}", list.join(",")));
+        }
+        c.arg("--");
+        c
     }
 }
 
