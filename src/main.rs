@@ -171,6 +171,9 @@ enum ServeAction {
         data: Option<PathBuf>,
         #[command(flatten)]
         grace: UploadGrace,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -253,8 +256,8 @@ fn mount(a: MountArgs) -> Result<(), String> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
-    if let Some(ServeAction::Gc { data, grace }) = args.action {
-        return collect_garbage(data.unwrap_or_else(default_data_dir), grace);
+    if let Some(ServeAction::Gc { data, grace, json }) = args.action {
+        return collect_garbage(data.unwrap_or_else(default_data_dir), grace, json);
     }
     if args.block_size == 0 || args.block_size > 64 << 20 {
         return Err("--block-size must be between 1 byte and 64 MiB".into());
@@ -302,9 +305,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     })
 }
 
-fn collect_garbage(data: PathBuf, grace: UploadGrace) -> Result<(), String> {
+fn collect_garbage(data: PathBuf, grace: UploadGrace, json: bool) -> Result<(), String> {
     let config = cloud::gc::GcConfig { upload_grace: seconds(grace.upload_grace), ..Default::default() };
     let r = cloud::gc::collect_in(&data, config)?;
+    if json {
+        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+        return Ok(());
+    }
     println!(
         "removed {} blocks ({} bytes); {} expired uploads; {} blocks kept for requests in flight; {} stored blocks swept",
         r.removed, r.freed_bytes, r.expired_uploads, r.pinned, r.swept

@@ -264,7 +264,7 @@ async fn route(cloud: Arc<Cloud>, req: Request<Body>) -> Result<Response<Body>, 
 /// 400, not silently ignored: a purge (`DELETE ?until=`) must never turn
 /// into a delete because its number overflowed. Other non-integers stay
 /// ignored, as in Synnefo (kamaki sends float timestamps).
-fn check_query_numbers(query: &Query) -> Result<(), Fault> {
+pub fn check_query_numbers(query: &Query) -> Result<(), Fault> {
     for name in ["until", "limit"] {
         let Some(v) = query.value(name) else { continue };
         let v = v.trim();

@@ -184,8 +184,12 @@ pub async fn ingest(
             None => break,
         };
         size = size.saturating_add(chunk.len() as u64);
-        // A block still being written holds its own handle on the pins.
-        budget.check(size)?;
+        if let Err(over) = budget.check(size) {
+            // Let the block being written land first: once the answer is out,
+            // what this request stored is already the collector's to check.
+            let _ = finish(pending.take(), &mut hashmap).await;
+            return Err(over);
+        }
         if let Some(m) = md5.as_mut() {
             m.update(&chunk);
         }

@@ -532,6 +532,10 @@ impl Sharing {
         }
         dedup(&mut out.write);
         dedup(&mut out.read);
+        // `*` stands for everyone in a whole list, however many parts named it.
+        for list in [&mut out.read, &mut out.write].into_iter().filter(|l| l.iter().any(|e| e == "*")) {
+            *list = vec!["*".to_string()];
+        }
         out.read.retain(|e| !out.write.contains(e));
         Ok(out)
     }
