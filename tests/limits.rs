@@ -243,6 +243,9 @@ async fn quota_stops_a_chunked_put_and_keeps_nothing() {
         .unwrap();
     assert_eq!(r.status(), 413);
     assert!(json_of(r).await["requestEntityTooLarge"]["message"].as_str().unwrap().contains("quota"));
+    // it stopped storing at the quota (54 KiB: 14 blocks), not after all 64 blocks
+    let stored = stored_blocks(&tc).await - before;
+    assert!(stored <= 15, "{stored} blocks stored past the quota");
     assert_eq!(header_of(&tc, ALICE_TOKEN, &account, "x-account-bytes-used").await, "10000");
     assert_eq!(get_bytes(&tc, ALICE_TOKEN, &url(&tc, &tc.alice, "pithos", "big")).await.0, 404);
     let report = gc_now(&tc).await;
@@ -256,11 +259,13 @@ async fn quota_stops_a_chunked_put_and_keeps_nothing() {
     let r = tc
         .alice(PUT, &url(&tc, &tc.alice, "capped", "big"))
         .header("Content-Type", "application/octet-stream")
-        .body(chunked(random_bytes(40_000, 7)))
+        .body(chunked(random_bytes(400_000, 7)))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    let stored = stored_blocks(&tc).await - before;
+    assert!(stored <= 6, "{stored} blocks stored past the container quota");
     assert_eq!(header_of(&tc, ALICE_TOKEN, &format!("{account}/capped"), "x-container-bytes-used").await, "0");
     gc_now(&tc).await;
     assert_eq!(stored_blocks(&tc).await, before);
@@ -293,6 +298,8 @@ async fn quota_stops_a_chunked_append() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    let stored = stored_blocks(&tc).await - before;
+    assert!(stored <= 16, "{stored} blocks stored past the quota");
     assert_eq!(get_bytes(&tc, ALICE_TOKEN, &obj).await, (200, start.clone()), "the object is as it was");
     gc_now(&tc).await;
     assert_eq!(stored_blocks(&tc).await, before);
@@ -320,6 +327,7 @@ async fn quota_stops_block_uploads() {
     // one POST of 10 blocks, chunked: stops at the quota
     let r = post(chunked(random_bytes(10 * BS, 12))).await.unwrap();
     assert_eq!(r.status(), 413);
+    assert!(stored_blocks(&tc).await <= 6, "stored past the quota");
     gc_now(&tc).await;
     assert_eq!(stored_blocks(&tc).await, 0, "nothing of the refused upload is kept");
     // blocks waiting for their hashmap count against the quota: 5 go in, the 6th does not
