@@ -321,3 +321,91 @@ fn ask_server(socket: &Path) -> Result<GcReport, String> {
         format!("the server refused: {}", v["error"].as_str().unwrap_or(line.trim()))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::pithos::refs;
+
+    fn setup() -> (tempfile::TempDir, Db, Arc<BlockStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("meta.sqlite")).unwrap();
+        let blocks = Arc::new(BlockStore::open(&dir.path().join("blocks"), 8, Algorithm::Sha256).unwrap());
+        db.write_blocking(|tx| {
+            tx.execute(
+                "INSERT INTO containers (id, account, name, created, modified, project) VALUES (1, 'a', 'c', 0, 0, 'a')",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        (dir, db, blocks)
+    }
+
+    fn config(grace: u64) -> GcConfig {
+        GcConfig { interval: Duration::from_secs(60), delay: Duration::ZERO, upload_grace: Duration::from_secs(grace) }
+    }
+
+    /// What a hashmap commit decides from the database agrees with what the
+    /// collector leaves on disk: an upload row means the file is there, and
+    /// once the collector took the file the commit sees the block absent
+    /// (and answers 409), never a version pointing at nothing.
+    #[test]
+    fn a_commit_and_the_collector_agree() {
+        let (_dir, db, blocks) = setup();
+        let pins = blocks.pinned();
+        let h = pins.put(b"block").unwrap();
+        db.write_blocking(|tx| refs::record_upload(tx, "a", 1, &h, 5, now())).unwrap();
+        pins.keep();
+        drop(pins);
+        let absent = |db: &Db| db.write_blocking(|tx| refs::absent(tx, &[h])).unwrap();
+        assert!(absent(&db).is_empty());
+        // within its grace the upload stays, file and row
+        let report = Collector::new(db.clone(), blocks.clone(), config(3600)).collect(true, true).unwrap();
+        assert_eq!((report.removed, blocks.contains(&h)), (0, true));
+        assert!(absent(&db).is_empty());
+        // past it, both go together
+        let report = Collector::new(db.clone(), blocks.clone(), config(0)).collect(false, true).unwrap();
+        assert_eq!((report.expired_uploads, report.removed, blocks.contains(&h)), (1, 1, false));
+        assert_eq!(absent(&db), vec![h]);
+    }
+
+    /// A block a request has pinned (written, not yet committed) stays
+    /// through sweeps and passes; once the request ends without committing,
+    /// the next pass takes it.
+    #[test]
+    fn pinned_blocks_wait_for_their_request() {
+        let (_dir, db, blocks) = setup();
+        let gc = Collector::new(db, blocks.clone(), config(0));
+        let pins = blocks.pinned();
+        let h = pins.put(b"in flight").unwrap();
+        let report = gc.collect(true, true).unwrap();
+        assert_eq!((report.swept, report.pinned, report.removed), (1, 1, 0));
+        assert!(blocks.contains(&h));
+        drop(pins);
+        let report = gc.collect(false, true).unwrap();
+        assert_eq!(report.removed, 1);
+        assert!(!blocks.contains(&h));
+    }
+
+    /// Referenced blocks are never taken, whatever queued them.
+    #[test]
+    fn referenced_blocks_stay() {
+        let (_dir, db, blocks) = setup();
+        let pins = blocks.pinned();
+        let h = pins.put(b"kept").unwrap();
+        db.write_blocking(|tx| {
+            refs::add(tx, 1, &[h])?;
+            tx.execute("INSERT INTO gc_queue (hash, since) VALUES (?1, 0)", [&h.0[..]])?;
+            Ok(())
+        })
+        .unwrap();
+        drop(pins);
+        let report = Collector::new(db.clone(), blocks.clone(), config(0)).collect(true, true).unwrap();
+        assert_eq!(report.removed, 0);
+        assert!(blocks.contains(&h));
+        let queued: i64 =
+            db.read_blocking(|c| Ok(c.query_row("SELECT COUNT(*) FROM gc_queue", [], |r| r.get(0))?)).unwrap();
+        assert_eq!(queued, 0, "a referenced block leaves the queue");
+    }
+}
