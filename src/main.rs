@@ -125,7 +125,10 @@ enum OwnersArg {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct ServeArgs {
+    #[command(subcommand)]
+    action: Option<ServeAction>,
     /// Data directory: metadata database and block store [default: ~/.local/share/pithosfs]
     #[arg(long, env = "PITHOSFS_DATA")]
     data: Option<PathBuf>,
@@ -151,6 +154,54 @@ struct ServeArgs {
     /// Seconds a new server stays in BUILD before it turns ACTIVE.
     #[arg(long, default_value_t = 2.0)]
     build_seconds: f64,
+    /// Connections served at once; more are answered 503.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
+    /// Seconds a request head may take to arrive (also how long an idle connection is kept).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    header_timeout: f64,
+    /// Seconds a request body or a reply may make no progress before the connection is dropped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Seconds between background garbage collection passes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
+    gc_interval: f64,
+    /// Seconds a block stays after its last reference goes away.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    gc_delay: f64,
+    #[command(flatten)]
+    grace: UploadGrace,
+}
+
+#[derive(Subcommand)]
+enum ServeAction {
+    /// Reclaim now the blocks no object refers to.
+    ///
+    /// Asks the server running on the data directory (through `<DATA>/gc.sock`), or
+    /// collects itself when none runs. Blocks uploaded for a hashmap that has not
+    /// arrived yet are kept for their grace period.
+    Gc {
+        /// Data directory [default: ~/.local/share/pithosfs]
+        #[arg(long, env = "PITHOSFS_DATA")]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        grace: UploadGrace,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct UploadGrace {
+    /// Seconds an uploaded block waits for the hashmap PUT that uses it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 21600.0)]
+    upload_grace: f64,
+}
+
+/// Seconds from the command line, as a duration (negative and absurd values clamped).
+fn seconds(s: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(if s.is_finite() { s.clamp(0.0, 1e9) } else { 0.0 })
 }
 
 fn default_data_dir() -> PathBuf {
@@ -225,6 +276,9 @@ fn mount(a: MountArgs) -> Result<(), String> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
+    if let Some(ServeAction::Gc { data, grace, json }) = args.action {
+        return collect_garbage(data.unwrap_or_else(default_data_dir), grace, json);
+    }
     if args.block_size == 0 || args.block_size > 64 << 20 {
         return Err("--block-size must be between 1 byte and 64 MiB".into());
     }
@@ -234,6 +288,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.quota = args.quota;
     config.block_size = args.block_size;
     config.build_seconds = args.build_seconds.max(0.0);
+    config.limits.max_connections = args.max_connections.max(1);
+    config.limits.header_timeout = seconds(args.header_timeout);
+    config.limits.idle_timeout = seconds(args.idle_timeout);
+    config.gc.interval = seconds(args.gc_interval).max(std::time::Duration::from_millis(100));
+    config.gc.delay = seconds(args.gc_delay);
+    config.gc.upload_grace = seconds(args.grace.upload_grace);
     for name in args.users {
         users::validate_name(&name)?;
         config.users.push(users::UserSpec { name, token: None });
@@ -263,6 +323,20 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let _ = std::io::stdout().flush();
         running.run(shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))
     })
+}
+
+fn collect_garbage(data: PathBuf, grace: UploadGrace, json: bool) -> Result<(), String> {
+    let config = cloud::gc::GcConfig { upload_grace: seconds(grace.upload_grace), ..Default::default() };
+    let r = cloud::gc::collect_in(&data, config)?;
+    if json {
+        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "removed {} blocks ({} bytes); {} expired uploads; {} blocks kept for requests in flight; {} stored blocks swept",
+        r.removed, r.freed_bytes, r.expired_uploads, r.pinned, r.swept
+    );
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -6,12 +6,20 @@
 //! A block is written to `tmp/`, synced, renamed into place and its directory
 //! synced before the write returns: by the time metadata refers to a block, the
 //! block is on disk, so a crash never leaves an object pointing at nothing.
+//!
+//! Every write goes through a request's [`Pinned`] set: garbage collection
+//! leaves a pinned block alone, so a block a request wrote (or found already
+//! there) stays until the request has committed the version that lists it.
+//! Blocks a request created but never committed become *suspects*, which
+//! the collector checks on its next pass.
 
 use crate::blocks::{self, Algorithm, BlockHash};
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub struct BlockStore {
     root: PathBuf,
@@ -19,6 +27,84 @@ pub struct BlockStore {
     pub block_size: u64,
     pub algorithm: Algorithm,
     next_tmp: AtomicU64,
+    /// Blocks requests in flight rely on, with how many requests do.
+    pins: Mutex<HashMap<BlockHash, u32>>,
+    /// Blocks created by requests that did not commit: (hash, when, epoch seconds).
+    suspects: Mutex<Vec<(BlockHash, f64)>>,
+}
+
+/// The pins held while garbage collection decides and unlinks.
+pub struct PinsHeld<'a>(MutexGuard<'a, HashMap<BlockHash, u32>>);
+
+impl PinsHeld<'_> {
+    pub fn contains(&self, hash: &BlockHash) -> bool {
+        self.0.contains_key(hash)
+    }
+}
+
+/// The blocks one request wrote or relies on; they are safe from garbage
+/// collection until this is dropped.
+pub struct Pinned {
+    store: Arc<BlockStore>,
+    state: Mutex<PinnedState>,
+}
+
+#[derive(Default)]
+struct PinnedState {
+    hashes: HashSet<BlockHash>,
+    created: Vec<BlockHash>,
+    kept: bool,
+}
+
+impl Pinned {
+    /// Stores one block (at most `block_size` bytes) durably; returns its hash.
+    pub fn put(&self, block: &[u8]) -> io::Result<BlockHash> {
+        let hash = blocks::hash_block(self.store.algorithm, block);
+        if hash == BlockHash::empty() {
+            return Ok(hash); // all zeros: nothing to keep
+        }
+        // Pinned before the store looks for the file: the collector either
+        // sees the pin or has already unlinked, and then the block is written anew.
+        let first = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.hashes.insert(hash)
+        };
+        if first {
+            *self.store.lock_pins().entry(hash).or_insert(0) += 1;
+        }
+        if self.store.put_hashed(hash, block)? {
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).created.push(hash);
+        }
+        Ok(hash)
+    }
+
+    /// The request committed what it wrote: its new blocks are referenced
+    /// (or recorded as uploads) and need no checking.
+    pub fn keep(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).kept = true;
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let st = std::mem::take(&mut *self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        {
+            let mut pins = self.store.lock_pins();
+            for h in &st.hashes {
+                if let Some(n) = pins.get_mut(h) {
+                    *n -= 1;
+                    if *n == 0 {
+                        pins.remove(h);
+                    }
+                }
+            }
+        }
+        if !st.kept && !st.created.is_empty() {
+            let now = crate::cloud::wire::now();
+            let mut suspects = self.store.suspects.lock().unwrap_or_else(|p| p.into_inner());
+            suspects.extend(st.created.into_iter().map(|h| (h, now)));
+        }
+    }
 }
 
 impl BlockStore {
@@ -32,7 +118,87 @@ impl BlockStore {
         for i in 0..=255u8 {
             fs::create_dir_all(root.join(format!("{i:02x}")))?;
         }
-        Ok(BlockStore { root: root.to_path_buf(), tmp, block_size, algorithm, next_tmp: AtomicU64::new(0) })
+        Ok(BlockStore {
+            root: root.to_path_buf(),
+            tmp,
+            block_size,
+            algorithm,
+            next_tmp: AtomicU64::new(0),
+            pins: Mutex::new(HashMap::new()),
+            suspects: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A new pin set for one request's writes.
+    pub fn pinned(self: &Arc<Self>) -> Arc<Pinned> {
+        Arc::new(Pinned { store: self.clone(), state: Mutex::new(PinnedState::default()) })
+    }
+
+    fn lock_pins(&self) -> MutexGuard<'_, HashMap<BlockHash, u32>> {
+        self.pins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Holds every pin still: no request can pin (and so write or rely on) a
+    /// block until this is dropped. Garbage collection decides and unlinks
+    /// under it.
+    pub fn hold_pins(&self) -> PinsHeld<'_> {
+        PinsHeld(self.lock_pins())
+    }
+
+    /// Blocks created by requests that did not commit, since the last call.
+    pub fn take_suspects(&self) -> Vec<(BlockHash, f64)> {
+        std::mem::take(&mut *self.suspects.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Unlinks a block; returns the bytes freed (0 if it was not there).
+    /// Only garbage collection calls this, holding the pins.
+    pub fn remove(&self, _held: &PinsHeld<'_>, hash: &BlockHash) -> io::Result<u64> {
+        let path = self.path(hash);
+        let len = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(len),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every stored block of directory `prefix` (`0..=255`) with its
+    /// modification time (epoch seconds); names that are not block hashes are skipped.
+    pub fn stored(&self, prefix: u8) -> io::Result<Vec<(BlockHash, f64)>> {
+        let mut out = Vec::new();
+        let dir = match fs::read_dir(self.root.join(format!("{prefix:02x}"))) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for entry in dir {
+            let entry = entry?;
+            let Some(hash) = entry.file_name().to_str().and_then(|n| BlockHash::from_hex(n).ok()) else { continue };
+            let mtime = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0.0, |d| d.as_secs_f64());
+            out.push((hash, mtime));
+        }
+        Ok(out)
+    }
+
+    /// Number of stored blocks and their bytes (on disk, trailing zeros excluded).
+    pub fn usage(&self) -> io::Result<(u64, u64)> {
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for prefix in 0..=255u8 {
+            for (hash, _) in self.stored(prefix)? {
+                n += 1;
+                bytes += fs::metadata(self.path(&hash)).map_or(0, |m| m.len());
+            }
+        }
+        Ok((n, bytes))
     }
 
     fn path(&self, hash: &BlockHash) -> PathBuf {
@@ -44,21 +210,12 @@ impl BlockStore {
         *hash == BlockHash::empty() || self.path(hash).exists()
     }
 
-    /// Stores one block (at most `block_size` bytes) durably; returns its hash.
-    pub fn put(&self, block: &[u8]) -> io::Result<BlockHash> {
-        let hash = blocks::hash_block(self.algorithm, block);
-        self.put_hashed(hash, block)?;
-        Ok(hash)
-    }
-
-    /// Stores a block whose hash the caller computed.
-    pub fn put_hashed(&self, hash: BlockHash, block: &[u8]) -> io::Result<()> {
-        if hash == BlockHash::empty() {
-            return Ok(()); // all zeros: nothing to keep
-        }
+    /// Stores a block whose hash the caller computed (and pinned); true when
+    /// the file was created rather than found.
+    fn put_hashed(&self, hash: BlockHash, block: &[u8]) -> io::Result<bool> {
         let dest = self.path(&hash);
         if dest.exists() {
-            return Ok(());
+            return Ok(false);
         }
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let tmp = self.tmp.join(format!("{}-{n}", std::process::id()));
@@ -73,7 +230,7 @@ impl BlockStore {
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        result
+        result.map(|()| true)
     }
 
     /// Reads a block, zero-padded to `len` bytes (the caller knows how long the
@@ -103,11 +260,6 @@ impl BlockStore {
         f.take(len as u64).read_to_end(&mut buf)?;
         buf.resize(len, 0); // trailing zeros are not stored
         Ok(buf)
-    }
-
-    pub fn missing(&self, hashes: &[BlockHash]) -> Vec<BlockHash> {
-        let mut seen = std::collections::HashSet::new();
-        hashes.iter().filter(|h| seen.insert(**h) && !self.contains(h)).copied().collect()
     }
 }
 
@@ -186,23 +338,57 @@ mod tests {
     #[test]
     fn round_trip_and_dedup() {
         let dir = tempfile::tempdir().unwrap();
-        let bs = BlockStore::open(dir.path(), 8, Algorithm::Sha256).unwrap();
-        let h = bs.put(b"abc\0\0").unwrap();
+        let bs = Arc::new(BlockStore::open(dir.path(), 8, Algorithm::Sha256).unwrap());
+        let pins = bs.pinned();
+        let h = pins.put(b"abc\0\0").unwrap();
         assert_eq!(h, blocks::hash_block(Algorithm::Sha256, b"abc"));
-        assert_eq!(bs.put(b"abc").unwrap(), h);
+        assert_eq!(pins.put(b"abc").unwrap(), h);
         assert_eq!(bs.get(&h, 5).unwrap(), b"abc\0\0");
         assert_eq!(bs.get(&h, 2).unwrap(), b"ab");
         assert_eq!(bs.get(&BlockHash::empty(), 3).unwrap(), vec![0; 3]);
         let other = blocks::hash_block(Algorithm::Sha256, b"zzz");
-        assert_eq!(bs.missing(&[h, other, other]), vec![other]);
+        assert!(bs.contains(&h) && !bs.contains(&other));
         assert!(bs.get(&other, 3).is_err());
         assert_eq!(bs.read_range(&h, 1, 4).unwrap(), b"bc\0\0");
         // a block of several pages, with a tail that is not page-aligned
         let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8 + 1).collect();
-        let bs = BlockStore::open(dir.path(), 16384, Algorithm::Sha256).unwrap();
-        let hb = bs.put(&big).unwrap();
+        let bs = Arc::new(BlockStore::open(dir.path(), 16384, Algorithm::Sha256).unwrap());
+        let hb = bs.pinned().put(&big).unwrap();
         assert_eq!(bs.get(&hb, 10_000).unwrap(), big);
         assert_eq!(fs::metadata(bs.path(&hb)).unwrap().len(), 10_000);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    /// A request's pins hold its blocks; once it ends without committing,
+    /// the blocks it created (not those it found) become suspects.
+    #[test]
+    fn pins_and_suspects() {
+        let dir = tempfile::tempdir().unwrap();
+        let bs = Arc::new(BlockStore::open(dir.path(), 8, Algorithm::Sha256).unwrap());
+        let old = bs.pinned();
+        let a = old.put(b"aaa").unwrap();
+        old.keep();
+        drop(old);
+        assert!(bs.take_suspects().is_empty());
+        let req = bs.pinned();
+        assert_eq!(req.put(b"aaa").unwrap(), a);
+        let b = req.put(b"bbb").unwrap();
+        assert_eq!(req.put(&[0u8; 8]).unwrap(), BlockHash::empty());
+        {
+            let held = bs.hold_pins();
+            assert!(held.contains(&a) && held.contains(&b));
+        }
+        drop(req);
+        assert!(!bs.hold_pins().contains(&a));
+        let suspects: Vec<BlockHash> = bs.take_suspects().into_iter().map(|(h, _)| h).collect();
+        assert_eq!(suspects, vec![b]);
+        let held = bs.hold_pins();
+        assert_eq!(bs.remove(&held, &b).unwrap(), 3);
+        assert_eq!(bs.remove(&held, &b).unwrap(), 0);
+        drop(held);
+        let mut all: Vec<BlockHash> = (0..=255u8).flat_map(|p| bs.stored(p).unwrap()).map(|(h, _)| h).collect();
+        all.sort();
+        assert_eq!(all, vec![a]);
+        assert_eq!(bs.usage().unwrap(), (1, 3));
     }
 }

@@ -115,6 +115,76 @@ CREATE TABLE IF NOT EXISTS image_members (
 ) WITHOUT ROWID;
 "#;
 
+/// Schema changes after the first release, in order: entry `i` brings a
+/// database from `PRAGMA user_version` `i` to `i + 1`, in one transaction.
+/// A database made by an older pithosfs is brought up to date when opened.
+const MIGRATIONS: &[fn(&Transaction) -> rusqlite::Result<()>] = &[block_references];
+
+/// Version 1: block reference counts (garbage collection, and who may use a
+/// block in a hashmap), uploaded blocks not yet in an object, and blocks
+/// waiting to be collected. The counts are backfilled from every version's
+/// hashmap.
+fn block_references(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        r#"
+-- How many versions of a container list a block (each version counts a block once).
+CREATE TABLE IF NOT EXISTS block_refs (
+    hash BLOB NOT NULL,
+    container INTEGER NOT NULL,
+    refs INTEGER NOT NULL,
+    PRIMARY KEY (hash, container)
+) WITHOUT ROWID;
+-- Blocks a user POSTed that no object of theirs lists yet: theirs to use in a
+-- hashmap, kept for a grace period, and counted against the container's quota.
+CREATE TABLE IF NOT EXISTS uploads (
+    hash BLOB NOT NULL,
+    uploader TEXT NOT NULL,
+    container INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (hash, uploader)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uploads_by_container ON uploads (container);
+-- Blocks that may have lost their last reference, since when.
+CREATE TABLE IF NOT EXISTS gc_queue (
+    hash BLOB PRIMARY KEY,
+    since REAL NOT NULL
+) WITHOUT ROWID;
+"#,
+    )?;
+    let mut versions = tx.prepare("SELECT container, hashmap FROM versions")?;
+    let mut add = tx.prepare(
+        "INSERT INTO block_refs (hash, container, refs) VALUES (?1, ?2, 1)
+         ON CONFLICT (hash, container) DO UPDATE SET refs = refs + 1",
+    )?;
+    let mut rows = versions.query([])?;
+    while let Some(row) = rows.next()? {
+        let container: i64 = row.get(0)?;
+        let blob: Vec<u8> = row.get(1)?;
+        for hash in crate::cloud::pithos::refs::distinct_blocks(&blob) {
+            add.execute(rusqlite::params![&hash.0[..], container])?;
+        }
+    }
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let at: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if at > MIGRATIONS.len() as i64 {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!("the database is at schema version {at}, made by a newer pithosfs")),
+        ));
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(at.max(0) as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        step(&tx)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 /// Connections to the metadata database.
 #[derive(Clone)]
 pub struct Db {
@@ -137,9 +207,10 @@ fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
 
 impl Db {
     pub fn open(path: &Path) -> rusqlite::Result<Db> {
-        let writer = open(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        let mut writer = open(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.execute_batch(SCHEMA)?;
+        migrate(&mut writer)?;
         Ok(Db {
             inner: Arc::new(DbInner {
                 path: path.to_path_buf(),
@@ -190,11 +261,76 @@ impl Db {
             .map_err(|e| Fault::internal(format!("database task failed: {e}")))?
     }
 
+    /// Runs `f` with the writer connection itself, on the calling thread: for
+    /// work that must hold the writer across a commit and what follows it
+    /// (garbage collection unlinks blocks after its commit, before any other
+    /// write can refer to them again).
+    pub fn exclusive_blocking<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, Fault>) -> Result<T, Fault> {
+        let mut conn = self.inner.writer.lock().map_err(|_| Fault::internal("database writer poisoned"))?;
+        f(&mut conn)
+    }
+
     pub fn write_blocking<T>(&self, f: impl FnOnce(&Transaction) -> Result<T, Fault>) -> Result<T, Fault> {
         let mut conn = self.inner.writer.lock().map_err(|_| Fault::internal("database writer poisoned"))?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::BlockHash;
+
+    /// A database of the first release (no block tables, user_version 0)
+    /// gets reference counts from its versions' hashmaps when opened.
+    #[test]
+    fn migration_backfills_block_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.sqlite");
+        let (a, b, empty) = (BlockHash([1; 32]), BlockHash([2; 32]), BlockHash::empty());
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            let blob = |hs: &[BlockHash]| hs.iter().flat_map(|h| h.0).collect::<Vec<u8>>();
+            for (container, hs) in [(1, vec![a, a, b]), (1, vec![a]), (2, vec![b, empty]), (2, vec![])] {
+                conn.execute(
+                    "INSERT INTO versions (container, name, uuid, bytes, hashmap, etag, content_type, mtime, modified_by)
+                     VALUES (?1, 'o', 'u', 1, ?2, '', '', 0, '')",
+                    rusqlite::params![container, blob(&hs)],
+                )
+                .unwrap();
+            }
+        }
+        let db = Db::open(&path).unwrap();
+        let refs = db
+            .read_blocking(|c| {
+                let mut s = c.prepare("SELECT hash, container, refs FROM block_refs ORDER BY hash, container")?;
+                let rows =
+                    s.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .unwrap();
+        // a block listed twice in one version counts once; the empty block is never counted
+        assert_eq!(refs, vec![(a.0.to_vec(), 1, 2), (b.0.to_vec(), 1, 1), (b.0.to_vec(), 2, 1)]);
+        let version: i64 = db.read_blocking(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?)).unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+        drop(db);
+        // opening again changes nothing
+        let db = Db::open(&path).unwrap();
+        let n: i64 =
+            db.read_blocking(|c| Ok(c.query_row("SELECT SUM(refs) FROM block_refs", [], |r| r.get(0))?)).unwrap();
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.sqlite");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        let e = Db::open(&path).err().expect("refused").to_string();
+        assert!(e.contains("newer pithosfs"), "{e}");
     }
 }

@@ -15,9 +15,11 @@
 
 pub mod astakos;
 pub mod blockstore;
+pub mod connection;
 pub mod cyclades;
 pub mod db;
 pub mod fault;
+pub mod gc;
 pub mod pithos;
 pub mod plankton;
 pub mod users;
@@ -56,6 +58,10 @@ pub struct ServeConfig {
     pub block_size: u64,
     /// Seconds a new server spends in BUILD (and a rebooting one in REBOOT).
     pub build_seconds: f64,
+    /// Timeouts and the connection cap.
+    pub limits: connection::Limits,
+    /// When unreferenced blocks are reclaimed.
+    pub gc: gc::GcConfig,
 }
 
 impl ServeConfig {
@@ -68,6 +74,8 @@ impl ServeConfig {
             quota: 0,
             block_size: DEFAULT_BLOCK_SIZE,
             build_seconds: 2.0,
+            limits: connection::Limits::default(),
+            gc: gc::GcConfig::default(),
         }
     }
 }
@@ -126,6 +134,9 @@ pub struct Running {
     pub new_users: NewUsers,
     pub cloud: Arc<Cloud>,
     listener: tokio::net::TcpListener,
+    limits: connection::Limits,
+    gc: gc::GcConfig,
+    data_dir: PathBuf,
 }
 
 /// Opens the data directory and binds the socket; `run` then serves.
@@ -155,24 +166,29 @@ pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
     pithos::ensure_default_containers(&cloud).await.map_err(std::io::Error::from)?;
     // Lets other pithosfs commands on this machine find the running server.
     std::fs::write(data_dir.join("url"), format!("{url}\n"))?;
-    Ok(Running { url, local_addr, new_users, cloud, listener })
+    Ok(Running { url, local_addr, new_users, cloud, listener, limits: config.limits, gc: config.gc, data_dir })
 }
 
 impl Running {
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves, collecting garbage in the
+    /// background and answering `pithosfs serve gc` on `DIR/gc.sock`.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let collector = gc::Collector::new(self.cloud.db.clone(), self.cloud.blocks.clone(), self.gc.clone());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let socket = gc::bind_socket(&self.data_dir)?;
+        let tasks = [
+            tokio::spawn(collector.clone().background(stopped.clone())),
+            tokio::spawn(collector.control(socket, stopped)),
+        ];
         let cloud = self.cloud.clone();
-        let app = axum::Router::new().fallback(move |req: Request<Body>| {
-            let cloud = cloud.clone();
-            async move { dispatch(cloud, req).await }
-        });
-        use axum::serve::ListenerExt;
-        // Without TCP_NODELAY a reply's headers and first body bytes, written
-        // separately, wait out the peer's delayed ACK (~40 ms per request).
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        let handle = move |req: Request<Body>| dispatch(cloud.clone(), req);
+        let served = connection::serve(self.listener, self.limits, handle, shutdown).await;
+        let _ = stop.send(true);
+        for t in tasks {
+            let _ = t.await;
+        }
+        let _ = std::fs::remove_file(gc::socket_path(&self.data_dir));
+        served
     }
 }
 
@@ -202,6 +218,7 @@ async fn route(cloud: Arc<Cloud>, req: Request<Body>) -> Result<Response<Body>, 
         .map_err(|_| Fault::bad_request("The request path is not UTF-8 once decoded"))?
         .into_owned();
     let query = Query::parse(parts.uri.query());
+    check_query_numbers(&query)?;
     let headers = Headers::decode(&parts.headers)?;
     let token = query.value("X-Auth-Token").or_else(|| headers.get("x-auth-token")).map(str::to_string);
     let user = token.as_deref().and_then(|t| cloud.users.by_token(t));
@@ -243,11 +260,42 @@ async fn route(cloud: Arc<Cloud>, req: Request<Body>) -> Result<Response<Body>, 
     Err(Fault::endpoint_not_found())
 }
 
-/// Reads a whole (small) request body, refusing more than `limit` bytes.
+/// Integer query parameters (`until`, `limit`) that do not fit 64 bits are
+/// 400, not silently ignored: a purge (`DELETE ?until=`) must never turn
+/// into a delete because its number overflowed. Other non-integers stay
+/// ignored, as in Synnefo (kamaki sends float timestamps).
+pub fn check_query_numbers(query: &Query) -> Result<(), Fault> {
+    for name in ["until", "limit"] {
+        let Some(v) = query.value(name) else { continue };
+        let v = v.trim();
+        let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && v.parse::<i64>().is_err() {
+            return Err(Fault::bad_request(format!("The {name} parameter is out of range")));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a whole (small) request body, refusing more than `limit` bytes
+/// with 413: at once when its Content-Length says so, else as soon as it
+/// passes the limit.
 pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Fault> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|e| Fault::bad_request(format!("Could not read the request body (at most {limit} bytes): {e}")))
+    use futures_util::StreamExt;
+    use http_body::Body as _;
+    let too_large = || Fault::too_large(format!("The request body is larger than {limit} bytes"));
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Fault::bad_request(format!("Could not read the request body: {e}")))?;
+        if buf.len().saturating_add(chunk.len()) > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 /// Parses a JSON request body.

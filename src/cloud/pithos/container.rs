@@ -4,6 +4,7 @@
 use super::access::{Perm, Resolver};
 use super::listing::{self, Entry, ListParams, MetaFilter};
 use super::model::{self, Container};
+use super::refs;
 use super::{apply_meta, check_modified, data, last_modified, new_container, put_meta, request_meta};
 use crate::cloud::fault::{Fault, Reply};
 use crate::cloud::wire::{epoch_string, http_date, iso_date, now, Reply as Out};
@@ -43,8 +44,12 @@ impl Policy {
             project: call.headers.get("x-container-policy-project").map(|s| s.trim().to_string()),
         };
         if let Some(q) = p.quota.as_deref().filter(|q| !q.is_empty()) {
-            if q.parse::<u64>().is_err() {
-                return Err(Fault::bad_request("Invalid quota policy: a non-negative integer of bytes"));
+            // Kept as SQLite's signed 64-bit integer: anything larger would wrap.
+            if q.parse::<u64>().ok().filter(|q| *q <= i64::MAX as u64).is_none() {
+                return Err(Fault::bad_request(format!(
+                    "Invalid quota policy: a non-negative integer of bytes, at most {}",
+                    i64::MAX
+                )));
             }
         }
         if let Some(v) = p.versioning.as_deref().filter(|v| !v.is_empty()) {
@@ -275,7 +280,8 @@ async fn update(cloud: &Cloud, call: Call, account: &str, container: &str) -> Re
     if !owner && !is_upload {
         return Err(Fault::forbidden("Not allowed"));
     }
-    cloud
+    let account_quota = cloud.quota;
+    let (cid, room) = cloud
         .db
         .write(move |tx| {
             let mut c = model::container(tx, &acct, &cont)?.ok_or_else(not_found)?;
@@ -293,15 +299,55 @@ async fn update(cloud: &Cloud, call: Call, account: &str, container: &str) -> Re
                 c.meta = apply_meta(&c.meta, meta, update, |_| false)?;
                 model::save_container(tx, &c, now())?;
             }
-            Ok(())
+            let room = if is_upload { model::quota_room(tx, &c, 0, account_quota, true)? } else { 0 };
+            Ok((c.id, room))
         })
         .await?;
     if !is_upload {
         return Ok(Out::new(StatusCode::ACCEPTED).empty());
     }
-    // Blocks are charged to a quota only once an object refers to them.
-    let ingested = data::ingest(&cloud.blocks, call.body, super::MAX_UPLOAD, false).await?;
-    let hashes: Vec<Value> = ingested.hashmap.iter().map(|h| Value::from(h.to_hex())).collect();
+    upload_blocks(cloud, call, &user.uuid, cid, room).await
+}
+
+/// Blocks in one POST: kamaki and the mount send one at a time.
+pub const MAX_BLOCKS_PER_POST: u64 = 16;
+
+/// A block upload: the body is cut into blocks and stored. Until an object
+/// of the uploader lists them (or their grace period ends) they count
+/// against the container's and the account's quota as pending, so a stream
+/// of uploads stops at the quota like any other write (413), and what a
+/// refused upload stored goes back to garbage collection.
+async fn upload_blocks(cloud: &Cloud, call: Call, uploader: &str, cid: i64, room: u64) -> Reply {
+    let bs = cloud.blocks.block_size;
+    let largest = MAX_BLOCKS_PER_POST.saturating_mul(bs);
+    let over_quota = || Fault::quota("uploaded blocks not yet in an object would pass the quota");
+    let budget = data::Budget::new(room, over_quota())
+        .min(data::Budget::new(largest, Fault::too_large(format!("A block upload is at most {largest} bytes"))));
+    let pins = cloud.blocks.pinned();
+    let ingested = data::ingest(&cloud.blocks, &pins, call.body, &budget, false).await?;
+    let (size, hashes) = (ingested.size, ingested.hashmap);
+    let (who, list) = (uploader.to_string(), hashes.clone());
+    let account_quota = cloud.quota;
+    cloud
+        .db
+        .write(move |tx| {
+            let c = model::container_by_id(tx, cid)?.ok_or_else(not_found)?;
+            // Exact now, under the writer: concurrent uploads cannot pass it together.
+            if size > model::quota_room(tx, &c, 0, account_quota, true)? {
+                return Err(over_quota());
+            }
+            let t = now();
+            let mut left = size;
+            for h in &list {
+                let len = left.min(bs);
+                left -= len;
+                refs::record_upload(tx, &who, cid, h, len, t)?;
+            }
+            Ok(())
+        })
+        .await?;
+    pins.keep();
+    let hashes: Vec<Value> = hashes.iter().map(|h| Value::from(h.to_hex())).collect();
     Ok(Out::new(StatusCode::ACCEPTED).json(&Value::Array(hashes)))
 }
 

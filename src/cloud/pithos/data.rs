@@ -2,7 +2,7 @@
 //! ranges streamed back without holding whole objects in memory.
 
 use crate::blocks::BlockHash;
-use crate::cloud::blockstore::BlockStore;
+use crate::cloud::blockstore::{BlockStore, Pinned};
 use crate::cloud::fault::Fault;
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
@@ -103,6 +103,10 @@ pub fn stream(blocks: Arc<BlockStore>, layout: Layout, pieces: Vec<Piece>) -> Bo
     Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
 }
 
+/// At most GET ranges one request may ask for, once overlapping and
+/// adjacent ones are merged.
+pub const MAX_RANGES: usize = 64;
+
 /// What a request body became once stored.
 pub struct Ingested {
     pub hashmap: Vec<BlockHash>,
@@ -110,9 +114,47 @@ pub struct Ingested {
     pub md5: Option<String>,
 }
 
-/// Cuts a request body into blocks and stores each durably, one block being
-/// hashed and written while the next arrives. Refuses more than `limit` bytes.
-pub async fn ingest(blocks: &Arc<BlockStore>, body: Body, limit: u64, want_md5: bool) -> Result<Ingested, Fault> {
+/// How many bytes a request may still send, and what to answer past them
+/// (413: a quota, or the largest body of its kind).
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub bytes: u64,
+    pub fault: Fault,
+}
+
+impl Budget {
+    pub fn new(bytes: u64, fault: Fault) -> Budget {
+        Budget { bytes, fault }
+    }
+    /// The tighter of two budgets.
+    pub fn min(self, other: Budget) -> Budget {
+        if other.bytes < self.bytes {
+            other
+        } else {
+            self
+        }
+    }
+    /// Refuses `bytes` when over budget.
+    pub fn check(&self, bytes: u64) -> Result<(), Fault> {
+        if bytes > self.bytes {
+            return Err(self.fault.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Cuts a request body into blocks and stores each durably under the
+/// request's pins, one block being hashed and written while the next
+/// arrives. Stops reading as soon as the body passes `budget`: what it
+/// stored stays pinned until the request ends, then garbage collection
+/// takes it back.
+pub async fn ingest(
+    blocks: &Arc<BlockStore>,
+    pins: &Arc<Pinned>,
+    body: Body,
+    budget: &Budget,
+    want_md5: bool,
+) -> Result<Ingested, Fault> {
     use md5::Digest;
     let bs = blocks.block_size as usize;
     let mut stream = body.into_data_stream();
@@ -122,8 +164,8 @@ pub async fn ingest(blocks: &Arc<BlockStore>, body: Body, limit: u64, want_md5: 
     let mut hashmap = Vec::new();
     let mut pending: Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>> = None;
     let store = |block: Bytes, pending: &mut Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>>| {
-        let s = blocks.clone();
-        pending.replace(tokio::task::spawn_blocking(move || s.put(&block)))
+        let p = pins.clone();
+        pending.replace(tokio::task::spawn_blocking(move || p.put(&block)))
     };
     async fn finish(
         h: Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>>,
@@ -141,9 +183,12 @@ pub async fn ingest(blocks: &Arc<BlockStore>, body: Body, limit: u64, want_md5: 
             Some(Err(e)) => return Err(Fault::bad_request(format!("The request body could not be read: {e}"))),
             None => break,
         };
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(Fault::bad_request(format!("The request body is larger than {limit} bytes")));
+        size = size.saturating_add(chunk.len() as u64);
+        if let Err(over) = budget.check(size) {
+            // Let the block being written land first: once the answer is out,
+            // what this request stored is already the collector's to check.
+            let _ = finish(pending.take(), &mut hashmap).await;
+            return Err(over);
         }
         if let Some(m) = md5.as_mut() {
             m.update(&chunk);
@@ -172,7 +217,39 @@ pub async fn ingest(blocks: &Arc<BlockStore>, body: Body, limit: u64, want_md5: 
 /// Parses a `Range` header against an object of `size` bytes: `Ok(None)` when
 /// the header is to be ignored (not `bytes=`, or malformed), inclusive ranges
 /// otherwise. An end past the object is clamped (as RFC 7233 and Swift do).
+/// Overlapping or adjacent ranges are merged (in offset order); more than
+/// [`MAX_RANGES`] after that is 416, so no request makes the reply grow
+/// past a few copies of the object.
 pub fn parse_ranges(header: &str, size: u64) -> Result<Option<Vec<(u64, u64)>>, Fault> {
+    let Some(ranges) = parse_range_specs(header, size)? else { return Ok(None) };
+    let ranges = merge_ranges(ranges);
+    if ranges.len() > MAX_RANGES {
+        return Err(Fault::range_not_satisfiable(size)
+            .with_details(format!("at most {MAX_RANGES} ranges once overlapping ones are merged")));
+    }
+    Ok(Some(ranges))
+}
+
+/// Sorts and merges ranges when any two overlap or touch; leaves the
+/// client's order otherwise.
+fn merge_ranges(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    let mut sorted = ranges.clone();
+    sorted.sort_unstable();
+    let touching = sorted.windows(2).any(|w| w[1].0 <= w[0].1.saturating_add(1));
+    if !touching {
+        return ranges;
+    }
+    ranges.clear();
+    for (a, b) in sorted {
+        match ranges.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => ranges.push((a, b)),
+        }
+    }
+    ranges
+}
+
+fn parse_range_specs(header: &str, size: u64) -> Result<Option<Vec<(u64, u64)>>, Fault> {
     let Some(specs) = header.trim().strip_prefix("bytes=") else { return Ok(None) };
     let mut out = Vec::new();
     for spec in specs.split(',') {
@@ -228,6 +305,21 @@ mod tests {
         assert!(parse_ranges("bytes=5-4", 10).is_err());
         assert!(parse_ranges("bytes=0-0", 0).is_err());
         assert!(parse_ranges("bytes=-0", 10).is_err());
+        // overlapping and adjacent ranges merge; others keep their order
+        assert_eq!(parse_ranges("bytes=0-4,2-6,7-8", 10).unwrap(), Some(vec![(0, 8)]));
+        assert_eq!(parse_ranges("bytes=6-7,0-1", 10).unwrap(), Some(vec![(6, 7), (0, 1)]));
+        assert_eq!(parse_ranges("bytes=6-9,0-1,1-2", 10).unwrap(), Some(vec![(0, 2), (6, 9)]));
+        let many = (0..200).map(|_| "0-0").collect::<Vec<_>>().join(",");
+        assert_eq!(parse_ranges(&format!("bytes={many}"), 10).unwrap(), Some(vec![(0, 0)]));
+        let spread = |n: u64| (0..n).map(|i| format!("{}-{}", i * 2, i * 2)).collect::<Vec<_>>().join(",");
+        assert_eq!(parse_ranges(&format!("bytes={}", spread(64)), 1000).unwrap().map(|r| r.len()), Some(64));
+        let e = parse_ranges(&format!("bytes={}", spread(65)), 1000).unwrap_err();
+        assert_eq!(e.status.as_u16(), 416);
+        // numbers at the edges: never a wrap
+        assert_eq!(parse_ranges("bytes=-18446744073709551615", 10).unwrap(), Some(vec![(0, 9)]));
+        assert!(parse_ranges("bytes=18446744073709551615-", 10).is_err());
+        assert_eq!(parse_ranges("bytes=0-18446744073709551615", 10).unwrap(), Some(vec![(0, 9)]));
+        assert_eq!(parse_ranges("bytes=0-18446744073709551616", 10).unwrap(), None);
     }
 
     #[test]

@@ -205,7 +205,8 @@ pub fn save_container(tx: &Transaction, c: &Container, now: f64) -> Result<(), F
 }
 
 pub fn delete_container(tx: &Transaction, c: &Container, now: f64) -> Result<(), Fault> {
-    for table in ["versions", "current", "sharing", "public"] {
+    drop_versions(tx, "container = ?1", params![c.id], now)?;
+    for table in ["current", "sharing", "public"] {
         tx.execute(&format!("DELETE FROM {table} WHERE container = ?1"), [c.id])?;
     }
     tx.execute("DELETE FROM containers WHERE id = ?1", [c.id])?;
@@ -288,27 +289,80 @@ pub struct NewVersion {
     pub modified_by: String,
 }
 
-/// Quota check for a change of `delta` bytes in container `c`.
+/// Quota check for a change of `delta` bytes in container `c` (wide
+/// arithmetic: no sum of sizes can wrap).
 pub fn check_quota(conn: &Connection, c: &Container, delta: i64, account_quota: u64) -> Result<(), Fault> {
     if delta <= 0 {
         return Ok(());
     }
-    if c.quota > 0 && c.bytes as i64 + delta > c.quota as i64 {
+    let after = c.bytes as i128 + delta as i128;
+    if c.quota > 0 && after > c.quota as i128 {
         return Err(Fault::quota(format!(
-            "container {} would hold {} bytes, over its quota of {}",
-            c.name,
-            c.bytes as i64 + delta,
-            c.quota
+            "container {} would hold {after} bytes, over its quota of {}",
+            c.name, c.quota
         )));
     }
     if account_quota > 0 {
         let (_, used) = account_usage(conn, &c.account)?;
-        if used as i64 + delta > account_quota as i64 {
+        let after = used as i128 + delta as i128;
+        if after > account_quota as i128 {
             return Err(Fault::quota(format!(
-                "the account would use {} bytes, over its quota of {account_quota}",
-                used as i64 + delta
+                "the account would use {after} bytes, over its quota of {account_quota}"
             )));
         }
+    }
+    Ok(())
+}
+
+/// How many more bytes container `c` may take before a quota (its own or
+/// the account's) refuses, once `freed` bytes (the version being replaced)
+/// are given back; `u64::MAX` when neither has a quota. With `pending`,
+/// blocks POSTed but not yet in an object count as used: that is what
+/// bounds block uploads.
+pub fn quota_room(
+    conn: &Connection,
+    c: &Container,
+    freed: u64,
+    account_quota: u64,
+    pending: bool,
+) -> Result<u64, Fault> {
+    let room = |quota: u64, used: u64, waiting: u64| -> u64 {
+        let left = quota as i128 - used as i128 - waiting as i128 + freed as i128;
+        left.clamp(0, u64::MAX as i128) as u64
+    };
+    // Counters may have moved since `c` was read.
+    let fresh = container_by_id(conn, c.id)?.ok_or_else(|| Fault::not_found("Container does not exist"))?;
+    let mut out = u64::MAX;
+    if fresh.quota > 0 {
+        let waiting = if pending { super::refs::pending_in_container(conn, c.id)? } else { 0 };
+        out = out.min(room(fresh.quota, fresh.bytes, waiting));
+    }
+    if account_quota > 0 {
+        let (_, used) = account_usage(conn, &c.account)?;
+        let waiting = if pending { super::refs::pending_in_account(conn, &c.account)? } else { 0 };
+        out = out.min(room(account_quota, used, waiting));
+    }
+    Ok(out)
+}
+
+/// Deletes the version rows `filter` selects (a condition on `versions`),
+/// giving back their blocks' references. Hashmaps are read one row at a
+/// time: a container's whole history never sits in memory.
+fn drop_versions(tx: &Transaction, filter: &str, args: impl rusqlite::Params, now: f64) -> Result<(), Fault> {
+    let mut serials = Vec::new();
+    {
+        let mut rows = tx.prepare(&format!("SELECT serial, container, hashmap FROM versions WHERE {filter}"))?;
+        let mut rows = rows.query(args)?;
+        while let Some(r) = rows.next()? {
+            let (serial, cid): (i64, i64) = (r.get(0)?, r.get(1)?);
+            let blob = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+            super::refs::release(tx, cid, blob, now)?;
+            serials.push(serial);
+        }
+    }
+    let mut del = tx.prepare_cached("DELETE FROM versions WHERE serial = ?1")?;
+    for serial in serials {
+        del.execute([serial])?;
     }
     Ok(())
 }
@@ -349,11 +403,9 @@ pub fn put_version(
         meta_to_json(&new.meta)
     ])?;
     let serial = tx.last_insert_rowid();
+    super::refs::add(tx, c.id, &hashes)?;
     if fresh.versioning == "none" {
-        tx.execute(
-            "DELETE FROM versions WHERE container = ?1 AND name = ?2 AND serial <> ?3",
-            params![c.id, name, serial],
-        )?;
+        drop_versions(tx, "container = ?1 AND name = ?2 AND serial <> ?3", params![c.id, name, serial], now)?;
     }
     tx.prepare_cached("INSERT OR REPLACE INTO current (container, name, serial) VALUES (?1, ?2, ?3)")?
         .execute(params![c.id, name, serial])?;
@@ -383,7 +435,7 @@ pub fn delete_object(tx: &Transaction, c: &Container, name: &str, by: &str, now:
     let Some(old) = current(tx, c.id, name)? else { return Ok(false) };
     let fresh = container_by_id(tx, c.id)?.ok_or_else(|| Fault::not_found("Container does not exist"))?;
     if fresh.versioning == "none" {
-        tx.execute("DELETE FROM versions WHERE container = ?1 AND name = ?2", params![c.id, name])?;
+        drop_versions(tx, "container = ?1 AND name = ?2", params![c.id, name], now)?;
     } else {
         tx.prepare_cached(
             "INSERT INTO versions (container, name, uuid, bytes, hashmap, etag, content_type, checksum, mtime, modified_by, meta, deleted)
@@ -429,19 +481,22 @@ pub fn prefix_upper_bound(prefix: &str) -> String {
 
 /// Drops history older than `until` (keeps live versions).
 pub fn purge_history(tx: &Transaction, cid: i64, name: Option<&str>, until: f64) -> Result<(), Fault> {
+    let now = crate::cloud::wire::now();
     match name {
-        Some(n) => tx.execute(
-            "DELETE FROM versions WHERE container = ?1 AND name = ?2 AND mtime < ?3
+        Some(n) => drop_versions(
+            tx,
+            "container = ?1 AND name = ?2 AND mtime < ?3
              AND serial NOT IN (SELECT serial FROM current WHERE container = ?1)",
             params![cid, n, until],
-        )?,
-        None => tx.execute(
-            "DELETE FROM versions WHERE container = ?1 AND mtime < ?2
-             AND serial NOT IN (SELECT serial FROM current WHERE container = ?1)",
+            now,
+        ),
+        None => drop_versions(
+            tx,
+            "container = ?1 AND mtime < ?2 AND serial NOT IN (SELECT serial FROM current WHERE container = ?1)",
             params![cid, until],
-        )?,
-    };
-    Ok(())
+            now,
+        ),
+    }
 }
 
 // ---------- sharing and public links ----------
@@ -477,6 +532,10 @@ impl Sharing {
         }
         dedup(&mut out.write);
         dedup(&mut out.read);
+        // `*` stands for everyone in a whole list, however many parts named it.
+        for list in [&mut out.read, &mut out.write].into_iter().filter(|l| l.iter().any(|e| e == "*")) {
+            *list = vec!["*".to_string()];
+        }
         out.read.retain(|e| !out.write.contains(e));
         Ok(out)
     }

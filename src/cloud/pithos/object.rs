@@ -1,10 +1,11 @@
 //! Object level: `HEAD|GET|PUT|COPY|MOVE|POST|DELETE {PITHOS}/{acct}/{cont}/{obj}`.
 
 use super::access::{Grant, Perm, Resolver};
-use super::data::{self, Layout, Piece};
+use super::data::{self, Budget, Layout, Piece};
 use super::model::{self, Container, Meta, NewVersion, Sharing, Version};
+use super::refs;
 use super::{apply_meta, check_object_preconditions, last_modified, put_meta, request_meta, MAX_UPLOAD};
-use crate::blocks::{self, BlockHash};
+use crate::blocks::{self, BlockHash, MAX_BLOCKS_PER_OBJECT};
 use crate::cloud::fault::{Fault, Reply};
 use crate::cloud::wire::{http_date, now, Headers, Reply as Out};
 use crate::cloud::{Call, Cloud};
@@ -357,8 +358,10 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
         .map(str::to_string)
         .ok_or_else(|| Fault::length_required("Missing Content-Type header"))?;
     let declared = content_length(&call.headers)?;
-    if declared.is_some_and(|n| n > MAX_UPLOAD) {
-        return Err(Fault::bad_request(format!("Uploads are at most {MAX_UPLOAD} bytes; use the hashmap protocol")));
+    let bs = cloud.blocks.block_size;
+    let largest = MAX_UPLOAD.min(max_object_size(bs));
+    if declared.is_some_and(|n| n > largest) {
+        return Err(Fault::too_large(format!("Uploads are at most {largest} bytes; use the hashmap protocol")));
     }
     let meta = object_meta(&call.headers)?;
     let sharing = sharing_header(&call.headers)?;
@@ -367,7 +370,7 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
     let t2 = t.clone();
     let hashmap_upload = call.query.has("hashmap");
     // Permission, preconditions and quota before reading any data.
-    cloud
+    let room = cloud
         .db
         .read(move |conn| {
             let c = container_of(conn, &t2.account, &t2.container)?;
@@ -377,37 +380,30 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             }
             let current = model::current(conn, c.id, &t2.name)?;
             check_object_preconditions(&headers, current.as_ref(), false)?;
+            let old = current.map_or(0, |v| v.bytes);
             if let (Some(n), false) = (declared, hashmap_upload) {
-                model::check_quota(conn, &c, n as i64 - current.map_or(0, |v| v.bytes as i64), quota)?;
+                model::check_quota(conn, &c, n as i64 - old as i64, quota)?;
             }
-            Ok(())
+            model::quota_room(conn, &c, old, quota, false)
         })
         .await?;
-    let (hashmap, size, checksum) = if hashmap_upload {
-        let body = crate::cloud::read_body(call.body, 64 << 20).await?;
-        let (size, hashes) = parse_hashmap_body(&body, cloud.blocks.block_size)?;
-        let blocks = cloud.blocks.clone();
-        let check = hashes.clone();
-        let missing = tokio::task::spawn_blocking(move || blocks.missing(&check))
-            .await
-            .map_err(|e| Fault::internal(format!("block check failed: {e}")))?;
-        if !missing.is_empty() {
-            let list: Vec<Value> = missing.iter().map(|h| Value::from(h.to_hex())).collect();
-            return Ok(Out::new(StatusCode::CONFLICT).json(&Value::Array(list)));
-        }
-        (hashes, size, String::new())
-    } else {
-        let etag = call.headers.get("etag").map(|e| e.trim().trim_matches('"').to_ascii_lowercase());
-        let ingested = data::ingest(&cloud.blocks, call.body, declared.unwrap_or(MAX_UPLOAD), etag.is_some()).await?;
-        if declared.is_some_and(|n| n != ingested.size) {
-            return Err(Fault::bad_request("The request body is shorter than its Content-Length"));
-        }
-        let md5 = ingested.md5.unwrap_or_default();
-        if etag.as_ref().is_some_and(|e| *e != md5) {
-            return Err(Fault::unprocessable("Object ETag does not match"));
-        }
-        (ingested.hashmap, ingested.size, md5)
-    };
+    if hashmap_upload {
+        return put_hashmap(cloud, call, t, content_type, meta, sharing, public).await;
+    }
+    let etag = call.headers.get("etag").map(|e| e.trim().trim_matches('"').to_ascii_lowercase());
+    // Chunked bodies announce no size: the quota is enforced as they stream in.
+    let budget = Budget::new(room, Fault::quota("the object would pass the container's or the account's quota"))
+        .min(Budget::new(largest, Fault::too_large(format!("Uploads are at most {largest} bytes"))));
+    let pins = cloud.blocks.pinned();
+    let ingested = data::ingest(&cloud.blocks, &pins, call.body, &budget, etag.is_some()).await?;
+    if declared.is_some_and(|n| n != ingested.size) {
+        return Err(Fault::bad_request("The request body is shorter than its Content-Length"));
+    }
+    let md5 = ingested.md5.unwrap_or_default();
+    if etag.as_ref().is_some_and(|e| *e != md5) {
+        return Err(Fault::unprocessable("Object ETag does not match"));
+    }
+    let (hashmap, size) = (ingested.hashmap, ingested.size);
     let (uuid, headers, quota) = (user.uuid.clone(), call.headers, cloud.quota);
     let v = cloud
         .db
@@ -421,7 +417,7 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
                 bytes: size,
                 hashmap,
                 content_type,
-                checksum,
+                checksum: md5,
                 meta: apply_meta(&Meta::new(), meta, false, |_| false)?,
                 modified_by: uuid.clone(),
             };
@@ -430,34 +426,224 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             Ok(v)
         })
         .await?;
+    pins.keep();
     created(&v)
+}
+
+/// The largest object: [`MAX_BLOCKS_PER_OBJECT`] blocks.
+fn max_object_size(block_size: u64) -> u64 {
+    MAX_BLOCKS_PER_OBJECT.saturating_mul(block_size)
+}
+
+/// A hashmap PUT: the object is made of blocks already stored. Blocks the
+/// caller may not use (see [`refs::unreadable`]) and blocks the store lacks
+/// are answered alike: 409 with their list, so the client uploads them.
+async fn put_hashmap(
+    cloud: &Arc<Cloud>,
+    call: Call,
+    t: Target,
+    content_type: String,
+    meta: Vec<(String, String)>,
+    sharing: Option<Sharing>,
+    public: Option<bool>,
+) -> Reply {
+    let user = call.user()?;
+    let body = crate::cloud::read_body(call.body, HASHMAP_BODY_LIMIT).await?;
+    let (size, hashes) = parse_hashmap_body(&body, cloud.blocks.block_size)?;
+    drop(body);
+    let hashes = Arc::new(hashes);
+    let (uuid, t2, check) = (user.uuid.clone(), t.clone(), hashes.clone());
+    let unreadable = cloud
+        .db
+        .read(move |conn| {
+            let c = container_of(conn, &t2.account, &t2.container)?;
+            refs::unreadable(conn, &uuid, Some((&c, &t2.name)), &check)
+        })
+        .await?;
+    if !unreadable.is_empty() {
+        return Ok(missing_blocks(&unreadable));
+    }
+    let (uuid, headers, quota) = (user.uuid.clone(), call.headers, cloud.quota);
+    let committed = cloud
+        .db
+        .write(move |tx| {
+            let c = container_of(tx, &t.account, &t.container)?;
+            let grant = require(Resolver::new(tx, &uuid).object(&c, &t.name)?, Perm::Write)?;
+            let current = model::current(tx, c.id, &t.name)?;
+            check_object_preconditions(&headers, current.as_ref(), false)?;
+            // Decided in the commit's transaction, as garbage collection decides.
+            let absent = refs::absent(tx, &hashes)?;
+            if !absent.is_empty() {
+                return Ok(Err(absent));
+            }
+            let new = NewVersion {
+                uuid: current.map_or_else(|| uuid::Uuid::new_v4().to_string(), |v| v.uuid),
+                bytes: size,
+                hashmap: hashes.to_vec(),
+                content_type,
+                checksum: String::new(),
+                meta: apply_meta(&Meta::new(), meta, false, |_| false)?,
+                modified_by: uuid.clone(),
+            };
+            let v = model::put_version(tx, &c, &t.name, new, quota, now())?;
+            refs::consume_uploads(tx, &uuid, &hashes)?;
+            apply_sharing_public(tx, &c, &t.name, grant.perm, &sharing, public)?;
+            Ok(Ok(v))
+        })
+        .await?;
+    match committed {
+        Ok(v) => created(&v),
+        Err(absent) => Ok(missing_blocks(&absent)),
+    }
+}
+
+/// 409 listing the blocks to upload, as Pithos answers.
+fn missing_blocks(hashes: &[BlockHash]) -> axum::response::Response {
+    let list: Vec<Value> = hashes.iter().map(|h| Value::from(h.to_hex())).collect();
+    Out::new(StatusCode::CONFLICT).json(&Value::Array(list))
 }
 
 fn sharing_given(h: &Headers) -> bool {
     h.has("x-object-sharing") || h.has("x-object-public")
 }
 
-/// `{"bytes": n, "hashes": [...]}` with the Pithos length rule.
-fn parse_hashmap_body(body: &[u8], block_size: u64) -> Result<(u64, Vec<BlockHash>), Fault> {
-    let v: Value =
+/// The largest hashmap body: [`MAX_BLOCKS_PER_OBJECT`] quoted hashes with
+/// separators (kamaki writes `", "`), and room for the rest.
+pub const HASHMAP_BODY_LIMIT: usize = MAX_BLOCKS_PER_OBJECT as usize * 72 + (64 << 10);
+
+/// `{"bytes": n, "hashes": [...]}` with the Pithos length rule. Read as a
+/// stream of hashes straight into 32-byte values (never a JSON tree), and
+/// at most [`MAX_BLOCKS_PER_OBJECT`] of them (413 past that). Other keys are
+/// skipped.
+pub fn parse_hashmap_body(body: &[u8], block_size: u64) -> Result<(u64, Vec<BlockHash>), Fault> {
+    let parsed: hashmap_json::Body =
         serde_json::from_slice(body).map_err(|e| Fault::bad_request(format!("Invalid hashmap JSON: {e}")))?;
-    let size = v
-        .get("bytes")
-        .and_then(|b| b.as_u64().or_else(|| b.as_str().and_then(|s| s.trim().parse().ok())))
-        .ok_or_else(|| Fault::bad_request("Invalid data formatting: bytes must be a non-negative integer"))?;
-    let hashes = v
-        .get("hashes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Fault::bad_request("Invalid data formatting: hashes must be a list"))?
-        .iter()
-        .map(|h| {
-            h.as_str()
-                .ok_or_else(|| Fault::bad_request("Invalid hash in hashmap"))
-                .and_then(|s| BlockHash::from_hex(s).map_err(Fault::bad_request))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    blocks::check_hashmap_len(size, hashes.len(), block_size).map_err(Fault::bad_request)?;
-    Ok((size, hashes))
+    let size = parsed.bytes.ok_or_else(|| Fault::bad_request(hashmap_json::BAD_BYTES))?;
+    let list = parsed.hashes.ok_or_else(|| Fault::bad_request("Invalid data formatting: hashes must be a list"))?;
+    if list.total > MAX_BLOCKS_PER_OBJECT {
+        return Err(Fault::too_large(format!(
+            "A hashmap lists at most {MAX_BLOCKS_PER_OBJECT} hashes, this one {}",
+            list.total
+        )));
+    }
+    blocks::check_hashmap_len(size, list.hashes.len(), block_size).map_err(Fault::bad_request)?;
+    Ok((size, list.hashes))
+}
+
+/// The hashmap body's grammar, as serde visitors: numbers and hashes are
+/// taken as they stream past.
+mod hashmap_json {
+    use super::MAX_BLOCKS_PER_OBJECT;
+    use crate::blocks::BlockHash;
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    pub const BAD_BYTES: &str = "Invalid data formatting: bytes must be a non-negative integer";
+
+    pub struct Body {
+        pub bytes: Option<u64>,
+        pub hashes: Option<Hashes>,
+    }
+
+    /// The hashes up to the cap, and how many were listed in all.
+    pub struct Hashes {
+        pub hashes: Vec<BlockHash>,
+        pub total: u64,
+    }
+
+    struct Size(u64);
+
+    impl<'de> de::Deserialize<'de> for Body {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Body, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Body;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an object with bytes and hashes")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
+                    let mut out = Body { bytes: None, hashes: None };
+                    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                        match key.as_ref() {
+                            "bytes" => out.bytes = Some(map.next_value::<Size>()?.0),
+                            "hashes" => out.hashes = Some(map.next_value::<Hashes>()?),
+                            _ => {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    Ok(out)
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+
+    impl<'de> de::Deserialize<'de> for Size {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Size;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str(BAD_BYTES)
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                    Ok(Size(v))
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                    u64::try_from(v).map(Size).map_err(|_| E::custom(BAD_BYTES))
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
+                    v.trim().parse().map(Size).map_err(|_| E::custom(BAD_BYTES))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    impl<'de> de::Deserialize<'de> for Hashes {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Hashes, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Hashes;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a list of hashes")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Hashes, A::Error> {
+                    let cap = seq.size_hint().unwrap_or(0).min(MAX_BLOCKS_PER_OBJECT as usize);
+                    let mut out = Hashes { hashes: Vec::with_capacity(cap), total: 0 };
+                    while let Some(Hash(h)) = seq.next_element::<Hash>()? {
+                        out.total += 1;
+                        // Past the cap hashes are still checked, not kept: the
+                        // caller refuses the whole with 413.
+                        if out.total <= MAX_BLOCKS_PER_OBJECT {
+                            out.hashes.push(h);
+                        }
+                    }
+                    Ok(out)
+                }
+            }
+            d.deserialize_seq(V)
+        }
+    }
+
+    struct Hash(BlockHash);
+
+    impl<'de> de::Deserialize<'de> for Hash {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Hash;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a block hash of 64 hex digits")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Hash, E> {
+                    BlockHash::from_hex(v).map(Hash).map_err(E::custom)
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
 }
 
 // ---------- COPY / MOVE ----------
@@ -616,9 +802,9 @@ async fn copy_objects(cloud: &Arc<Cloud>, spec: CopySpec, headers: Headers) -> R
 
 /// `Content-Range` of a data update: (start, end inclusive, total), start None
 /// for append (`bytes */*`).
-type ContentRange = (Option<u64>, Option<u64>, Option<u64>);
+pub type ContentRange = (Option<u64>, Option<u64>, Option<u64>);
 
-fn parse_content_range(v: &str, size: u64) -> Result<ContentRange, Fault> {
+pub fn parse_content_range(v: &str, size: u64) -> Result<ContentRange, Fault> {
     let bad = || Fault::range_not_satisfiable(size);
     let spec = v.trim().strip_prefix("bytes").ok_or_else(bad)?.trim();
     let (range, total) = spec.split_once('/').ok_or_else(bad)?;
@@ -721,7 +907,7 @@ impl Source {
                 Ok(out)
             }
             Source::Object { layout, pos, blocks } => {
-                let end = (*pos + n as u64).min(layout.size);
+                let end = pos.saturating_add(n as u64).min(layout.size);
                 let mut out = Vec::with_capacity((end - *pos) as usize);
                 for (hash, off, len) in layout.pieces(*pos, end) {
                     let b = blocks.clone();
@@ -762,8 +948,9 @@ async fn partial_update(
     let source_version = source_version(&call.headers, true)?;
     let declared = if source.is_none() { content_length(&call.headers)? } else { None };
     let (headers, t2, u2, bs) = (call.headers.clone(), t.clone(), uuid.clone(), cloud.blocks.block_size);
-    // Read the object, its hashmap and the source's layout.
-    let (c, current, hashmap, source_layout) = cloud
+    let account_quota = cloud.quota;
+    // Read the object, its hashmap, the source's layout and how much the object may grow.
+    let (c, current, hashmap, source_layout, room) = cloud
         .db
         .read(move |conn| {
             let c = container_of(conn, &t2.account, &t2.container)?;
@@ -787,7 +974,8 @@ async fn partial_update(
                     Some(Layout::of_object(&shm, sv.bytes, bs))
                 }
             };
-            Ok((c, current, hashmap, source_layout))
+            let room = model::quota_room(conn, &c, 0, account_quota, false)?;
+            Ok((c, current, hashmap, source_layout, room))
         })
         .await?;
     let size = current.bytes;
@@ -802,9 +990,18 @@ async fn partial_update(
             return Err(Fault::range_not_satisfiable(size));
         }
     }
+    // Bytes the request writes, when known (the range's end, the source's
+    // size or Content-Length), in checked arithmetic: an end near u64::MAX
+    // is refused, never wrapped.
+    let max = max_object_size(bs);
+    let too_large = || Fault::too_large(format!("Objects are at most {max} bytes"));
+    let span = |e: u64| e.checked_sub(offset).and_then(|d| d.checked_add(1)).ok_or_else(too_large);
     let length: Option<u64> = match &source_layout {
         Some(l) => {
-            let n = end.map_or(l.size, |e| e - offset + 1);
+            let n = match end {
+                Some(e) => span(e)?,
+                None => l.size,
+            };
             if n > l.size {
                 return Err(Fault::bad_request("The range is longer than the source object"));
             }
@@ -812,13 +1009,24 @@ async fn partial_update(
         }
         None => {
             if let (Some(e), Some(n)) = (end, declared) {
-                if e - offset + 1 != n {
+                if span(e)? != n {
                     return Err(Fault::bad_request("Content-Range and Content-Length disagree"));
                 }
             }
-            declared.or(end.map(|e| e - offset + 1))
+            match declared {
+                Some(n) => Some(n),
+                None => end.map(span).transpose()?,
+            }
         }
     };
+    let limit = match length {
+        Some(l) => Some(offset.checked_add(l).filter(|e| *e <= max).ok_or_else(too_large)?),
+        None => None,
+    };
+    if limit.is_some_and(|l| l.saturating_sub(size) > room) {
+        return Err(Fault::quota("the object would pass the container's or the account's quota"));
+    }
+    let pins = cloud.blocks.pinned();
     let mut src = match source_layout {
         Some(layout) => Source::Object { layout, pos: 0, blocks: cloud.blocks.clone() },
         None => Source::Body { stream: call.body.into_data_stream(), left: Bytes::new() },
@@ -826,7 +1034,6 @@ async fn partial_update(
     let mut hashes: Vec<BlockHash> = hashmap.into_iter().take(blocks::block_count(size, bs) as usize).collect();
     let mut new_size = size;
     let mut pos = offset;
-    let limit = length.map(|l| offset + l);
     loop {
         let i = pos / bs;
         let block_start = i * bs;
@@ -842,10 +1049,18 @@ async fn partial_update(
         if chunk.is_empty() {
             break;
         }
+        let got = chunk.len() as u64;
+        // Appends of unknown length stop as soon as they pass a limit.
+        let grown_to = new_size.max(pos + got);
+        if grown_to > max {
+            return Err(too_large());
+        }
+        if grown_to - size > room {
+            return Err(Fault::quota("the object would pass the container's or the account's quota"));
+        }
         let old_len = new_size.saturating_sub(block_start).min(bs) as usize;
         let old_hash = hashes.get(i as usize).copied();
-        let store = cloud.blocks.clone();
-        let got = chunk.len() as u64;
+        let (store, pinned) = (cloud.blocks.clone(), pins.clone());
         let hash = tokio::task::spawn_blocking(move || -> std::io::Result<BlockHash> {
             let mut block = match old_hash {
                 Some(h) => store.get(&h, old_len)?,
@@ -856,7 +1071,7 @@ async fn partial_update(
                 block.resize(end, 0);
             }
             block[in_block as usize..end].copy_from_slice(&chunk);
-            store.put(&block)
+            pinned.put(&block)
         })
         .await
         .map_err(|e| Fault::internal(format!("block writer failed: {e}")))??;
@@ -905,6 +1120,7 @@ async fn partial_update(
             Ok(v)
         })
         .await?;
+    pins.keep();
     Ok(Out::new(StatusCode::NO_CONTENT)
         .header("ETag", &v.etag)
         .header("X-Object-Version", v.serial.to_string())
