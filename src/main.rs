@@ -205,6 +205,8 @@ fn mount(a: MountArgs) -> Result<(), String> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
+    // Everything the server writes (blocks, database, tokens) is its users' data.
+    cloud::datadir::private_umask();
     if args.block_size == 0 || args.block_size > 64 << 20 {
         return Err("--block-size must be between 1 byte and 64 MiB".into());
     }
