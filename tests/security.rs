@@ -243,6 +243,46 @@ async fn tree_copy_checks_write_on_every_destination() {
     assert_eq!(r.status(), 400);
 }
 
+/// Sharing and publishing stay the owner's; a grantee's header that changes
+/// nothing passes (kamaki's `copy_object` always sends `X-Object-Public: False`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_owner_shares_or_publishes() {
+    let tc = TestCloud::start().await;
+    alice_folder(&tc, "inbox", Some(format!("write={}", tc.bob))).await;
+    bob_put(&tc, "mine", "text/plain", b"bob's").await;
+    let copy_in = |dst: &str, header_name: &'static str, value: String| {
+        let req = tc
+            .bob(PUT, &tc.object_url("pithos", dst))
+            .header("X-Copy-From", "/pithos/mine")
+            .header("X-Source-Account", tc.bob.clone())
+            .header("Content-Length", "0")
+            .header(header_name, value);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(copy_in("inbox/a", "X-Object-Public", "False".into()).await, 201);
+    assert_eq!(copy_in("inbox/b", "X-Object-Public", "True".into()).await, 403);
+    assert_eq!(copy_in("inbox/c", "X-Object-Sharing", format!("read={}", tc.bob)).await, 403);
+    assert_eq!(get_status(&tc, false, &tc.object_url("pithos", "inbox/b")).await, 404, "refused whole");
+    let r = tc
+        .bob(PUT, &tc.object_url("pithos", "inbox/d"))
+        .header("Content-Type", "text/plain")
+        .header("X-Object-Public", "false")
+        .body("d")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = tc
+        .bob(POST, &format!("{}?update", tc.object_url("pithos", "inbox/d")))
+        .header("X-Object-Public", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = tc.alice(HEAD, &tc.object_url("pithos", "inbox/d")).send().await.unwrap();
+    assert_eq!(header(&r, "x-object-public"), "", "not published");
+}
+
 /// A tree copy, move or delete has a cap on its objects, refused before
 /// anything changes with a 400 that says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -355,16 +355,14 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
     let (uuid, headers, quota) = (user.uuid.clone(), call.headers.clone(), cloud.quota);
     let t2 = t.clone();
     let hashmap_upload = call.query.has("hashmap");
-    let ct = content_type.clone();
+    let (ct, sharing_asked) = (content_type.clone(), sharing.clone());
     // Permission, preconditions and quota before reading any data.
     cloud
         .db
         .read(move |conn| {
             let c = container_of(conn, &t2.account, &t2.container)?;
             let grant = require(Resolver::new(conn, &uuid).object(&c, &t2.name)?, Perm::Write)?;
-            if (sharing_given(&headers)) && grant.perm != Perm::Owner {
-                return Err(Fault::forbidden("Only the owner may change sharing or publish"));
-            }
+            tree::check_sharing_public(conn, &c, &t2.name, grant.perm, &sharing_asked, public)?;
             let current = model::current(conn, c.id, &t2.name)?;
             check_type_change(grant.perm, current.as_ref(), &ct)?;
             check_object_preconditions(&headers, current.as_ref(), false)?;
@@ -423,10 +421,6 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
         })
         .await?;
     created(&v)
-}
-
-fn sharing_given(h: &Headers) -> bool {
-    h.has("x-object-sharing") || h.has("x-object-public")
 }
 
 /// `{"bytes": n, "hashes": [...]}` with the Pithos length rule.

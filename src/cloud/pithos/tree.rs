@@ -233,7 +233,35 @@ fn copy_batch(
     Ok(first)
 }
 
-/// Sharing and public changes come from the owner only.
+/// Sharing and publishing are changed by the owner only. A grantee's header
+/// that would change nothing passes: kamaki's `copy_object` and
+/// `move_object` always send `X-Object-Public: False`.
+pub fn check_sharing_public(
+    conn: &Connection,
+    c: &Container,
+    name: &str,
+    perm: Perm,
+    sharing: &Option<Sharing>,
+    public: Option<bool>,
+) -> Result<(), Fault> {
+    if perm == Perm::Owner || (sharing.is_none() && public.is_none()) {
+        return Ok(());
+    }
+    let sharing_changes = match sharing {
+        Some(s) => model::sharing(conn, c.id, name)?.unwrap_or_default() != *s,
+        None => false,
+    };
+    let public_changes = match public {
+        Some(p) => model::public_token(conn, c.id, name)?.is_some() != p,
+        None => false,
+    };
+    if sharing_changes || public_changes {
+        return Err(Fault::forbidden("Only the owner may change sharing or publish"));
+    }
+    Ok(())
+}
+
+/// Applies sharing and publishing headers (see [`check_sharing_public`]).
 pub fn apply_sharing_public(
     tx: &Transaction,
     c: &Container,
@@ -242,8 +270,9 @@ pub fn apply_sharing_public(
     sharing: &Option<Sharing>,
     public: Option<bool>,
 ) -> Result<(), Fault> {
-    if (sharing.is_some() || public.is_some()) && perm != Perm::Owner {
-        return Err(Fault::forbidden("Only the owner may change sharing or publish"));
+    check_sharing_public(tx, c, name, perm, sharing, public)?;
+    if perm != Perm::Owner {
+        return Ok(());
     }
     if let Some(s) = sharing {
         model::set_sharing(tx, c.id, name, s)?;
