@@ -27,20 +27,27 @@ pub fn open(dir: &Path) -> io::Result<PathBuf> {
     std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)?;
     let dir = dir.canonicalize()?;
     let was_open = std::fs::metadata(&dir)?.permissions().mode() & 0o077 != 0;
-    set_mode(&dir, DIR_MODE)?;
-    if was_open {
-        make_private(&dir, usize::MAX)?;
-    } else {
-        // Cheap, and catches a token file or database copied in by hand.
-        make_private(&dir, 2)?;
+    if let Err(e) = set_mode(&dir, DIR_MODE) {
+        // Only fatal if it leaves the directory open (a file system without
+        // modes that still answers 0700 is fine).
+        if std::fs::metadata(&dir)?.permissions().mode() & 0o077 != 0 {
+            return Err(io::Error::new(e.kind(), format!("cannot make {} private (mode 0700): {e}", dir.display())));
+        }
     }
+    // Beneath a private directory a file left open is out of reach: fixing it
+    // is worth a warning when it fails, not a refusal to start.
+    make_private(&dir, if was_open { usize::MAX } else { 2 });
     Ok(dir)
 }
 
 /// Opens (creating, 0600) a file of the data directory for writing.
 pub fn private_file(path: &Path) -> io::Result<std::fs::File> {
     let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(FILE_MODE).open(path)?;
-    f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+    if f.metadata()?.permissions().mode() & 0o777 != FILE_MODE {
+        if let Err(e) = f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE)) {
+            tracing::warn!("cannot make {} private (mode 600): {e}", path.display());
+        }
+    }
     Ok(f)
 }
 
@@ -48,25 +55,34 @@ fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
-/// Gives every directory under `dir` (down to `depth` levels) mode 0700 and
-/// every file 0600. Symbolic links are left alone, never followed.
-fn make_private(dir: &Path, depth: usize) -> io::Result<()> {
+/// Gives every directory under `dir` (down to `depth` levels; the top one
+/// and its entries with depth 2) mode 0700 and every file 0600. Symbolic
+/// links are left alone, never followed.
+fn make_private(dir: &Path, depth: usize) {
     if depth == 0 {
-        return Ok(());
+        return;
     }
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let path = entry.path();
-        if kind.is_dir() {
-            set_mode(&path, DIR_MODE)?;
-            make_private(&path, depth - 1)?;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => return tracing::warn!("cannot list {} to make it private: {e}", dir.display()),
+    };
+    for entry in entries.flatten() {
+        let (Ok(kind), path) = (entry.file_type(), entry.path()) else { continue };
+        let wanted = if kind.is_dir() {
+            DIR_MODE
         } else if kind.is_file() {
-            let mode = entry.metadata()?.permissions().mode() & 0o777;
-            if mode != FILE_MODE {
-                set_mode(&path, FILE_MODE)?;
+            FILE_MODE
+        } else {
+            continue;
+        };
+        let mode = entry.metadata().map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        if mode != wanted {
+            if let Err(e) = set_mode(&path, wanted) {
+                tracing::warn!("cannot make {} private (mode {wanted:o}): {e}", path.display());
             }
         }
+        if kind.is_dir() {
+            make_private(&path, depth - 1);
+        }
     }
-    Ok(())
 }

@@ -41,12 +41,13 @@ pub fn parse_users_file(path: &Path) -> Result<Vec<UserSpec>, String> {
             .map(|(n, t)| (n.trim(), t.trim()))
             .ok_or_else(|| format!("{}:{}: expected NAME TOKEN", path.display(), i + 1))?;
         validate_name(name).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
-        if token.chars().count() < MIN_TOKEN_CHARS || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let at = format!("{}:{}", path.display(), i + 1);
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{at}: the token of {name} holds spaces or control characters"));
+        }
+        if token.chars().count() < MIN_TOKEN_CHARS {
             return Err(format!(
-                "{}:{}: the token of {name} must be at least {MIN_TOKEN_CHARS} printable characters without \
-                 spaces (a token that short can be guessed)",
-                path.display(),
-                i + 1
+                "{at}: the token of {name} is too short to be safe: tokens need at least {MIN_TOKEN_CHARS} characters"
             ));
         }
         out.push(UserSpec { name: name.to_string(), token: Some(token.to_string()) });
