@@ -229,3 +229,70 @@ pub fn check_history(perm: Perm, current: Option<&model::Version>, version: &mod
     }
     Err(Fault::not_found("Version does not exist"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container() -> Container {
+        super::super::new_container("alice", "c", 0.0)
+    }
+
+    fn entry(granted: Option<Perm>, directory: bool) -> Entry {
+        Entry { granted, directory, live: true }
+    }
+
+    #[test]
+    fn closest_entry_wins_and_only_directories_pass_theirs_down() {
+        let c = container();
+        let entries = HashMap::from([
+            ("docs".to_string(), entry(Some(Perm::Read), true)),
+            ("docs/closed".to_string(), entry(None, false)),
+            ("docs/sub".to_string(), entry(None, true)),
+            ("report".to_string(), entry(Some(Perm::Write), false)),
+        ]);
+        let map = ShareMap { owner: false, entries };
+        let perm = |name: &str| map.grant(&c, name).map(|g| g.perm);
+        assert_eq!(perm("docs"), Some(Perm::Read));
+        assert_eq!(perm("docs/a"), Some(Perm::Read));
+        assert_eq!(perm("docs/"), Some(Perm::Read));
+        assert_eq!(perm("docs//a"), Some(Perm::Read));
+        assert_eq!(map.grant(&c, "docs/a/b").and_then(|g| g.shared_by), Some("alice/c/docs".to_string()));
+        assert_eq!(perm("docs/closed"), None, "its own entry leaves the caller out");
+        assert_eq!(perm("docs/closed/x"), Some(Perm::Read), "a file's entry is not inherited");
+        assert_eq!(perm("docs/sub/x"), None, "the closest directory's entry wins");
+        assert_eq!(perm("report"), Some(Perm::Write));
+        for other in ["report/x", "report-x", "reports", "doc", "docsx/a", ""] {
+            assert_eq!(perm(other), None, "{other}");
+        }
+        assert!(map.reads_anything());
+        let owner = ShareMap { owner: true, entries: HashMap::new() };
+        assert_eq!(owner.grant(&c, "anything").map(|g| g.perm), Some(Perm::Owner));
+    }
+
+    #[test]
+    fn type_changes_are_the_owners() {
+        let v = |ct: &str| model::Version {
+            serial: 1,
+            container: 1,
+            name: "x".into(),
+            uuid: "u".into(),
+            bytes: 0,
+            etag: String::new(),
+            content_type: ct.into(),
+            checksum: String::new(),
+            mtime: 0.0,
+            modified_by: String::new(),
+            meta: model::Meta::new(),
+            deleted: false,
+        };
+        let file = v("text/plain");
+        let dir = v("application/directory");
+        assert!(check_type_change(Perm::Write, Some(&file), "application/folder").is_err());
+        assert!(check_type_change(Perm::Write, Some(&dir), "text/plain").is_err());
+        assert!(check_type_change(Perm::Write, Some(&dir), "application/folder; x=y").is_ok());
+        assert!(check_type_change(Perm::Write, Some(&file), "text/markdown").is_ok());
+        assert!(check_type_change(Perm::Write, None, "application/directory").is_ok());
+        assert!(check_type_change(Perm::Owner, Some(&file), "application/directory").is_ok());
+    }
+}
