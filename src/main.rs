@@ -276,6 +276,8 @@ fn mount(a: MountArgs) -> Result<(), String> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
+    // Everything the server writes (blocks, database, tokens) is its users' data.
+    cloud::datadir::private_umask();
     if let Some(ServeAction::Gc { data, grace, json }) = args.action {
         return collect_garbage(data.unwrap_or_else(default_data_dir), grace, json);
     }

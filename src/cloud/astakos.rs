@@ -106,31 +106,20 @@ pub async fn account(cloud: &Cloud, call: Call) -> Reply {
                     Some(_) => Err(Fault::bad_request(format!("{key} must be a list"))),
                 }
             };
-            let uuids = list("uuids")?;
-            let names = list("displaynames")?;
-            let service = path.starts_with("/service");
+            // Only what was asked, also on the service path: Synnefo lists
+            // everyone there for service tokens, and the local cloud has none.
+            let uuids = list("uuids")?.unwrap_or_default();
+            let names = list("displaynames")?.unwrap_or_default();
             let mut uuid_catalog = serde_json::Map::new();
             let mut name_catalog = serde_json::Map::new();
-            match uuids {
-                Some(uuids) => {
-                    for u in uuids {
-                        if let Some(found) = cloud.users.by_uuid(&u) {
-                            uuid_catalog.insert(u, found.name.clone().into());
-                        }
-                    }
+            for u in uuids {
+                if let Some(found) = cloud.users.by_uuid(&u) {
+                    uuid_catalog.insert(u, found.name.clone().into());
                 }
-                None if service => {
-                    for u in cloud.users.all() {
-                        uuid_catalog.insert(u.uuid.clone(), u.name.clone().into());
-                    }
-                }
-                None => {}
             }
-            if let Some(names) = names {
-                for n in names {
-                    if let Some(found) = cloud.users.by_name(&n) {
-                        name_catalog.insert(n, found.uuid.clone().into());
-                    }
+            for n in names {
+                if let Some(found) = cloud.users.by_name(&n) {
+                    name_catalog.insert(n, found.uuid.clone().into());
                 }
             }
             Ok(Out::new(StatusCode::OK)

@@ -389,15 +389,14 @@ struct Server {
     transition_at: f64,
     metadata: BTreeMap<String, String>,
     tags: Vec<String>,
-    admin_pass: String,
     project: String,
     created: f64,
     updated: f64,
     deleted: bool,
 }
 
-const SERVER_COLUMNS: &str = "id, owner, name, flavor, image, status, next_status, transition_at, metadata, tags, \
-                              admin_pass, project, created, updated, deleted";
+const SERVER_COLUMNS: &str =
+    "id, owner, name, flavor, image, status, next_status, transition_at, metadata, tags, project, created, updated, deleted";
 
 fn server_from_row(r: &Row) -> rusqlite::Result<Server> {
     Ok(Server {
@@ -411,11 +410,10 @@ fn server_from_row(r: &Row) -> rusqlite::Result<Server> {
         transition_at: r.get(7)?,
         metadata: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
         tags: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
-        admin_pass: r.get(10)?,
-        project: r.get(11)?,
-        created: r.get(12)?,
-        updated: r.get(13)?,
-        deleted: r.get::<_, i64>(14)? != 0,
+        project: r.get(10)?,
+        created: r.get(11)?,
+        updated: r.get(12)?,
+        deleted: r.get::<_, i64>(13)? != 0,
     })
 }
 
@@ -440,8 +438,8 @@ fn servers_of(conn: &Connection, owner: &str) -> Result<Vec<Server>, Fault> {
 fn insert_server(conn: &Connection, s: &Server) -> Result<i64, Fault> {
     conn.execute(
         "INSERT INTO servers (owner, name, flavor, image, status, next_status, transition_at, metadata, tags,
-                              admin_pass, project, created, updated, deleted)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                              project, created, updated, deleted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             s.owner,
             s.name,
@@ -452,7 +450,6 @@ fn insert_server(conn: &Connection, s: &Server) -> Result<i64, Fault> {
             s.transition_at,
             to_json_text(&s.metadata, "{}"),
             to_json_text(&s.tags, "[]"),
-            s.admin_pass,
             s.project,
             s.created,
             s.updated,
@@ -465,7 +462,7 @@ fn insert_server(conn: &Connection, s: &Server) -> Result<i64, Fault> {
 fn save_server(conn: &Connection, s: &Server) -> Result<(), Fault> {
     conn.execute(
         "UPDATE servers SET name = ?2, flavor = ?3, image = ?4, status = ?5, next_status = ?6, transition_at = ?7,
-                            metadata = ?8, tags = ?9, admin_pass = ?10, project = ?11, updated = ?12, deleted = ?13
+                            metadata = ?8, tags = ?9, project = ?10, updated = ?11, deleted = ?12
          WHERE id = ?1",
         params![
             s.id,
@@ -477,12 +474,25 @@ fn save_server(conn: &Connection, s: &Server) -> Result<(), Fault> {
             s.transition_at,
             to_json_text(&s.metadata, "{}"),
             to_json_text(&s.tags, "[]"),
-            s.admin_pass,
             s.project,
             s.updated,
             s.deleted
         ],
     )?;
+    Ok(())
+}
+
+/// Wipes the server passwords an earlier version kept in the database in
+/// clear: the freed bytes are zeroed (`secure_delete`) and the write-ahead
+/// log, which still holds the old pages, is checkpointed and truncated. Runs
+/// at start-up on a connection of its own, before anything else uses the file.
+pub fn forget_stored_passwords(db_file: &std::path::Path) -> Result<(), Fault> {
+    let conn = Connection::open(db_file)?;
+    let stored: i64 = conn.query_row("SELECT COUNT(*) FROM servers WHERE admin_pass <> ''", [], |r| r.get(0))?;
+    if stored > 0 {
+        conn.execute_batch("PRAGMA secure_delete = ON; UPDATE servers SET admin_pass = '' WHERE admin_pass <> '';")?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    }
     Ok(())
 }
 
@@ -876,19 +886,15 @@ async fn server_item(cloud: &Cloud, user: &User, id: i64, more: &[&str], call: C
             ok(json!([]))
         }
         (["stats"] | ["diagnostics"], _) => Err(Fault::not_allowed("GET")),
+        // Synnefo keeps a new server's password in a cache for a while; the
+        // local cloud keeps it nowhere, so it answers as Synnefo does once the
+        // cache has let it go.
         (["password"], Method::GET) => {
-            let s = load(cloud, user, id).await?;
-            if s.admin_pass.is_empty() {
-                return Err(Fault::not_found("No password is kept for this server"));
-            }
-            ok(json!({"password": s.admin_pass}))
+            load(cloud, user, id).await?;
+            Err(Fault::not_found("No password is kept for this server: it is given once, when the server is created"))
         }
         (["password"], Method::DELETE) => {
-            modify(cloud, user, id, |s, _| {
-                s.admin_pass.clear();
-                Ok(())
-            })
-            .await?;
+            load(cloud, user, id).await?;
             status_only(StatusCode::NO_CONTENT)
         }
         (["password"], _) => Err(Fault::not_allowed("GET, DELETE")),
@@ -1058,7 +1064,8 @@ fn networks(requested: Option<&Value>) -> Result<Vec<String>, Fault> {
 
 async fn create_server(cloud: &Cloud, user: &User, call: Call) -> Reply {
     let req = json_body(&call.headers, call.body).await?;
-    let new = NewServer::parse(&req, user)?;
+    let mut new = NewServer::parse(&req, user)?;
+    let password = std::mem::take(&mut new.password);
     let now = now();
     let build_seconds = cloud.build_seconds;
     let owner = user.uuid.clone();
@@ -1082,7 +1089,6 @@ async fn create_server(cloud: &Cloud, user: &User, call: Call) -> Reply {
                 transition_at: 0.0,
                 metadata: new.metadata,
                 tags: Vec::new(),
-                admin_pass: new.password,
                 project: new.project,
                 created: now,
                 updated: now,
@@ -1098,7 +1104,8 @@ async fn create_server(cloud: &Cloud, user: &User, call: Call) -> Reply {
         .await?;
     let mut detail = server.detail_json(cloud, now);
     detail["status"] = BUILD.into();
-    detail["adminPass"] = server.admin_pass.clone().into();
+    // Said once, here, and kept nowhere.
+    detail["adminPass"] = password.into();
     Ok(Out::new(StatusCode::ACCEPTED).json(&json!({ "server": detail })))
 }
 
@@ -1636,7 +1643,6 @@ mod tests {
             transition_at: 0.0,
             metadata: BTreeMap::new(),
             tags: Vec::new(),
-            admin_pass: String::new(),
             project: "u".into(),
             created: 100.0,
             updated: 100.0,
@@ -1665,7 +1671,6 @@ mod tests {
             transition_at: 0.0,
             metadata: BTreeMap::new(),
             tags: Vec::new(),
-            admin_pass: String::new(),
             project: String::new(),
             created: 0.0,
             updated: 0.0,

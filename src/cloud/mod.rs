@@ -17,6 +17,7 @@ pub mod astakos;
 pub mod blockstore;
 pub mod connection;
 pub mod cyclades;
+pub mod datadir;
 pub mod db;
 pub mod fault;
 pub mod gc;
@@ -62,6 +63,8 @@ pub struct ServeConfig {
     pub limits: connection::Limits,
     /// When unreferenced blocks are reclaimed.
     pub gc: gc::GcConfig,
+    /// Most objects one tree copy, move or delete (`?delimiter=`) may touch.
+    pub max_tree_objects: usize,
 }
 
 impl ServeConfig {
@@ -76,6 +79,7 @@ impl ServeConfig {
             build_seconds: 2.0,
             limits: connection::Limits::default(),
             gc: gc::GcConfig::default(),
+            max_tree_objects: pithos::tree::MAX_TREE_OBJECTS,
         }
     }
 }
@@ -88,6 +92,7 @@ pub struct Cloud {
     pub base_url: String,
     pub quota: u64,
     pub build_seconds: f64,
+    pub max_tree_objects: usize,
     /// Held for the life of the server: one `serve` per data directory.
     _lock: std::fs::File,
 }
@@ -141,13 +146,16 @@ pub struct Running {
 
 /// Opens the data directory and binds the socket; `run` then serves.
 pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    let data_dir = config.data_dir.canonicalize()?;
-    let lock = std::fs::File::create(data_dir.join("lock"))?;
+    let data_dir = datadir::open(&config.data_dir)?;
+    let lock = datadir::private_file(&data_dir.join("lock"))?;
     if lock.try_lock().is_err() {
         return Err(std::io::Error::other(format!("{} is in use by another pithosfs serve", data_dir.display())));
     }
-    let db = Db::open(&data_dir.join("meta.sqlite")).map_err(std::io::Error::other)?;
+    // Created here 0600: SQLite gives its -wal and -shm files the database's mode.
+    let meta = data_dir.join("meta.sqlite");
+    drop(datadir::private_file(&meta)?);
+    let db = Db::open(&meta).map_err(std::io::Error::other)?;
+    cyclades::forget_stored_passwords(&meta).map_err(std::io::Error::from)?;
     let blocks = BlockStore::open(&data_dir.join("blocks"), config.block_size, Algorithm::Sha256)?;
     let (users, new_users) = Users::ensure(&db, &data_dir, &config.users)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -161,11 +169,12 @@ pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
         base_url: url.clone(),
         quota: config.quota,
         build_seconds: config.build_seconds,
+        max_tree_objects: config.max_tree_objects.max(1),
         _lock: lock,
     });
     pithos::ensure_default_containers(&cloud).await.map_err(std::io::Error::from)?;
     // Lets other pithosfs commands on this machine find the running server.
-    std::fs::write(data_dir.join("url"), format!("{url}\n"))?;
+    users::write_secret(&data_dir.join("url"), &url)?;
     Ok(Running { url, local_addr, new_users, cloud, listener, limits: config.limits, gc: config.gc, data_dir })
 }
 

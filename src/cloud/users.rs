@@ -41,11 +41,13 @@ pub fn parse_users_file(path: &Path) -> Result<Vec<UserSpec>, String> {
             .map(|(n, t)| (n.trim(), t.trim()))
             .ok_or_else(|| format!("{}:{}: expected NAME TOKEN", path.display(), i + 1))?;
         validate_name(name).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
-        if token.len() < 8 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let at = format!("{}:{}", path.display(), i + 1);
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{at}: the token of {name} holds spaces or control characters"));
+        }
+        if token.chars().count() < MIN_TOKEN_CHARS {
             return Err(format!(
-                "{}:{}: the token of {name} must be at least 8 printable characters without spaces",
-                path.display(),
-                i + 1
+                "{at}: the token of {name} is too short to be safe: tokens need at least {MIN_TOKEN_CHARS} characters"
             ));
         }
         out.push(UserSpec { name: name.to_string(), token: Some(token.to_string()) });
@@ -53,9 +55,18 @@ pub fn parse_users_file(path: &Path) -> Result<Vec<UserSpec>, String> {
     Ok(out)
 }
 
+/// Shortest token a users file may give (generated ones have 40 characters).
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// A user name is also the name of its token file, `DIR/tokens/NAME`: it may
+/// not leave that directory (no `/`, `\`, NUL, `.` or `..`) nor hide there.
 pub fn validate_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control() || c.is_whitespace() || c == ':') {
-        return Err(format!("bad user name {name:?}: 1 to 128 characters, no spaces or ':'"));
+    let bad_char = |c: char| c.is_control() || c.is_whitespace() || matches!(c, ':' | '/' | '\\');
+    if name.is_empty() || name.len() > 128 || name.starts_with('.') || name.chars().any(bad_char) {
+        return Err(format!(
+            "bad user name {name:?}: 1 to 128 characters, not starting with '.', without spaces, control \
+             characters, ':', '/' or '\\'"
+        ));
     }
     Ok(())
 }
@@ -68,13 +79,16 @@ pub fn new_token() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 40)
 }
 
-/// Writes a secret file readable by its owner only.
+/// Writes a secret file readable by its owner only (in a directory only its
+/// owner may enter, when this creates it).
 pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(secret.as_bytes())?;
     f.write_all(b"\n")?;
@@ -114,6 +128,9 @@ impl Users {
     /// Creates or updates the users asked for (a default one if none exist at
     /// all), then loads everyone.
     pub fn ensure(db: &Db, data_dir: &Path, specs: &[UserSpec]) -> Result<(Users, NewUsers), Fault> {
+        for spec in specs {
+            validate_name(&spec.name).map_err(Fault::bad_request)?;
+        }
         let mut news = NewUsers::default();
         let default_name = std::env::var("USER").ok().filter(|n| validate_name(n).is_ok()).unwrap_or("user".into());
         db.write_blocking(|tx| {
@@ -199,13 +216,13 @@ mod tests {
     fn users_file_parses_and_rejects() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("users");
-        std::fs::write(&p, "# comment\nalice secret-token-a\nbob:secret-token-b\n\n").unwrap();
+        std::fs::write(&p, "# comment\nalice secret-token-alice\nbob:secret-token-bob-1\n\n").unwrap();
         let specs = parse_users_file(&p).unwrap();
         assert_eq!(specs.len(), 2);
         assert_eq!(specs[1].name, "bob");
-        std::fs::write(&p, "carol short\n").unwrap();
+        std::fs::write(&p, "carol short-token\n").unwrap();
         let err = parse_users_file(&p).unwrap_err();
-        assert!(err.contains("at least 8"), "{err}");
-        assert!(!err.contains("short"));
+        assert!(err.contains("at least 16"), "{err}");
+        assert!(!err.contains("short-token"));
     }
 }

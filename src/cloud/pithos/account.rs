@@ -69,7 +69,7 @@ async fn read(cloud: &Cloud, call: Call, account: &str) -> Reply {
                 let mut r = Resolver::new(conn, &uuid);
                 let mut visible = Vec::new();
                 for c in containers {
-                    if !r.shared_paths(&c)?.is_empty() {
+                    if r.container(&c)?.reads_anything() {
                         visible.push(c);
                     }
                 }
@@ -121,10 +121,12 @@ async fn read(cloud: &Cloud, call: Call, account: &str) -> Reply {
         let items: Vec<Value> = listed
             .iter()
             .map(|c| {
-                let mut item = json!({
-                    "name": c.name, "count": c.count, "bytes": c.bytes, "last_modified": iso_date(c.modified),
-                });
+                let mut item = json!({"name": c.name, "last_modified": iso_date(c.modified)});
+                // Sizes, counts and policies are the owner's business; kamaki's
+                // listing of another account does without them.
                 if view.owner {
+                    item["count"] = c.count.into();
+                    item["bytes"] = c.bytes.into();
                     item["x_container_policy"] =
                         json!({"quota": c.quota.to_string(), "versioning": c.versioning, "project": c.project});
                 }
@@ -210,7 +212,7 @@ pub async fn sharing_accounts(cloud: &Cloud, call: Call) -> Reply {
             let mut found: BTreeMap<String, f64> = BTreeMap::new();
             for id in ids {
                 if let Some(c) = model::container_by_id(conn, id)? {
-                    if !r.shared_paths(&c)?.is_empty() {
+                    if r.container(&c)?.reads_anything() {
                         let e = found.entry(c.account.clone()).or_insert(c.modified);
                         *e = e.max(c.modified);
                     }

@@ -28,6 +28,21 @@ pub fn not_found() -> Fault {
     Fault::not_found("Container does not exist")
 }
 
+/// A container as `user` may learn of it: another account's missing container
+/// is 403, as one with nothing shared is, so that names cannot be probed.
+pub fn visible_container(
+    conn: &rusqlite::Connection,
+    account: &str,
+    name: &str,
+    user: &str,
+) -> Result<Container, Fault> {
+    match model::container(conn, account, name)? {
+        Some(c) => Ok(c),
+        None if account != user => Err(Fault::forbidden("Not allowed")),
+        None => Err(not_found()),
+    }
+}
+
 /// Policies from `X-Container-Policy-*`: (quota, versioning, project), each
 /// `Some("")` when sent empty (revert to default).
 struct Policy {
@@ -139,19 +154,19 @@ async fn read(cloud: &Cloud, call: Call, account: &str, container: &str) -> Repl
     let (c, object_meta, entries) = cloud
         .db
         .read(move |conn| {
-            let c = model::container(conn, &acct, &cont)?.ok_or_else(not_found)?;
+            let c = visible_container(conn, &acct, &cont, &uuid)?;
             let visible = if owner {
                 None
             } else {
-                let paths = Resolver::new(conn, &uuid).shared_paths(&c)?;
-                if paths.is_empty() {
+                let map = Resolver::new(conn, &uuid).container(&c)?;
+                if !map.reads_anything() {
                     return Err(Fault::forbidden("Not allowed"));
                 }
-                Some(paths)
+                Some(map)
             };
             // A scan of every object's metadata: only HEAD, where kamaki reads it.
-            let object_meta = if head { model::container_object_meta_keys(conn, c.id)? } else { Vec::new() };
-            let entries = if head { Vec::new() } else { listing::list(conn, &c, &params, visible.as_deref())? };
+            let object_meta = if head { listing::object_meta_keys(conn, &c, visible.as_ref())? } else { Vec::new() };
+            let entries = if head { Vec::new() } else { listing::list(conn, &c, &params, visible.as_ref())? };
             Ok((c, object_meta, entries))
         })
         .await?;
@@ -358,7 +373,11 @@ async fn delete(cloud: &Cloud, call: Call, account: &str, container: &str) -> Re
     }
     let until = call.query.int("until");
     let delimiter = call.query.value("delimiter").is_some();
-    let (acct, cont, by) = (account.to_string(), container.to_string(), user.uuid.clone());
+    if delimiter && until.is_none() {
+        super::tree::delete(cloud, account, container, &user.uuid, None, String::new()).await?;
+        return Ok(Out::new(StatusCode::NO_CONTENT).empty());
+    }
+    let (acct, cont) = (account.to_string(), container.to_string());
     cloud
         .db
         .write(move |tx| {
@@ -366,12 +385,6 @@ async fn delete(cloud: &Cloud, call: Call, account: &str, container: &str) -> Re
             let t = now();
             if let Some(u) = until {
                 return model::purge_history(tx, c.id, None, u as f64);
-            }
-            if delimiter {
-                for name in model::names_under(tx, c.id, "")? {
-                    model::delete_object(tx, &c, &name, &by, t)?;
-                }
-                return Ok(());
             }
             if c.count > 0 {
                 return Err(Fault::conflict("Container is not empty"));

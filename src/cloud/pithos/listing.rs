@@ -2,7 +2,7 @@
 //! filters, shared/public flags and `until`, walked in name order straight from
 //! the index so a listing of any size costs one pass.
 
-use super::access::{visible_through, Perm};
+use super::access::{Perm, ShareMap};
 use super::model::{self, prefix_upper_bound, Container, Sharing, Version, VERSION_COLUMNS};
 use crate::cloud::fault::Fault;
 use crate::cloud::wire::canonical_meta_key;
@@ -84,13 +84,9 @@ impl Entry {
 
 const BATCH: usize = 1000;
 
-/// Lists `c`. `visible` restricts a non-owner to what is shared with them.
-pub fn list(
-    conn: &Connection,
-    c: &Container,
-    p: &ListParams,
-    visible: Option<&[(String, Perm)]>,
-) -> Result<Vec<Entry>, Fault> {
+/// Lists `c`. `visible` restricts a non-owner to the objects they may read,
+/// entry by entry, by the same rule as a GET.
+pub fn list(conn: &Connection, c: &Container, p: &ListParams, visible: Option<&ShareMap>) -> Result<Vec<Entry>, Fault> {
     let mut prefix = p.prefix.clone();
     if let Some(d) = &p.delimiter {
         if !prefix.is_empty() && !prefix.ends_with(d.as_str()) {
@@ -140,16 +136,10 @@ pub fn list(
                 }),
             };
             let allowed = match visible {
-                Some(paths) => {
-                    if !visible_through(paths, &version.name) {
-                        continue;
-                    }
-                    paths
-                        .iter()
-                        .filter(|(path, _)| visible_through(&[(path.clone(), Perm::Read)], &version.name))
-                        .map(|(_, p)| *p)
-                        .max()
-                }
+                Some(map) => match map.grant(c, &version.name) {
+                    Some(g) => Some(g.perm),
+                    None => continue,
+                },
                 None => None,
             };
             if (p.shared && sharing.is_none())
@@ -183,4 +173,25 @@ pub fn list(
         }
     }
     Ok(out)
+}
+
+/// The user metadata keys (the part after `X-Object-Meta-`) of the live
+/// objects of `c`; for a non-owner, of the objects they may read only.
+pub fn object_meta_keys(conn: &Connection, c: &Container, visible: Option<&ShareMap>) -> Result<Vec<String>, Fault> {
+    let Some(map) = visible else { return model::container_object_meta_keys(conn, c.id) };
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.name, j.key FROM current c JOIN versions v ON v.serial = c.serial, json_each(v.meta) j
+         WHERE c.container = ?1 AND j.key LIKE 'X-Object-Meta-%'",
+    )?;
+    let mut rows = stmt.query(params![c.id])?;
+    let mut keys = std::collections::BTreeSet::new();
+    while let Some(row) = rows.next()? {
+        let (name, key): (String, String) = (row.get(0)?, row.get(1)?);
+        if map.grant(c, &name).is_some() {
+            if let Some(k) = key.strip_prefix("X-Object-Meta-") {
+                keys.insert(k.to_string());
+            }
+        }
+    }
+    Ok(keys.into_iter().collect())
 }

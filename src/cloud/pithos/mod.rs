@@ -10,6 +10,7 @@ pub mod model;
 pub mod object;
 pub mod public;
 pub mod refs;
+pub mod tree;
 
 use super::fault::{Fault, Reply};
 use super::wire::{canonical_meta_key, http_date, now, parse_http_date, Headers, Reply as Out};

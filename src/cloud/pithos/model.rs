@@ -64,8 +64,13 @@ pub struct Version {
 
 impl Version {
     pub fn is_directory(&self) -> bool {
-        DIRECTORY_TYPES.contains(&self.content_type.split(';').next().unwrap_or("").trim())
+        is_directory_type(&self.content_type)
     }
+}
+
+/// Whether a content type makes an object a directory object (parameters ignored).
+pub fn is_directory_type(content_type: &str) -> bool {
+    DIRECTORY_TYPES.contains(&content_type.split(';').next().unwrap_or("").trim())
 }
 
 pub const VERSION_COLUMNS: &str =
@@ -614,6 +619,31 @@ pub fn resolve_public(conn: &Connection, token: &str) -> Result<Option<(i64, Str
     Ok(conn
         .query_row("SELECT container, name FROM public WHERE token = ?1", [token], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
+}
+
+// ---------- tree operations and access (issue 8) ----------
+
+/// Live versions of the objects whose names start with `prefix`, in name
+/// order, at most `limit` of them.
+pub fn live_under(conn: &Connection, cid: i64, prefix: &str, limit: usize) -> Result<Vec<Version>, Fault> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM current c JOIN versions v ON v.serial = c.serial
+         WHERE c.container = ?1 AND c.name >= ?2 AND c.name < ?3 ORDER BY c.name LIMIT ?4"
+    ))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![cid, prefix, prefix_upper_bound(prefix), limit], version_from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Like [`version_list`], only the versions of the object with this UUID
+/// (what a grantee of the object may see of its name's history).
+pub fn version_list_of(conn: &Connection, cid: i64, name: &str, uuid: &str) -> Result<Vec<(i64, f64)>, Fault> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT serial, mtime FROM versions WHERE container = ?1 AND name = ?2 AND uuid = ?3 AND deleted = 0
+         ORDER BY serial",
+    )?;
+    let rows = stmt.query_map(params![cid, name, uuid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Object level: `HEAD|GET|PUT|COPY|MOVE|POST|DELETE {PITHOS}/{acct}/{cont}/{obj}`.
 
-use super::access::{Grant, Perm, Resolver};
+use super::access::{check_history, check_type_change, require, Grant, Perm, Resolver};
 use super::data::{self, Budget, Layout, Piece};
 use super::model::{self, Container, Meta, NewVersion, Sharing, Version};
 use super::refs;
+use super::tree::{self, apply_sharing_public, CopySpec};
 use super::{apply_meta, check_object_preconditions, last_modified, put_meta, request_meta, MAX_UPLOAD};
 use crate::blocks::{self, BlockHash, MAX_BLOCKS_PER_OBJECT};
 use crate::cloud::fault::{Fault, Reply};
@@ -17,6 +18,11 @@ use std::sync::Arc;
 
 pub async fn handle(cloud: Arc<Cloud>, call: Call, account: &str, container: &str, name: &str) -> Reply {
     let t = Target { account: account.to_string(), container: container.to_string(), name: name.to_string() };
+    if let Some(user) = call.user.as_ref().filter(|u| u.uuid != account) {
+        // Another account's missing container answers as one with nothing shared.
+        let (a, c, u) = (t.account.clone(), t.container.clone(), user.uuid.clone());
+        cloud.db.read(move |conn| super::container::visible_container(conn, &a, &c, &u).map(drop)).await?;
+    }
     match call.method.as_str() {
         "HEAD" | "GET" => read(&cloud, call, t).await,
         "PUT" => put(&cloud, call, t).await,
@@ -41,13 +47,6 @@ fn object_not_found() -> Fault {
 
 fn container_of(conn: &rusqlite::Connection, account: &str, container: &str) -> Result<Container, Fault> {
     model::container(conn, account, container)?.ok_or_else(super::container::not_found)
-}
-
-fn require(grant: Option<Grant>, at_least: Perm) -> Result<Grant, Fault> {
-    match grant {
-        Some(g) if g.perm >= at_least => Ok(g),
-        _ => Err(Fault::forbidden("Not allowed")),
-    }
 }
 
 // ---------- reading ----------
@@ -107,8 +106,15 @@ async fn read(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             .db
             .read(move |conn| {
                 let c = container_of(conn, &t.account, &t.container)?;
-                require(Resolver::new(conn, &uuid).object(&c, &t.name)?, Perm::Read)?;
-                let list = model::version_list(conn, c.id, &t.name)?;
+                let grant = require(Resolver::new(conn, &uuid).object(&c, &t.name)?, Perm::Read)?;
+                let list = match grant.perm {
+                    Perm::Owner => model::version_list(conn, c.id, &t.name)?,
+                    // A grantee sees the history of the object, not of its name.
+                    _ => match model::current(conn, c.id, &t.name)? {
+                        Some(live) => model::version_list_of(conn, c.id, &t.name, &live.uuid)?,
+                        None => Vec::new(),
+                    },
+                };
                 if list.is_empty() {
                     return Err(object_not_found());
                 }
@@ -131,8 +137,10 @@ async fn read(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
                 Some(v) => {
                     let serial =
                         v.parse::<i64>().map_err(|_| Fault::bad_request("Invalid version: an integer or 'list'"))?;
-                    model::version(conn, c.id, &t.name, serial)?
-                        .ok_or_else(|| Fault::not_found("Version does not exist"))?
+                    let v = model::version(conn, c.id, &t.name, serial)?
+                        .ok_or_else(|| Fault::not_found("Version does not exist"))?;
+                    check_history(grant.perm, current.as_ref(), &v)?;
+                    v
                 }
                 None => current.clone().ok_or_else(object_not_found)?,
             };
@@ -289,27 +297,6 @@ fn public_header(headers: &Headers) -> Result<Option<bool>, Fault> {
     }
 }
 
-/// Sharing and public changes come from the owner only.
-fn apply_sharing_public(
-    tx: &rusqlite::Transaction,
-    c: &Container,
-    name: &str,
-    perm: Perm,
-    sharing: &Option<Sharing>,
-    public: Option<bool>,
-) -> Result<(), Fault> {
-    if (sharing.is_some() || public.is_some()) && perm != Perm::Owner {
-        return Err(Fault::forbidden("Only the owner may change sharing or publish"));
-    }
-    if let Some(s) = sharing {
-        model::set_sharing(tx, c.id, name, s)?;
-    }
-    if let Some(p) = public {
-        model::set_public(tx, c.id, name, p)?;
-    }
-    Ok(())
-}
-
 fn content_length(headers: &Headers) -> Result<Option<u64>, Fault> {
     if headers.get("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked")) {
         return Ok(None);
@@ -340,7 +327,9 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             src_container,
             src_name,
             src_version: source_version(&call.headers, copy_from.is_some())?,
-            dst: t,
+            dst_account: t.account,
+            dst_container: t.container,
+            dst_name: t.name,
             is_move: copy_from.is_none(),
             delimiter: call.query.value("delimiter").map(str::to_string),
             content_type: call.headers.get("content-type").map(str::to_string),
@@ -349,7 +338,7 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             public: public_header(&call.headers)?,
             check_destination: true,
         };
-        let v = copy_objects(cloud, spec, call.headers).await?;
+        let v = tree::copy(cloud, spec, call.headers).await?;
         return created(&v);
     }
     let content_type = call
@@ -369,16 +358,16 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
     let (uuid, headers, quota) = (user.uuid.clone(), call.headers.clone(), cloud.quota);
     let t2 = t.clone();
     let hashmap_upload = call.query.has("hashmap");
+    let (ct, sharing_asked) = (content_type.clone(), sharing.clone());
     // Permission, preconditions and quota before reading any data.
     let room = cloud
         .db
         .read(move |conn| {
             let c = container_of(conn, &t2.account, &t2.container)?;
             let grant = require(Resolver::new(conn, &uuid).object(&c, &t2.name)?, Perm::Write)?;
-            if (sharing_given(&headers)) && grant.perm != Perm::Owner {
-                return Err(Fault::forbidden("Only the owner may change sharing or publish"));
-            }
+            tree::check_sharing_public(conn, &c, &t2.name, grant.perm, &sharing_asked, public)?;
             let current = model::current(conn, c.id, &t2.name)?;
+            check_type_change(grant.perm, current.as_ref(), &ct)?;
             check_object_preconditions(&headers, current.as_ref(), false)?;
             let old = current.map_or(0, |v| v.bytes);
             if let (Some(n), false) = (declared, hashmap_upload) {
@@ -411,6 +400,7 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             let c = container_of(tx, &t.account, &t.container)?;
             let grant = require(Resolver::new(tx, &uuid).object(&c, &t.name)?, Perm::Write)?;
             let current = model::current(tx, c.id, &t.name)?;
+            check_type_change(grant.perm, current.as_ref(), &content_type)?;
             check_object_preconditions(&headers, current.as_ref(), false)?;
             let new = NewVersion {
                 uuid: current.map_or_else(|| uuid::Uuid::new_v4().to_string(), |v| v.uuid),
@@ -470,6 +460,7 @@ async fn put_hashmap(
             let c = container_of(tx, &t.account, &t.container)?;
             let grant = require(Resolver::new(tx, &uuid).object(&c, &t.name)?, Perm::Write)?;
             let current = model::current(tx, c.id, &t.name)?;
+            check_type_change(grant.perm, current.as_ref(), &content_type)?;
             check_object_preconditions(&headers, current.as_ref(), false)?;
             // Decided in the commit's transaction, as garbage collection decides.
             let absent = refs::absent(tx, &hashes)?;
@@ -501,10 +492,6 @@ async fn put_hashmap(
 fn missing_blocks(hashes: &[BlockHash]) -> axum::response::Response {
     let list: Vec<Value> = hashes.iter().map(|h| Value::from(h.to_hex())).collect();
     Out::new(StatusCode::CONFLICT).json(&Value::Array(list))
-}
-
-fn sharing_given(h: &Headers) -> bool {
-    h.has("x-object-sharing") || h.has("x-object-public")
 }
 
 /// The largest hashmap body: [`MAX_BLOCKS_PER_OBJECT`] quoted hashes with
@@ -670,23 +657,6 @@ fn source_version(h: &Headers, allowed: bool) -> Result<Option<i64>, Fault> {
     }
 }
 
-struct CopySpec {
-    user: String,
-    src_account: String,
-    src_container: String,
-    src_name: String,
-    src_version: Option<i64>,
-    dst: Target,
-    is_move: bool,
-    delimiter: Option<String>,
-    content_type: Option<String>,
-    meta: Vec<(String, String)>,
-    sharing: Option<Sharing>,
-    public: Option<bool>,
-    /// PUT checks If-Match/If-None-Match on the destination, COPY/MOVE on the source.
-    check_destination: bool,
-}
-
 async fn copy_method(cloud: &Arc<Cloud>, call: Call, src: Target, is_move: bool) -> Reply {
     let user = call.user()?;
     let dest = call.headers.get("destination").ok_or_else(|| Fault::bad_request("Missing Destination header"))?;
@@ -699,11 +669,9 @@ async fn copy_method(cloud: &Arc<Cloud>, call: Call, src: Target, is_move: bool)
         src_container: src.container,
         src_name: src.name,
         src_version: source_version(&call.headers, !is_move)?,
-        dst: Target {
-            account: call.headers.get("destination-account").map_or(user.uuid.clone(), str::to_string),
-            container: dst_container,
-            name: dst_name,
-        },
+        dst_account: call.headers.get("destination-account").map_or(user.uuid.clone(), str::to_string),
+        dst_container,
+        dst_name,
         is_move,
         delimiter: call.query.value("delimiter").map(str::to_string),
         content_type,
@@ -712,90 +680,8 @@ async fn copy_method(cloud: &Arc<Cloud>, call: Call, src: Target, is_move: bool)
         public: public_header(&call.headers)?,
         check_destination: false,
     };
-    let v = copy_objects(cloud, spec, call.headers).await?;
+    let v = tree::copy(cloud, spec, call.headers).await?;
     created(&v)
-}
-
-/// Server-side copy or move; with a delimiter, of a whole folder. Data are not
-/// touched: the destination versions share the source's hashmaps.
-async fn copy_objects(cloud: &Arc<Cloud>, spec: CopySpec, headers: Headers) -> Result<Version, Fault> {
-    let quota = cloud.quota;
-    cloud
-        .db
-        .write(move |tx| {
-            let t = now();
-            let sc = container_of(tx, &spec.src_account, &spec.src_container)?;
-            let dc = container_of(tx, &spec.dst.account, &spec.dst.container)?;
-            let mut resolver = Resolver::new(tx, &spec.user);
-            let need = if spec.is_move { Perm::Owner } else { Perm::Read };
-            require(resolver.object(&sc, &spec.src_name)?, need)?;
-            let dst_grant = require(resolver.object(&dc, &spec.dst.name)?, Perm::Write)?;
-            let main = match spec.src_version {
-                Some(serial) => Some(
-                    model::version(tx, sc.id, &spec.src_name, serial)?
-                        .ok_or_else(|| Fault::not_found("Version does not exist"))?,
-                ),
-                None => model::current(tx, sc.id, &spec.src_name)?,
-            };
-            let dst_current = model::current(tx, dc.id, &spec.dst.name)?;
-            if spec.check_destination {
-                check_object_preconditions(&headers, dst_current.as_ref(), false)?;
-            } else {
-                check_object_preconditions(&headers, main.as_ref(), false)?;
-            }
-            // (source name, destination name) pairs; the named object first.
-            let mut pairs: Vec<(Version, String)> = Vec::new();
-            if let Some(v) = main {
-                pairs.push((v, spec.dst.name.clone()));
-            }
-            if let Some(d) = &spec.delimiter {
-                let prefix = format!("{}{d}", spec.src_name);
-                for name in model::names_under(tx, sc.id, &prefix)? {
-                    if let Some(v) = model::current(tx, sc.id, &name)? {
-                        let dst_name = format!("{}{}", spec.dst.name, &name[spec.src_name.len()..]);
-                        super::check_object_name(&dst_name)?;
-                        pairs.push((v, dst_name));
-                    }
-                }
-            }
-            if pairs.is_empty() {
-                return Err(object_not_found());
-            }
-            let mut first: Option<Version> = None;
-            for (i, (src, dst_name)) in pairs.into_iter().enumerate() {
-                let same = sc.id == dc.id && src.name == dst_name;
-                let hashmap = model::hashmap(tx, src.serial)?;
-                let mut meta = src.meta.clone();
-                let mut content_type = src.content_type.clone();
-                if i == 0 {
-                    meta = apply_meta(&meta, spec.meta.clone(), true, |_| true)?;
-                    if let Some(ct) = &spec.content_type {
-                        content_type = ct.clone();
-                    }
-                }
-                let uuid = if spec.is_move { src.uuid.clone() } else { uuid::Uuid::new_v4().to_string() };
-                if spec.is_move && !same {
-                    // Delete first so a move within one account never trips the quota.
-                    model::delete_object(tx, &sc, &src.name, &spec.user, t)?;
-                }
-                let new = NewVersion {
-                    uuid,
-                    bytes: src.bytes,
-                    hashmap,
-                    content_type,
-                    checksum: src.checksum.clone(),
-                    meta,
-                    modified_by: spec.user.clone(),
-                };
-                let v = model::put_version(tx, &dc, &dst_name, new, quota, t)?;
-                if i == 0 {
-                    apply_sharing_public(tx, &dc, &dst_name, dst_grant.perm, &spec.sharing, spec.public)?;
-                    first = Some(v);
-                }
-            }
-            first.ok_or_else(object_not_found)
-        })
-        .await
 }
 
 // ---------- POST ----------
@@ -1137,6 +1023,11 @@ async fn delete(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
     let until = call.query.int("until");
     let delimiter = call.query.value("delimiter").map(str::to_string);
     let by = user.uuid.clone();
+    if let (Some(d), None) = (&delimiter, until) {
+        let prefix = format!("{}{d}", t.name);
+        tree::delete(cloud, &t.account, &t.container, &by, Some(t.name), prefix).await?;
+        return Ok(Out::new(StatusCode::NO_CONTENT).empty());
+    }
     cloud
         .db
         .write(move |tx| {
@@ -1144,14 +1035,8 @@ async fn delete(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             if let Some(u) = until {
                 return model::purge_history(tx, c.id, Some(&t.name), u as f64);
             }
-            let at = now();
-            if !model::delete_object(tx, &c, &t.name, &by, at)? {
+            if !model::delete_object(tx, &c, &t.name, &by, now())? {
                 return Err(object_not_found());
-            }
-            if let Some(d) = delimiter {
-                for name in model::names_under(tx, c.id, &format!("{}{d}", t.name))? {
-                    model::delete_object(tx, &c, &name, &by, at)?;
-                }
             }
             Ok(())
         })
