@@ -751,6 +751,30 @@ async fn bodies_are_bounded_by_kind() {
     assert!(json_of(r).await["requestEntityTooLarge"]["message"].as_str().unwrap().contains("262144"));
 }
 
+/// A manifest object gathers a bounded number of parts: a GET of one naming
+/// more than `MAX_MANIFEST_PARTS` objects is refused, not laid out in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_gather_a_bounded_number_of_parts() {
+    use pithosfs::cloud::pithos::object::MAX_MANIFEST_PARTS;
+    let tc = cloud(|_| {}).await;
+    tc.bulk_objects("pithos", "parts/", MAX_MANIFEST_PARTS - 1).await;
+    tc.put_object("pithos", "parts/zz-last", b"the end").await;
+    let manifest = |name: &'static str, prefix: &'static str| {
+        tc.alice(Method::PUT, &tc.object_url("pithos", name))
+            .header("Content-Type", "text/plain")
+            .header("X-Object-Manifest", prefix)
+            .body("")
+            .send()
+    };
+    assert_eq!(manifest("whole", "pithos/parts/").await.unwrap().status(), 201);
+    let (status, body) = get_bytes(&tc, ALICE_TOKEN, &tc.object_url("pithos", "whole")).await;
+    assert_eq!((status, body.as_slice()), (200, &b"the end"[..]), "exactly at the cap it reads");
+    tc.put_object("pithos", "parts/zz-one-more", b"!").await;
+    let r = tc.alice(Method::GET, &tc.object_url("pithos", "whole")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("more than"), "a clear refusal");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranges_are_merged_and_capped() {
     let tc = cloud(|_| {}).await;

@@ -654,6 +654,24 @@ async fn grantees_see_the_history_of_the_object_only() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    // nor as the source of a partial update (an append from X-Source-Object)
+    let mine = bob_url(&tc, "pithos", "mine");
+    let r = tc.bob(PUT, &mine).header("Content-Type", "text/plain").body("mine:").send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let append = |version: String| {
+        tc.bob(POST, &mine)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", "bytes */*")
+            .header("X-Source-Object", "/pithos/folder/plan.txt")
+            .header("X-Source-Account", tc.alice.clone())
+            .header("X-Source-Version", version)
+            .header("Content-Length", "0")
+            .send()
+    };
+    assert_eq!(append(old.clone()).await.unwrap().status(), 404);
+    assert_eq!(append(first.clone()).await.unwrap().status(), 204, "a version of the object itself is fine");
+    let r = tc.bob(GET, &mine).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "mine:plan v1");
     let r = tc.alice(GET, &format!("{url}?version={old}")).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "the old secret plan", "the owner still reads it");
 }

@@ -191,10 +191,14 @@ pub struct Db {
     inner: Arc<DbInner>,
 }
 
+// Fields drop in order: the read-only connections close first, so the last
+// one to close is the writer, which checkpoints the write-ahead log into the
+// database and removes it (deleted rows, such as an old stored password, do
+// not linger in the log after a clean shutdown).
 struct DbInner {
     path: PathBuf,
-    writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    writer: Mutex<Connection>,
 }
 
 fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
@@ -283,6 +287,20 @@ impl Db {
 mod tests {
     use super::*;
     use crate::blocks::BlockHash;
+
+    /// A clean close leaves no write-ahead log behind, even after reads.
+    #[test]
+    fn closing_checkpoints_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.sqlite");
+        let db = Db::open(&path).unwrap();
+        db.write_blocking(|tx| Ok(tx.execute("INSERT INTO accounts (uuid, modified) VALUES ('a', 0)", [])?)).unwrap();
+        let n: i64 = db.read_blocking(|c| Ok(c.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?)).unwrap();
+        assert_eq!(n, 1);
+        assert!(dir.path().join("meta.sqlite-wal").exists());
+        drop(db);
+        assert!(!dir.path().join("meta.sqlite-wal").exists(), "the log was checkpointed and removed");
+    }
 
     /// A database of the first release (no block tables, user_version 0)
     /// gets reference counts from its versions' hashmaps when opened.

@@ -192,17 +192,32 @@ fn manifest_parts(
     let (cont, prefix) = manifest.trim_start_matches('/').split_once('/').unwrap_or((manifest, ""));
     let c = container_of(conn, account, cont)?;
     let mut resolver = Resolver::new(conn, user);
-    let mut parts = Vec::new();
-    for name in model::names_under(conn, c.id, prefix)? {
-        if resolver.object(&c, &name)?.is_none() {
+    let found = model::live_under(conn, c.id, prefix, MAX_MANIFEST_PARTS + 1)?;
+    if found.len() > MAX_MANIFEST_PARTS {
+        return Err(Fault::bad_request(format!("The manifest names more than {MAX_MANIFEST_PARTS} parts")));
+    }
+    let mut parts = Vec::with_capacity(found.len());
+    let mut blocks: u64 = 0;
+    for v in found {
+        if resolver.object(&c, &v.name)?.is_none() {
             return Err(Fault::forbidden("Not allowed"));
         }
-        if let Some(v) = model::current(conn, c.id, &name)? {
-            parts.push((model::hashmap(conn, v.serial)?, v.bytes));
+        let hashmap = model::hashmap(conn, v.serial)?;
+        // The parts are served as one object: as large as one may be.
+        blocks = blocks.saturating_add(hashmap.len() as u64);
+        if blocks > MAX_BLOCKS_PER_OBJECT {
+            return Err(Fault::bad_request(format!(
+                "The manifest's parts hold more than {MAX_BLOCKS_PER_OBJECT} blocks together"
+            )));
         }
+        parts.push((hashmap, v.bytes));
     }
     Ok(parts)
 }
+
+/// Most parts one manifest (`X-Object-Manifest`) object may gather, so that a
+/// GET of it holds a bounded layout in memory.
+pub const MAX_MANIFEST_PARTS: usize = 10_000;
 
 /// A data reply: whole object, one range (206) or several (multipart 206).
 pub fn data_reply(cloud: &Cloud, call: &Call, mut out: Out, v: &Version, modified: f64, layout: Layout) -> Reply {
@@ -850,12 +865,18 @@ async fn partial_update(
                 Some(s) => {
                     let (sc, so) = parse_source(s)?;
                     let scont = container_of(conn, &source_account, &sc)?;
-                    require(resolver.object(&scont, &so)?, Perm::Read)?;
+                    let grant = require(resolver.object(&scont, &so)?, Perm::Read)?;
+                    let live = model::current(conn, scont.id, &so)?;
                     let sv = match source_version {
-                        Some(serial) => model::version(conn, scont.id, &so, serial)?,
-                        None => model::current(conn, scont.id, &so)?,
-                    }
-                    .ok_or_else(|| Fault::not_found("Source object does not exist"))?;
+                        Some(serial) => {
+                            let v = model::version(conn, scont.id, &so, serial)?
+                                .ok_or_else(|| Fault::not_found("Source object does not exist"))?;
+                            // A grantee reaches the history of the object, not of its name.
+                            check_history(grant.perm, live.as_ref(), &v)?;
+                            v
+                        }
+                        None => live.ok_or_else(|| Fault::not_found("Source object does not exist"))?,
+                    };
                     let shm = model::hashmap(conn, sv.serial)?;
                     Some(Layout::of_object(&shm, sv.bytes, bs))
                 }
