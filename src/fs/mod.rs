@@ -71,8 +71,10 @@ pub fn mount(req: MountRequest) -> Result<(), String> {
         fuser::MountOption::FSName(what.clone()),
         fuser::MountOption::Subtype("pithosfs".into()),
         fuser::MountOption::NoDev,
-        fuser::MountOption::NoSuid,
     ];
+    if !req.fs.suid {
+        options.push(fuser::MountOption::NoSuid);
+    }
     if req.fs.read_only {
         options.push(fuser::MountOption::RO);
     }
