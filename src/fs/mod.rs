@@ -72,9 +72,8 @@ pub fn mount(req: MountRequest) -> Result<(), String> {
         fuser::MountOption::Subtype("pithosfs".into()),
         fuser::MountOption::NoDev,
     ];
-    if !req.fs.suid {
-        options.push(fuser::MountOption::NoSuid);
-    }
+    // fuser mounts nosuid unless told otherwise: say which, explicitly.
+    options.push(if req.fs.suid { fuser::MountOption::Suid } else { fuser::MountOption::NoSuid });
     if req.fs.read_only {
         options.push(fuser::MountOption::RO);
     }
