@@ -17,6 +17,7 @@ mod harness;
 use bytes::Bytes;
 use harness::hostile::*;
 use harness::*;
+use pithosfs::blocks::{self, Algorithm, BlockHash};
 use pithosfs::clients::pithos::PithosClient;
 use pithosfs::clients::storage::{GetOptions, ListOptions, ObjectStorage, PutOptions};
 use pithosfs::clients::{ClientError, Http, Options};
@@ -113,7 +114,8 @@ fn put_with_meta(env: &Env, name: &str, data: &[u8], meta: &[(&str, &str)]) {
 // through a real mount: numbers
 // ---------------------------------------------------------------------------
 
-/// A hashmap with a 1 TiB block size: refused (EIO, a clear log line), nothing allocated.
+/// A hashmap with a 1 TiB block size (a sparse 1 TiB object: one block, all
+/// zeros): refused (EIO, a clear log line), nothing allocated.
 #[test]
 fn hashmap_block_size_of_1_tib_is_refused() {
     let mut w = World::new();
@@ -123,6 +125,8 @@ fn hashmap_block_size_of_1_tib_is_refused() {
         |r| r.is_hashmap("pithos", "bs-huge.bin"),
         hashmap_rewrite(|m| {
             m.insert("block_size".into(), json!(1u64 << 40));
+            m.insert("bytes".into(), json!(1u64 << 40));
+            m.insert("hashes".into(), json!([BlockHash::empty().to_hex()]));
         }),
     );
     w.mount(&[]);
@@ -132,19 +136,20 @@ fn hashmap_block_size_of_1_tib_is_refused() {
     w.assert_alive("a 1 TiB block size");
 }
 
-/// A consistent hashmap of 1-byte blocks (a hash per byte): refused.
+/// A true hashmap of 1-byte blocks (the hash of each byte): refused, rather
+/// than a request and a cache entry per byte.
 #[test]
 fn hashmap_block_size_of_1_is_refused() {
     let mut w = World::new();
-    w.env.cloud.put("pithos", "bs-one.bin", &random_bytes(64 << 10, 1));
+    let data = random_bytes(64 << 10, 1);
+    w.env.cloud.put("pithos", "bs-one.bin", &data);
+    let per_byte: Vec<String> = data.iter().map(|b| blocks::hash_block(Algorithm::Sha256, &[*b]).to_hex()).collect();
     let hits = w.proxy.rule(
         "1-byte blocks",
         |r| r.is_hashmap("pithos", "bs-one.bin"),
-        hashmap_rewrite(|m| {
-            let first = m["hashes"][0].clone();
-            let bytes = m["bytes"].as_u64().unwrap() as usize;
+        hashmap_rewrite(move |m| {
             m.insert("block_size".into(), json!(1));
-            m.insert("hashes".into(), Value::Array(vec![first; bytes]));
+            m.insert("hashes".into(), json!(per_byte));
         }),
     );
     w.mount(&[]);
@@ -641,6 +646,9 @@ fn client_library_bounds_numbers_and_bodies() {
         let o = GetOptions { max_bytes: Some(100), ..Default::default() };
         let e = c.get_object("ranged.bin", &o).await.unwrap_err();
         assert!(e.message.contains("the reply is longer than 100 bytes"), "{e}");
+        // A HEAD announces the object's length, but has no body: no limit applies.
+        let tiny = client(&w, Options { max_reply: 100, ..shrunk() });
+        assert_eq!(tiny.get_object_info("ranged.bin").await.unwrap().bytes, 20_000);
 
         // A server that ignores Range: only the part asked for is kept.
         assert_eq!(c.get_range("ranged.bin", 1000, 1999, None).await.unwrap(), data[1000..2000]);

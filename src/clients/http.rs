@@ -978,6 +978,27 @@ mod tests {
     }
 
     #[test]
+    fn options_from_text() {
+        let mut o = Options::default();
+        o.apply("stall_window=2.5, min_rate=10,retries=0,max_listing=7,max_reply=100").unwrap();
+        assert_eq!(o.stall_window, Duration::from_millis(2500));
+        assert_eq!((o.min_rate, o.retries, o.max_listing, o.max_reply), (10, 0, 7, 100));
+        for bad in ["stall_window", "stall_window=0", "stall_window=-1", "stall_window=1e9", "min_rate=0", "nope=1"] {
+            assert!(Options::default().apply(bad).is_err(), "{bad}");
+        }
+        assert!(Options::default().apply("").is_ok());
+    }
+
+    #[test]
+    fn minimum_pace() {
+        let s = Duration::from_secs(1);
+        assert_eq!(too_slow(1024, 1024, s), None);
+        assert_eq!(too_slow(1024, 10_240, 10 * s), None);
+        assert!(too_slow(1024, 1023, s).unwrap().contains("1023 bytes in 1.0 s"));
+        assert!(too_slow(1024, 3, 20 * s).is_some());
+    }
+
+    #[test]
     fn header_quoting_per_server_kind() {
         let pithos = Http::new("http://h", None).unwrap();
         assert_eq!(pithos.quote_header("α 100%").unwrap(), "%CE%B1 100%25");

@@ -285,8 +285,11 @@ async fn handle(st: Arc<State>, req: Request<Body>) -> Response<Body> {
             }
             let mut resp = Response::new(Body::from(out));
             *resp.status_mut() = StatusCode::from_u16(status).unwrap();
+            // A HEAD's length is the object's, not its (empty) body's: keep it.
+            let keep_length = info.method == "HEAD";
             for (k, v) in out_headers.iter() {
-                if !matches!(k.as_str(), "content-length" | "transfer-encoding" | "connection") {
+                let hop = matches!(k.as_str(), "transfer-encoding" | "connection");
+                if !hop && (keep_length || k.as_str() != "content-length") {
                     resp.headers_mut().append(k.clone(), v.clone());
                 }
             }
