@@ -691,6 +691,32 @@ fn client_library_listings_end() {
     });
 }
 
+/// A slow but steady link passes the minimum pace, up and down, however
+/// long the transfer; the same link fails a higher minimum.
+#[test]
+fn client_library_slow_steady_links_pass() {
+    let w = World::new();
+    let data = Bytes::from(random_bytes(1 << 20, 8));
+    w.env.cloud.put("pithos", "steady.bin", &data);
+    let down = w.proxy.rule("256 KiB/s down", |r| r.is_data_read("pithos", "steady.bin"), Action::SlowReply(256 << 10));
+    let up = w.proxy.rule(
+        "256 KiB/s up",
+        |r| r.method == "PUT" && r.is_object("pithos", "up.bin"),
+        Action::SlowRead(256 << 10),
+    );
+    // About 4 s each way, checked every second against 64 KiB/s.
+    let pace = |min_rate| Options { min_rate, retries: 0, response_timeout: Duration::from_secs(10), ..shrunk() };
+    let c = client(&w, pace(64 << 10));
+    runtime().block_on(async {
+        assert_eq!(c.get_range("steady.bin", 0, (1 << 20) - 1, None).await.unwrap(), data);
+        c.put_object("up.bin", data.clone(), &PutOptions::default()).await.unwrap();
+        let e = client(&w, pace(512 << 10)).get_range("steady.bin", 0, (1 << 20) - 1, None).await.unwrap_err();
+        assert!(e.message.contains("the reply comes too slowly"), "{e}");
+    });
+    assert_eq!(sha256(&w.env.cloud.get("pithos", "up.bin")), sha256(&data));
+    assert_eq!((down.get(), up.get()), (2, 1));
+}
+
 /// A server that does not read what is sent: the upload fails at the
 /// minimum pace instead of hanging (a block POST, a PUT, a streamed PUT).
 #[test]

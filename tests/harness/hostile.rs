@@ -115,6 +115,10 @@ pub enum Action {
     Endless { status: u16, headers: Vec<(String, String)>, prefix: Vec<u8>, filler: Vec<u8> },
     /// Answers `status` and `headers` at once, then one byte of the body every `every`.
     Drip { status: u16, headers: Vec<(String, String)>, every: Duration },
+    /// Forwards, then sends the reply's body at this many bytes a second.
+    SlowReply(u64),
+    /// Reads the request's body at this many bytes a second, then forwards.
+    SlowRead(u64),
     /// Reads the request and never answers.
     Silent,
     /// Neither reads the request body nor answers.
@@ -259,7 +263,10 @@ async fn handle(st: Arc<State>, req: Request<Body>) -> Response<Body> {
             reply(*status, headers, Body::from_stream(stream))
         }
         other => {
-            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let body = match other {
+                Some(Action::SlowRead(rate)) => read_slowly(body, *rate).await,
+                _ => axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default(),
+            };
             let mut headers = parts.headers.clone();
             if let Some(Action::DropRequestHeaders(names)) = other {
                 for n in names {
@@ -283,7 +290,20 @@ async fn handle(st: Arc<State>, req: Request<Body>) -> Response<Body> {
                 Some(Action::Headers(rewrite)) => rewrite(&mut out_headers),
                 _ => {}
             }
-            let mut resp = Response::new(Body::from(out));
+            let body = match other {
+                Some(Action::SlowReply(rate)) => {
+                    // A twentieth of a second's worth every 50 ms.
+                    let piece = (*rate as usize / 20).max(1);
+                    let pieces: Vec<Bytes> =
+                        (0..out.len()).step_by(piece).map(|at| out.slice(at..(at + piece).min(out.len()))).collect();
+                    Body::from_stream(futures_util::stream::iter(pieces).then(|p| async move {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<Bytes, std::io::Error>(p)
+                    }))
+                }
+                _ => Body::from(out),
+            };
+            let mut resp = Response::new(body);
             *resp.status_mut() = StatusCode::from_u16(status).unwrap();
             // A HEAD's length is the object's, not its (empty) body's: keep it.
             let keep_length = info.method == "HEAD";
@@ -296,6 +316,17 @@ async fn handle(st: Arc<State>, req: Request<Body>) -> Response<Body> {
             resp
         }
     }
+}
+
+/// Reads a request body at `rate` bytes a second (the sender feels a slow link).
+async fn read_slowly(body: Body, rate: u64) -> Bytes {
+    let mut stream = body.into_data_stream();
+    let mut all = bytes::BytesMut::new();
+    while let Some(Ok(piece)) = stream.next().await {
+        tokio::time::sleep(Duration::from_secs_f64(piece.len() as f64 / rate as f64)).await;
+        all.extend_from_slice(&piece);
+    }
+    all.freeze()
 }
 
 async fn forward(
