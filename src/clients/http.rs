@@ -616,7 +616,7 @@ impl<'a> Call<'a> {
             }
             Err(e) => {
                 let sent = !e.is_connect();
-                Err((transport_error(&e, &self.method, &self.http.base), sent))
+                Err((self.fail(&describe(&e)), sent))
             }
         }
     }
@@ -697,9 +697,17 @@ impl<'a> Call<'a> {
         self.fail(&format!("{REPLY_TOO_LONG} {limit} bytes, the most this call takes"))
     }
 
-    /// `GET to host:port` for messages (never the URL: it may carry names).
+    /// `GET account/container/name to host:port`, for messages (the path
+    /// cut to 160 characters: a server's names can be long). An anonymous
+    /// call names no path: a public link's path is a secret of its own.
     fn describe_call(&self) -> String {
-        format!("{} to {}", self.method, host_of(&self.http.base))
+        let path = if self.auth { self.path.trim_start_matches('/') } else { "" };
+        let path = match path.char_indices().nth(160) {
+            Some((at, _)) => format!("{}…", &path[..at]),
+            None => path.to_string(),
+        };
+        let space = if path.is_empty() { "" } else { " " };
+        format!("{}{space}{path} to {}", self.method, host_of(&self.http.base))
     }
 
     fn fail(&self, what: &str) -> ClientError {
@@ -870,10 +878,6 @@ fn host_of(base: &str) -> String {
         .ok()
         .and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0))))
         .unwrap_or_default()
-}
-
-fn transport_error(e: &reqwest::Error, method: &Method, base: &str) -> ClientError {
-    ClientError::new(format!("{method} to {}: {}", host_of(base), describe(e)))
 }
 
 /// Headers of a reply: names lower-cased, Pithos-quoted values decoded.
