@@ -19,6 +19,23 @@ pub const DEFAULT_BLOCK_SIZE: u64 = 4 * 1024 * 1024;
 /// 16 MiB hashmap in memory or on the wire.
 pub const MAX_BLOCKS_PER_OBJECT: u64 = 262_144;
 
+/// The smallest block size a client takes from a server (4 KiB): smaller
+/// blocks multiply hashes, requests and cache entries for the same data.
+pub const MIN_BLOCK_SIZE: u64 = 4 << 10;
+
+/// The largest block size a client takes from a server (64 MiB): a block is
+/// held whole in memory while it is read, checked or written.
+pub const MAX_BLOCK_SIZE: u64 = 64 << 20;
+
+/// Whether a block size a server announced is one a client can work with.
+pub fn check_block_size(block_size: u64) -> Result<(), String> {
+    if (MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) {
+        Ok(())
+    } else {
+        Err(format!("block size {block_size} is outside {MIN_BLOCK_SIZE}..={MAX_BLOCK_SIZE} bytes"))
+    }
+}
+
 /// The block hash algorithm, named as Pithos reports it in `X-Container-Block-Hash`.
 ///
 /// Pithos names a hashlib algorithm there; sha256 is the only one deployments

@@ -84,6 +84,10 @@ struct MountArgs {
     /// (needs user_allow_other in /etc/fuse.conf unless root).
     #[arg(long)]
     allow_other: bool,
+    /// Show setuid/setgid bits the server records, and mount without `nosuid`
+    /// (only for a cloud you trust: by default they are masked).
+    #[arg(long)]
+    suid: bool,
     /// Stay in the foreground (Ctrl-C unmounts).
     #[arg(short, long)]
     foreground: bool,
@@ -248,6 +252,7 @@ fn mount(a: MountArgs) -> Result<(), String> {
     let owners = Owners { uid: a.uid.unwrap_or(me.uid), gid: a.gid.unwrap_or(me.gid), ..me };
     let mut fs = pithosfs::fs::core::FsOptions { owners, ..Default::default() };
     fs.read_only = a.read_only;
+    fs.suid = a.suid;
     fs.container = a.container;
     fs.cache_size = a.cache_size.max(16) << 20;
     fs.attr_ttl = std::time::Duration::from_secs_f64(a.attr_ttl.clamp(0.0, 3600.0));

@@ -60,6 +60,11 @@ impl ClientError {
     pub fn is_not_found(&self) -> bool {
         self.status == 404
     }
+
+    /// Whether the reply was longer than its call takes (trying again would not help).
+    pub fn is_reply_too_long(&self) -> bool {
+        self.status == 0 && self.message.contains(super::http::REPLY_TOO_LONG)
+    }
 }
 
 impl fmt::Display for ClientError {

@@ -3,7 +3,7 @@
 //! updates, policies and quotas.
 
 use super::error::ClientError;
-use super::http::{Http, Reply};
+use super::http::{BodyLimit, Http, Reply};
 use super::storage::{put_headers, ObjectInfo, ObjectStorage, PutOptions, StorageClient, Written};
 use crate::blocks::{self, Algorithm, BlockHash};
 use bytes::Bytes;
@@ -17,6 +17,11 @@ use std::sync::Arc;
 
 /// Requests in flight at once for block transfers.
 pub const DEFAULT_PARALLEL: usize = 8;
+
+/// Largest hashmap reply taken (and 409 list of missing blocks): the JSON of
+/// `MAX_BLOCKS_PER_OBJECT` hashes (64 hex digits, quotes and a separator
+/// each), with room for the rest.
+pub const MAX_HASHMAP_REPLY: u64 = blocks::MAX_BLOCKS_PER_OBJECT * 72 + (64 << 10);
 
 /// A Pithos+ account, working in one container.
 #[derive(Clone, Debug)]
@@ -41,8 +46,8 @@ pub struct Hashmap {
 impl Hashmap {
     /// The byte range `[start, end)` of block `i`.
     pub fn block_range(&self, i: usize) -> (u64, u64) {
-        let start = i as u64 * self.block_size;
-        (start, (start + self.block_size).min(self.bytes))
+        let start = (i as u64).saturating_mul(self.block_size).min(self.bytes);
+        (start, start.saturating_add(self.block_size).min(self.bytes))
     }
     /// Blocks that hold data (an empty object lists one hash but has none).
     pub fn data_blocks(&self) -> usize {
@@ -105,8 +110,9 @@ impl PithosClient {
         let size = info
             .header("x-container-block-size")
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|s| *s > 0)
             .ok_or_else(|| ClientError::new("The container reports no valid X-Container-Block-Size"))?;
+        blocks::check_block_size(size)
+            .map_err(|e| ClientError::new(format!("Container {} cannot be used: its {e}", self.storage.container())))?;
         let alg =
             info.header("x-container-block-hash").unwrap_or("sha256").parse::<Algorithm>().map_err(ClientError::new)?;
         Ok((size, alg))
@@ -182,9 +188,10 @@ impl PithosClient {
             .query("format", "json")
             .query_opt("version", version)
             .ok(&[200])
+            .limit(BodyLimit::Max(MAX_HASHMAP_REPLY))
             .send()
             .await?;
-        parse_hashmap(&r)
+        parse_hashmap(&r).map_err(|e| ClientError { message: format!("{name}: {}", e.message), ..e })
     }
 
     /// Uploads one block (container POST); returns the hash the server computed.
@@ -229,7 +236,8 @@ impl PithosClient {
             .query("format", "json")
             .query("hashmap", "True")
             .body(serde_json::to_vec(&body).unwrap_or_default())
-            .ok(&[201, 409]);
+            .ok(&[201, 409])
+            .limit(BodyLimit::Max(MAX_HASHMAP_REPLY));
         let r = put_headers(self.http(), call, o)?.send().await?;
         if r.status == 409 {
             let v = r.json()?;
@@ -479,21 +487,22 @@ impl PithosClient {
         end: u64,
         version: Option<&str>,
     ) -> Result<Bytes, ClientError> {
+        let want = end
+            .checked_sub(start)
+            .and_then(|n| n.checked_add(1))
+            .ok_or_else(|| ClientError::new(format!("Bad range {start}-{end}")))?;
+        // A 206 longer than asked is refused; a server that ignored the range
+        // (200) gives the whole object, of which only this part is read.
         let r = self
             .http()
             .request(Method::GET, &self.object_path(name))
             .query_opt("version", version)
             .header("Range", format!("bytes={start}-{end}"))
             .ok(&[200, 206])
+            .limit(BodyLimit::Range { start, len: want })
             .send()
             .await?;
-        let want = (end - start + 1) as usize;
-        if r.status == 200 {
-            // A server that ignored the range: cut the part out.
-            let s = (start as usize).min(r.body.len());
-            return Ok(r.body.slice(s..(s + want).min(r.body.len())));
-        }
-        if r.body.len() != want {
+        if r.body.len() as u64 != want {
             return Err(ClientError::new(format!("Asked {want} bytes of {name}, got {}", r.body.len())));
         }
         Ok(r.body)
@@ -750,36 +759,80 @@ impl ObjectStorage for PithosClient {
     }
 }
 
-fn parse_hashmap(r: &Reply) -> Result<Hashmap, ClientError> {
-    let v = r.json()?;
-    let bytes = v.get("bytes").and_then(Value::as_u64).ok_or_else(|| ClientError::new("The hashmap has no bytes"))?;
-    let block_size = v
-        .get("block_size")
-        .and_then(Value::as_u64)
-        .filter(|b| *b > 0)
-        .ok_or_else(|| ClientError::new("The hashmap has no valid block_size"))?;
-    let algorithm = v
-        .get("block_hash")
-        .and_then(Value::as_str)
-        .unwrap_or("sha256")
-        .parse::<Algorithm>()
-        .map_err(ClientError::new)?;
-    let hashes = v
-        .get("hashes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ClientError::new("The hashmap has no hashes"))?
-        .iter()
-        .map(|h| h.as_str().ok_or_else(|| "not a string".to_string()).and_then(BlockHash::from_hex))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ClientError::new(format!("The hashmap holds a bad hash: {e}")))?;
-    let mut info = ObjectInfo::from_headers(r.headers.clone());
-    info.bytes = bytes; // Content-Length is the JSON's here
-    let version = r.header("x-object-version").map(str::to_string);
-    let hm = Hashmap { block_size, algorithm, bytes, hashes, version, info };
-    if hm.hashes.len() < hm.data_blocks() {
-        return Err(ClientError::new(format!("The hashmap lists {} hashes for {} bytes", hm.hashes.len(), bytes)));
+/// A hashmap as the JSON has it. Hashes are decoded as they are read and
+/// counted: a reply listing more than an object can have stops there.
+#[derive(serde::Deserialize)]
+struct HashmapJson {
+    bytes: u64,
+    block_size: u64,
+    #[serde(default)]
+    block_hash: Option<String>,
+    hashes: HexHashes,
+}
+
+struct HexHashes(Vec<BlockHash>);
+
+impl<'de> serde::Deserialize<'de> for HexHashes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Seq;
+        impl<'de> serde::de::Visitor<'de> for Seq {
+            type Value = HexHashes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of hex block hashes")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<HexHashes, A::Error> {
+                let mut out = Vec::new();
+                while let Some(HexHash(h)) = seq.next_element()? {
+                    if out.len() as u64 >= blocks::MAX_BLOCKS_PER_OBJECT {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "more than {} hashes, the most an object has",
+                            blocks::MAX_BLOCKS_PER_OBJECT
+                        )));
+                    }
+                    out.push(h);
+                }
+                Ok(HexHashes(out))
+            }
+        }
+        d.deserialize_seq(Seq)
     }
-    Ok(hm)
+}
+
+struct HexHash(BlockHash);
+
+impl<'de> serde::Deserialize<'de> for HexHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = HexHash;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<HexHash, E> {
+                BlockHash::from_hex(s).map(HexHash).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Hex)
+    }
+}
+
+/// Parses a hashmap reply and checks its numbers before anyone uses them:
+/// a block size a client can hold, at most `MAX_BLOCKS_PER_OBJECT` hashes,
+/// and exactly as many as its size needs.
+fn parse_hashmap(r: &Reply) -> Result<Hashmap, ClientError> {
+    let v: HashmapJson = serde_json::from_slice(&r.body).map_err(|e| {
+        let what = if e.is_syntax() || e.is_eof() { "The server answered malformed JSON" } else { "Bad hashmap" };
+        ClientError::with_status(format!("{what}: {e}"), r.status)
+    })?;
+    blocks::check_block_size(v.block_size).map_err(|e| ClientError::new(format!("Bad hashmap: its {e}")))?;
+    let algorithm = v.block_hash.as_deref().unwrap_or("sha256").parse::<Algorithm>().map_err(ClientError::new)?;
+    let hashes = v.hashes.0;
+    blocks::check_hashmap_len(v.bytes, hashes.len(), v.block_size)
+        .map_err(|e| ClientError::new(format!("Bad hashmap: {e}")))?;
+    let mut info = ObjectInfo::from_headers(r.headers.clone());
+    info.bytes = v.bytes; // Content-Length is the JSON's here
+    let version = r.header("x-object-version").map(str::to_string);
+    Ok(Hashmap { block_size: v.block_size, algorithm, bytes: v.bytes, hashes, version, info })
 }
 
 fn read_block_at(file: &File, i: usize, bs: u64, size: u64) -> Result<Vec<u8>, ClientError> {

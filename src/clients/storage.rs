@@ -8,7 +8,7 @@
 //! as well as its own.
 
 use super::error::ClientError;
-use super::http::{header_in, Http, Reply};
+use super::http::{header_in, BodyLimit, Call, Http, Reply};
 use bytes::Bytes;
 use reqwest::Method;
 use serde_json::Value;
@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 
 /// Largest page a listing asks for (and the most either server returns).
 pub const PAGE: usize = 10_000;
+
+/// Smallest page a listing falls back to when a page of entries is longer
+/// than `Options::max_reply` (entries with long names and much metadata).
+const MIN_PAGE: usize = 100;
 
 /// A storage account at `<endpoint>/<account>`, working in one container.
 #[derive(Clone, Debug)]
@@ -201,7 +205,7 @@ pub struct ObjectEntry {
 }
 
 impl ObjectEntry {
-    fn from_json(v: &Value) -> Result<ObjectEntry, ClientError> {
+    fn from_json(v: Value) -> Result<ObjectEntry, ClientError> {
         let name = v
             .get("name")
             .and_then(Value::as_str)
@@ -230,7 +234,7 @@ impl ObjectEntry {
             uuid: s("x_object_uuid"),
             version: num("x_object_version"),
             meta,
-            raw: v.clone(),
+            raw: v,
         })
     }
     pub fn is_directory(&self) -> bool {
@@ -248,6 +252,72 @@ pub struct ContainerEntry {
     pub raw: Value,
 }
 
+/// Pages through a JSON listing (`kind`: what it lists, for messages).
+///
+/// A server is not trusted to end it: each page must move the marker
+/// forward (a repeated or backwards marker is an error, not a loop), a page
+/// holds at most what was asked, and the walk reads at most
+/// `Options::max_listing` entries. With `limit` at most that, the walk stops
+/// there; otherwise a longer listing is an error, never a silently partial
+/// one. A page longer than `Options::max_reply` is asked again, smaller.
+async fn walk_listing<'a, T>(
+    http: &Http,
+    kind: &str,
+    limit: Option<usize>,
+    mut marker: Option<String>,
+    request: impl Fn(usize, Option<&str>) -> Call<'a>,
+    entry: impl Fn(Value) -> Result<T, ClientError>,
+    name: impl Fn(&T) -> &str,
+) -> Result<Vec<T>, ClientError> {
+    let cap = http.options().max_listing;
+    // Past the cap: one entry more tells a longer listing from one that ends there.
+    let (wanted, beyond_is_error) = match limit {
+        Some(l) if l <= cap => (l, false),
+        _ => (cap.saturating_add(1), true),
+    };
+    let mut out: Vec<T> = Vec::new();
+    let mut page = PAGE;
+    while out.len() < wanted {
+        let want = (wanted - out.len()).min(page);
+        let reply = match request(want, marker.as_deref()).ok(&[200, 204]).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_reply_too_long() && page > MIN_PAGE => {
+                page = (page / 4).max(MIN_PAGE);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if reply.status == 204 || reply.body.is_empty() {
+            break;
+        }
+        let Value::Array(items) = reply.json()? else {
+            return Err(ClientError::new(format!("The {kind} listing is not a JSON list")));
+        };
+        let n = items.len();
+        for v in items.into_iter().take(want) {
+            out.push(entry(v)?);
+        }
+        if n < want {
+            break;
+        }
+        let last = out.last().map(|e| name(e).to_string());
+        if let (Some(last), Some(before)) = (&last, &marker) {
+            if last <= before {
+                return Err(ClientError::new(format!(
+                    "The {kind} listing does not move forward: after {before:?} it gave {last:?} again or earlier"
+                )));
+            }
+        }
+        marker = last;
+    }
+    if beyond_is_error && out.len() > cap {
+        return Err(ClientError::new(format!(
+            "The {kind} listing has more than {cap} entries, the most one call reads; list it in parts (marker and limit)"
+        )));
+    }
+    Ok(out)
+}
+
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
@@ -256,7 +326,9 @@ pub struct ListOptions {
     /// Pithos `path=`: direct children of a folder.
     pub path: Option<String>,
     pub marker: Option<String>,
-    /// At most this many entries; None lists everything, page by page.
+    /// At most this many entries. None (or more than `Options::max_listing`)
+    /// lists everything page by page, up to `max_listing` entries: a longer
+    /// listing is an error.
     pub limit: Option<usize>,
     /// Pithos meta filter (`key`, `!key`, `key=value`…).
     pub meta: Option<String>,
@@ -277,6 +349,9 @@ pub struct GetOptions {
     pub if_unmodified_since: Option<String>,
     /// Pithos: read this version.
     pub version: Option<String>,
+    /// At most this many bytes of body: a longer reply is an error. Default:
+    /// the range's length, else `Options::max_object`.
+    pub max_bytes: Option<u64>,
 }
 
 /// What a write sets besides the data.
@@ -378,40 +453,37 @@ pub trait ObjectStorage {
         call.send().await.map(|_| ())
     }
 
-    /// Every container of the account (paged past 10,000).
+    /// Every container of the account (paged past 10,000; see [`ListOptions::limit`]).
     async fn list_containers(&self) -> Result<Vec<ContainerEntry>, ClientError> {
+        self.list_containers_with(&ListOptions::default()).await
+    }
+
+    /// Containers of the account: `prefix`, `marker` and `limit` of `o` apply.
+    async fn list_containers_with(&self, o: &ListOptions) -> Result<Vec<ContainerEntry>, ClientError> {
         let s = self.storage();
-        let mut out: Vec<ContainerEntry> = Vec::new();
-        loop {
-            let mut call = s.http.request(Method::GET, &s.account).query("format", "json").query("limit", PAGE);
-            if let Some(last) = out.last() {
-                call = call.query("marker", &last.name);
-            }
-            let r = call.ok(&[200, 204]).send().await?;
-            if r.status == 204 || r.body.is_empty() {
-                break;
-            }
-            let page = r.json()?;
-            let items = page.as_array().ok_or_else(|| ClientError::new("The container listing is not a JSON list"))?;
-            let n = items.len();
-            for v in items {
-                let name = v
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| ClientError::new("A container listing entry has no name"))?;
-                out.push(ContainerEntry {
-                    name: name.to_string(),
-                    count: v.get("count").and_then(Value::as_u64).unwrap_or(0),
-                    bytes: v.get("bytes").and_then(Value::as_u64).unwrap_or(0),
-                    last_modified: v.get("last_modified").and_then(Value::as_str).and_then(parse_listing_date),
-                    raw: v.clone(),
-                });
-            }
-            if n < PAGE {
-                break;
-            }
-        }
-        Ok(out)
+        let request = |limit: usize, marker: Option<&str>| {
+            s.http
+                .request(Method::GET, &s.account)
+                .query("format", "json")
+                .query("limit", limit)
+                .query_opt("prefix", o.prefix.as_deref())
+                .query_opt("marker", marker)
+        };
+        let entry = |v: Value| -> Result<ContainerEntry, ClientError> {
+            let name = v
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ClientError::new("A container listing entry has no name"))?
+                .to_string();
+            Ok(ContainerEntry {
+                name,
+                count: v.get("count").and_then(Value::as_u64).unwrap_or(0),
+                bytes: v.get("bytes").and_then(Value::as_u64).unwrap_or(0),
+                last_modified: v.get("last_modified").and_then(Value::as_str).and_then(parse_listing_date),
+                raw: v,
+            })
+        };
+        walk_listing(&s.http, "container", o.limit, o.marker.clone(), request, entry, |c| &c.name).await
     }
 
     // ---------- containers ----------
@@ -455,49 +527,34 @@ pub trait ObjectStorage {
 
     // ---------- listing ----------
 
-    /// Lists the container, page by page past 10,000 unless `limit` is given.
+    /// Lists the container, page by page past 10,000 (see [`ListOptions::limit`]).
     async fn list_objects(&self, o: &ListOptions) -> Result<Vec<Listed>, ClientError> {
         let s = self.storage();
-        let mut out: Vec<Listed> = Vec::new();
-        let mut marker = o.marker.clone();
-        loop {
-            let want = o.limit.map_or(PAGE, |l| (l - out.len()).min(PAGE));
+        let path = format!("{}/{}", s.account, s.container);
+        let request = |limit: usize, marker: Option<&str>| {
             let r = s
                 .http
-                .request(Method::GET, &format!("{}/{}", s.account, s.container))
+                .request(Method::GET, &path)
                 .query("format", "json")
-                .query("limit", want)
+                .query("limit", limit)
                 .query_opt("prefix", o.prefix.as_deref())
                 .query_opt("delimiter", o.delimiter.as_deref())
                 .query_opt("path", o.path.as_deref())
-                .query_opt("marker", marker.as_deref())
+                .query_opt("marker", marker)
                 .query_opt("meta", o.meta.as_deref())
                 .query_opt("until", o.until);
             let r = if o.shared { r.flag("shared") } else { r };
-            let r = if o.public { r.flag("public") } else { r };
-            let r = r.ok(&[200, 204]).send().await?;
-            if r.status == 204 || r.body.is_empty() {
-                break;
+            if o.public {
+                r.flag("public")
+            } else {
+                r
             }
-            let page = r.json()?;
-            let items = page.as_array().ok_or_else(|| ClientError::new("The object listing is not a JSON list"))?;
-            let n = items.len();
-            for v in items {
-                match v.get("subdir").and_then(Value::as_str) {
-                    Some(sd) => out.push(Listed::Subdir(sd.to_string())),
-                    None => out.push(Listed::Object(ObjectEntry::from_json(v)?)),
-                }
-            }
-            let last = out.last().map(|l| l.name().to_string());
-            if n < want || o.limit.is_some_and(|l| out.len() >= l) || last == marker {
-                break;
-            }
-            marker = last;
-        }
-        if let Some(l) = o.limit {
-            out.truncate(l);
-        }
-        Ok(out)
+        };
+        let entry = |v: Value| match v.get("subdir").and_then(Value::as_str) {
+            Some(sd) => Ok(Listed::Subdir(sd.to_string())),
+            None => ObjectEntry::from_json(v).map(Listed::Object),
+        };
+        walk_listing(&s.http, "object", o.limit, o.marker.clone(), request, entry, Listed::name).await
     }
 
     // ---------- objects ----------
@@ -527,10 +584,16 @@ pub trait ObjectStorage {
             .request(Method::GET, &self.object_path(name))
             .query_opt("version", o.version.as_deref())
             .ok(&[200, 206]);
+        let limit = match (o.range, o.max_bytes) {
+            (_, Some(n)) => BodyLimit::Max(n),
+            (Some((a, b)), None) if b >= a => BodyLimit::Range { start: a, len: b - a + 1 },
+            _ => BodyLimit::Max(self.storage().http.options().max_object),
+        };
         if let Some((a, b)) = o.range {
             call = call.header("Range", format!("bytes={a}-{b}"));
         }
         call = call
+            .limit(limit)
             .header_opt("If-Match", o.if_match.clone())
             .header_opt("If-None-Match", o.if_none_match.clone())
             .header_opt("If-Modified-Since", o.if_modified_since.clone())
@@ -669,14 +732,14 @@ mod tests {
         let pithos = serde_json::json!({"name": "a/b", "bytes": 5, "content_type": "text/plain", "hash": "",
             "x_object_hash": "h", "x_object_uuid": "u", "x_object_version": 7,
             "last_modified": "2017-01-14T10:02:03.5+00:00", "x_object_meta_mtime": "12"});
-        let e = ObjectEntry::from_json(&pithos).unwrap();
+        let e = ObjectEntry::from_json(pithos).unwrap();
         assert_eq!((e.name.as_str(), e.bytes, e.version), ("a/b", 5, Some(7)));
         assert_eq!(e.last_modified, Some(1484388123.5));
         assert_eq!(e.meta.get("mtime").map(String::as_str), Some("12"));
         let swift = serde_json::json!({"name": "x", "bytes": 1, "hash": "md5", "content_type": "a/b",
             "last_modified": "2017-01-14T10:02:03.000000"});
-        let e = ObjectEntry::from_json(&swift).unwrap();
+        let e = ObjectEntry::from_json(swift).unwrap();
         assert_eq!(e.last_modified, Some(1484388123.0));
-        assert!(ObjectEntry::from_json(&serde_json::json!({"bytes": 1})).is_err());
+        assert!(ObjectEntry::from_json(serde_json::json!({"bytes": 1})).is_err());
     }
 }

@@ -3,7 +3,13 @@
 //! Mode, owner, group and mtime travel as `X-Object-Meta-Posix-*`; symlinks are
 //! objects of type `inode/symlink` holding their target. JSON listings of the
 //! local cloud carry user metadata, so `ls -l` needs no request per file.
+//!
+//! Every number here comes from a server and is bounded before use: times
+//! are clamped into a sane range, owners and modes that are not numbers (or
+//! are the "no owner" value) are ignored, and setuid/setgid bits are shown
+//! only to a mount that opted in (`--suid`).
 
+use crate::blocks::{MAX_BLOCKS_PER_OBJECT, MAX_BLOCK_SIZE};
 use crate::clients::storage::{is_directory_type, ObjectEntry, ObjectInfo};
 use std::collections::BTreeMap;
 
@@ -14,6 +20,27 @@ pub const META_MTIME: &str = "posix-mtime";
 /// The machine that recorded `posix-uid`/`-gid` (see `owners`).
 pub const META_HOST: &str = "posix-host";
 pub const SYMLINK_TYPE: &str = "inode/symlink";
+
+/// The longest symlink target (bytes): what the kernel's `readlink` takes
+/// (`PATH_MAX` less its NUL).
+pub const SYMLINK_MAX: usize = 4095;
+
+/// The latest time shown, 9999-12-31T23:59:59Z.
+pub const MAX_TIME: f64 = 253_402_300_799.0;
+
+/// The largest size a listing may report for an object the mount shows: the
+/// most blocks of the largest block size. Anything larger is no object this
+/// mount can read, whatever its block size.
+pub const MAX_LISTED_SIZE: u64 = MAX_BLOCKS_PER_OBJECT * MAX_BLOCK_SIZE;
+
+/// Setuid and setgid: shown only with `--suid`.
+pub const SETID_BITS: u32 = 0o6000;
+
+/// A time from a server, made safe: None when it is no number (NaN,
+/// infinite); otherwise clamped into `0..=MAX_TIME` (earlier reads as the epoch).
+pub fn sane_time(t: f64) -> Option<f64> {
+    t.is_finite().then(|| t.clamp(0.0, MAX_TIME))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -75,9 +102,15 @@ impl Attr {
         } else {
             Kind::File
         };
-        let num = |k: &str| meta.get(k).and_then(|v| v.trim().parse::<u32>().ok());
+        // (uid_t)-1 means "no owner" to the kernel: not an owner to show.
+        let num = |k: &str| meta.get(k).and_then(|v| v.trim().parse::<u32>().ok()).filter(|n| *n != u32::MAX);
         let mode = meta.get(META_MODE).and_then(|v| u32::from_str_radix(v.trim(), 8).ok()).map(|m| m & 0o7777);
-        let mtime = meta.get(META_MTIME).and_then(|v| v.trim().parse::<f64>().ok()).or(last_modified).unwrap_or(0.0);
+        let mtime = meta
+            .get(META_MTIME)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .and_then(sane_time)
+            .or_else(|| last_modified.and_then(sane_time))
+            .unwrap_or(0.0);
         let user: BTreeMap<String, String> =
             meta.iter().filter(|(k, _)| !k.starts_with("posix-")).map(|(k, v)| (k.clone(), v.clone())).collect();
         Attr {
@@ -110,6 +143,14 @@ impl Attr {
         a.version = i.version.clone();
         a.uuid = i.uuid.clone();
         a
+    }
+
+    /// The permission bits the kernel sees: the object's mode (else
+    /// `default`), without setuid/setgid unless `allow_setid` (`--suid`).
+    /// The bits stay on the server either way: only what is shown changes.
+    pub fn permissions(&self, default: u32, allow_setid: bool) -> u16 {
+        let mode = self.mode.unwrap_or(default) & 0o7777;
+        (if allow_setid { mode } else { mode & !SETID_BITS }) as u16
     }
 
     /// The metadata to write with a new version of this object: the POSIX
@@ -159,5 +200,35 @@ mod tests {
         // garbage in metadata is ignored, not trusted
         meta.insert(META_MODE.to_string(), "rwx".to_string());
         assert_eq!(Attr::from_parts("x/y", 0, None, &meta).mode, None);
+    }
+
+    #[test]
+    fn numbers_from_a_server_are_bounded() {
+        let with = |k: &str, v: &str| {
+            let mut meta = BTreeMap::new();
+            meta.insert(k.to_string(), v.to_string());
+            Attr::from_parts("text/plain", 1, Some(1000.0), &meta)
+        };
+        // times: clamped, never a panic; not numbers fall back to Last-Modified
+        assert_eq!(with(META_MTIME, "1e300").mtime, MAX_TIME);
+        assert_eq!(with(META_MTIME, "-5").mtime, 0.0);
+        for not_a_time in ["NaN", "inf", "-inf", "x", ""] {
+            assert_eq!(with(META_MTIME, not_a_time).mtime, 1000.0, "{not_a_time}");
+        }
+        assert_eq!(Attr::from_parts("text/plain", 1, Some(f64::NAN), &BTreeMap::new()).mtime, 0.0);
+        assert_eq!(Attr::from_parts("text/plain", 1, Some(1e300), &BTreeMap::new()).mtime, MAX_TIME);
+        // owners: the "no owner" value and overflows are not owners
+        assert_eq!(with(META_UID, "4294967295").uid, None);
+        assert_eq!(with(META_UID, "4294967296").uid, None);
+        assert_eq!(with(META_GID, "-1").gid, None);
+        assert_eq!(with(META_GID, "65534").gid, Some(65534));
+        // modes: octal within 0o7777, overflows ignored
+        assert_eq!(with(META_MODE, "77777777777777").mode, None);
+        assert_eq!(with(META_MODE, "104755").mode, Some(0o4755));
+        // setuid/setgid show only with --suid; the sticky bit always
+        let a = with(META_MODE, "6755");
+        assert_eq!((a.permissions(0o644, false), a.permissions(0o644, true)), (0o755, 0o6755));
+        assert_eq!(with(META_MODE, "1777").permissions(0o644, false), 0o1777);
+        assert_eq!(Attr::new_file(0.0).permissions(0o4644, false), 0o644);
     }
 }

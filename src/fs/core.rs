@@ -3,7 +3,9 @@
 //! writes as dirty blocks committed by hashmap. The FUSE adapter (`fuse.rs`)
 //! only translates; everything here can run without a kernel mount.
 
-use super::attr::{now, Attr, Kind, META_GID, META_HOST, META_UID, SYMLINK_TYPE};
+use super::attr::{
+    now, sane_time, Attr, Kind, MAX_LISTED_SIZE, META_GID, META_HOST, META_UID, SYMLINK_MAX, SYMLINK_TYPE,
+};
 use super::cache::BlockCache;
 use super::errno::{Errno, FsResult};
 use super::handle::{
@@ -44,6 +46,9 @@ pub struct FsOptions {
     pub max_prefetch: usize,
     /// Where dirty blocks beyond `dirty_limit` are spilled (unnamed files).
     pub spill_dir: PathBuf,
+    /// Show setuid/setgid bits the server records (`--suid`; the mount is
+    /// then not `nosuid` either). Off: they are masked.
+    pub suid: bool,
 }
 
 /// User xattrs one file may carry (`ENOSPC` past it, as a full xattr block
@@ -77,6 +82,7 @@ impl Default for FsOptions {
             dirty_limit: 64 << 20,
             max_prefetch: 8,
             spill_dir: default_cache_dir().join("spill"),
+            suid: false,
         }
     }
 }
@@ -268,15 +274,30 @@ impl Fs {
 
     /// Lists a directory from the server unless its listing is fresh, binding
     /// every child with the attributes the listing carries.
+    ///
+    /// What a server lists is checked before it is shown: a name a POSIX
+    /// directory cannot hold (`names::check_component`; an object name past
+    /// `names::check_object_name`), an entry outside the folder asked for, or
+    /// a size no object of this mount can have hides that entry only, with a
+    /// log line. A folder shows at most `max_listing` entries (the client
+    /// library's cap, which also refuses a listing that does not move forward).
     async fn ensure_listing(&self, ino: u64) -> FsResult<()> {
         if self.listing_fresh(ino)? {
             return Ok(());
         }
         let loc = self.locate(ino)?;
+        let cap = self.pithos.http().options().max_listing;
+        let listed = ListOptions { limit: Some(cap), ..Default::default() };
+        let mut hidden = HiddenEntries::new(&loc);
         let mut found: Vec<(String, Attr)> = Vec::new();
         if self.is_account_root(ino) {
-            for c in self.pithos.list_containers().await? {
-                found.push((c.name, Attr::dir(c.last_modified.unwrap_or(0.0))));
+            let containers = self.pithos.list_containers_with(&listed).await?;
+            hidden.note_cap(containers.len(), cap);
+            for c in containers {
+                match names::check_component(&c.name) {
+                    Ok(()) => found.push((c.name, Attr::dir(c.last_modified.and_then(sane_time).unwrap_or(0.0)))),
+                    Err(e) => hidden.hide(&c.name, name_problem(e)),
+                }
             }
         } else {
             let prefix = if loc.path.is_empty() { String::new() } else { format!("{}/", loc.path) };
@@ -285,25 +306,24 @@ impl Fs {
                 .list_objects(&ListOptions {
                     prefix: (!prefix.is_empty()).then(|| prefix.clone()),
                     delimiter: Some("/".into()),
-                    ..Default::default()
+                    ..listed
                 })
                 .await?;
+            hidden.note_cap(entries.len(), cap);
             let mut seen: HashMap<String, usize> = HashMap::new();
             for e in entries {
-                let (name, attr) = match &e {
-                    Listed::Subdir(s) => {
-                        let n = s.strip_prefix(&prefix).unwrap_or(s).trim_end_matches('/').to_string();
-                        (n, Attr::dir(0.0))
-                    }
-                    Listed::Object(o) => {
-                        let n = o.name.strip_prefix(&prefix).unwrap_or(&o.name).to_string();
-                        (n, Attr::from_entry(o))
+                let (full, attr) = match &e {
+                    // `a/b/` is folder `b`; `a/b//` is no folder a POSIX path can name.
+                    Listed::Subdir(s) => (s.strip_suffix('/').unwrap_or(s), Attr::dir(0.0)),
+                    Listed::Object(o) => (o.name.as_str(), Attr::from_entry(o)),
+                };
+                let name = match child_name(full, &prefix) {
+                    Ok(n) => n.to_string(),
+                    Err(why) => {
+                        hidden.hide(full, why);
+                        continue;
                     }
                 };
-                // Names a POSIX directory cannot hold (empty, or with '/' such as `dir/`).
-                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-                    continue;
-                }
                 // A marker object and the prefix of the same name are one folder:
                 // the marker's attributes win.
                 match seen.get(&name) {
@@ -322,6 +342,17 @@ impl Fs {
                 self.plain_attrs(ino, &loc.container, &prefix, &mut found).await?;
             }
         }
+        found.retain(|(name, attr)| {
+            let fits = attr.size <= MAX_LISTED_SIZE;
+            if !fits {
+                hidden.hide(
+                    name,
+                    format!("its size {} is past the {MAX_LISTED_SIZE} bytes this mount handles", attr.size),
+                );
+            }
+            fits
+        });
+        hidden.summarize();
         let mut t = self.inodes();
         let mut kids = Vec::with_capacity(found.len());
         let previous: Vec<u64> =
@@ -484,10 +515,19 @@ impl Fs {
         let pc = self.in_container(&loc.container);
         let opened = if self.plain {
             // Plain storage: a HEAD pins the ETag every ranged read checks.
-            pc.get_object_info(&loc.path).await.map(|info| {
+            pc.get_object_info(&loc.path).await.and_then(|info| {
+                // Its blocks are ranges with a key each: a size the server
+                // made up must not make millions of them.
+                let most = blocks::MAX_BLOCKS_PER_OBJECT * PLAIN_BLOCK_SIZE;
+                if info.bytes > most {
+                    return Err(ClientError::new(format!(
+                        "{}: the server reports {} bytes, more than the {most} this mount reads of one object",
+                        loc.path, info.bytes
+                    )));
+                }
                 let etag = info.etag.clone();
                 let f = OpenFile::opened_plain(ino, &etag, info.bytes, PLAIN_BLOCK_SIZE, write);
-                (f, Attr::from_info(&info), etag)
+                Ok((f, Attr::from_info(&info), etag))
             })
         } else {
             pc.get_object_hashmap(&loc.path, None).await.map(|hm| {
@@ -1322,8 +1362,16 @@ impl Fs {
             return Ok(t);
         }
         let loc = self.locate(ino)?;
-        let (_, data) = self.in_container(&loc.container).get_object(&loc.path, &Default::default()).await?;
-        let target = String::from_utf8(data.to_vec()).map_err(|_| Errno::IO)?;
+        // A target is at most what the kernel takes: a longer reply is refused, not read.
+        let o = GetOptions { max_bytes: Some(SYMLINK_MAX as u64), ..Default::default() };
+        let (_, data) = self.in_container(&loc.container).get_object(&loc.path, &o).await?;
+        let target = match String::from_utf8(data.to_vec()) {
+            Ok(t) if !t.is_empty() && !t.contains('\0') => t,
+            _ => {
+                tracing::warn!("{}: the symlink's target is empty, not UTF-8 or holds NUL", shorten(&loc.path));
+                return Err(Errno::IO);
+            }
+        };
         if let Some(n) = self.inodes().get_mut(ino) {
             n.target = Some(target.clone());
         }
@@ -1551,6 +1599,71 @@ impl Fs {
         let (quota, used) = self.pithos.get_account_quota().await?;
         let total = if quota == 0 { 1 << 50 } else { quota };
         Ok((total, total.saturating_sub(used)))
+    }
+}
+
+/// The name under `prefix` that a listed object (or roll-up) `full` shows
+/// as, or why it cannot show.
+fn child_name<'a>(full: &'a str, prefix: &str) -> Result<&'a str, String> {
+    let name = full.strip_prefix(prefix).ok_or_else(|| "it is outside the folder listed".to_string())?;
+    names::check_object_name(full).map_err(|_| format!("the object name is past {} bytes", names::MAX_OBJECT_NAME))?;
+    names::check_component(name).map_err(name_problem)?;
+    Ok(name)
+}
+
+fn name_problem(e: Errno) -> String {
+    if e == Errno::NAMETOOLONG {
+        format!("the name is past {} bytes", names::NAME_MAX)
+    } else {
+        "no file can have that name (empty, `.`, `..`, or holding `/` or NUL)".to_string()
+    }
+}
+
+/// Entries of one listing the mount does not show, logged: one line each for
+/// the first few, then how many more (a hostile listing cannot flood the log).
+struct HiddenEntries {
+    folder: String,
+    count: usize,
+}
+
+impl HiddenEntries {
+    const LOGGED: usize = 8;
+
+    fn new(loc: &Loc) -> HiddenEntries {
+        let folder = match (loc.container.is_empty(), loc.path.is_empty()) {
+            (true, _) => "the account".to_string(),
+            (false, true) => loc.container.clone(),
+            (false, false) => format!("{}/{}", loc.container, loc.path),
+        };
+        HiddenEntries { folder: shorten(&folder), count: 0 }
+    }
+
+    fn hide(&mut self, name: &str, why: impl std::fmt::Display) {
+        self.count += 1;
+        if self.count <= Self::LOGGED {
+            tracing::warn!("{}: not showing {:?} from the server's listing: {why}", self.folder, shorten(name));
+        }
+    }
+
+    /// A listing that reached the cap is cut there: say so.
+    fn note_cap(&self, listed: usize, cap: usize) {
+        if listed >= cap {
+            tracing::warn!("{}: the server lists {cap} entries or more; only the first {cap} are shown", self.folder);
+        }
+    }
+
+    fn summarize(&self) {
+        if self.count > Self::LOGGED {
+            tracing::warn!("{}: {} more entries of the listing not shown", self.folder, self.count - Self::LOGGED);
+        }
+    }
+}
+
+/// A server's name for a log line: at most 120 characters of it.
+fn shorten(name: &str) -> String {
+    match name.char_indices().nth(120) {
+        Some((at, _)) => format!("{}… ({} bytes)", &name[..at], name.len()),
+        None => name.to_string(),
     }
 }
 

@@ -37,12 +37,12 @@ fn errno(e: Errno) -> fuser::Errno {
     fuser::Errno::from_i32(e.0)
 }
 
+/// A time for the kernel. Times come from servers: one that is not a sane
+/// time since the epoch (NaN, infinite, negative, past year 9999) reads as
+/// the nearest that is (the epoch for no number at all), never a panic.
 fn time(t: f64) -> SystemTime {
-    if t.is_finite() && t > 0.0 {
-        UNIX_EPOCH + Duration::from_secs_f64(t)
-    } else {
-        UNIX_EPOCH
-    }
+    let secs = super::attr::sane_time(t).unwrap_or(0.0);
+    Duration::try_from_secs_f64(secs).ok().and_then(|d| UNIX_EPOCH.checked_add(d)).unwrap_or(UNIX_EPOCH)
 }
 
 fn file_attr(fs: &Fs, ino: u64, a: &Attr) -> FileAttr {
@@ -62,7 +62,7 @@ fn file_attr(fs: &Fs, ino: u64, a: &Attr) -> FileAttr {
         ctime: mtime,
         crtime: mtime,
         kind,
-        perm: (a.mode.unwrap_or(default_mode) & 0o7777) as u16,
+        perm: a.permissions(default_mode, fs.opts.suid),
         nlink: if a.kind == Kind::Dir { 2 } else { 1 },
         uid,
         gid,
@@ -593,5 +593,24 @@ impl Filesystem for FuseAdapter {
                 Err(e) => reply.error(errno(e)),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_times_never_panic() {
+        assert_eq!(time(1.5), UNIX_EPOCH + Duration::from_millis(1500));
+        // not numbers at all: the epoch
+        for t in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0] {
+            assert_eq!(time(t), UNIX_EPOCH, "{t}");
+        }
+        // too late: the latest time shown
+        let last = UNIX_EPOCH + Duration::from_secs(super::super::attr::MAX_TIME as u64);
+        for t in [1e300, f64::MAX, 1e12] {
+            assert_eq!(time(t), last, "{t}");
+        }
     }
 }

@@ -72,11 +72,12 @@ pub fn mount(req: MountRequest) -> Result<(), String> {
         fuser::MountOption::FSName(what.clone()),
         fuser::MountOption::Subtype("pithosfs".into()),
         fuser::MountOption::NoDev,
-        fuser::MountOption::NoSuid,
         // The kernel checks modes, owners and groups on every call, for
         // every user (with --allow-other too), as on a local filesystem.
         fuser::MountOption::DefaultPermissions,
     ];
+    // fuser mounts nosuid unless told otherwise: say which, explicitly.
+    options.push(if req.fs.suid { fuser::MountOption::Suid } else { fuser::MountOption::NoSuid });
     if req.fs.read_only {
         options.push(fuser::MountOption::RO);
     }

@@ -7,6 +7,8 @@
 //! even when a test panics.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
