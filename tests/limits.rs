@@ -1,16 +1,18 @@
 //! Limits and fair use of the local cloud, through real HTTP (and raw TCP
-//! where a client must misbehave): block hashes are not keys, quotas hold
-//! while data streams in, unreferenced blocks are collected, connections
+//! where a client must misbehave): the hashmap upload protocol still works
+//! (who may list which block is in tests/security.rs), quotas hold while
+//! data streams in, unreferenced blocks are collected, connections
 //! cannot be held, bodies and ranges are bounded, and numbers from clients
 //! never wrap.
 
 mod common;
 
+use common::blocks::{get_bytes, hexes, json_of, post_blocks, put_hashmap, random_bytes};
 use common::{TestCloud, ALICE_TOKEN, BOB_TOKEN};
 use pithosfs::blocks::{self, Algorithm, BlockHash, MAX_BLOCKS_PER_OBJECT};
 use pithosfs::cloud::gc::GcReport;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,18 +22,6 @@ const PUT: Method = Method::PUT;
 const POST: Method = Method::POST;
 const DELETE: Method = Method::DELETE;
 const BS: usize = 4096;
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// A cloud with 4 KiB blocks whose background collector stays out of the
 /// way (tests collect on demand) and takes unreferenced blocks at once.
@@ -43,6 +33,10 @@ async fn cloud(tune: impl FnOnce(&mut pithosfs::cloud::ServeConfig)) -> TestClou
         tune(c);
     })
     .await
+}
+
+fn hashmap_of(data: &[u8]) -> Vec<BlockHash> {
+    common::blocks::hashmap_of(data, BS as u64)
 }
 
 fn data_dir(tc: &TestCloud) -> std::path::PathBuf {
@@ -76,57 +70,6 @@ fn url(tc: &TestCloud, account: &str, container: &str, name: &str) -> String {
     format!("{}/{account}/{container}/{}", tc.pithos(), common::quote(name))
 }
 
-async fn json_of(r: reqwest::Response) -> Value {
-    let text = r.text().await.unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-fn hexes(hashes: &[BlockHash]) -> Vec<String> {
-    hashes.iter().map(|h| h.to_hex()).collect()
-}
-
-/// A hashmap PUT: the status and, on 409, the blocks asked for.
-async fn put_hashmap(tc: &TestCloud, token: &str, url: &str, size: usize, hashes: &[BlockHash]) -> (u16, Vec<String>) {
-    let body = json!({"bytes": size, "hashes": hexes(hashes)});
-    let r = tc
-        .http
-        .put(format!("{url}?hashmap=True&format=json"))
-        .header("X-Auth-Token", token)
-        .header("Content-Type", "application/octet-stream")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let missing = if status == 409 { serde_json::from_value(json_of(r).await).unwrap() } else { Vec::new() };
-    (status, missing)
-}
-
-/// Uploads `data` block by block into `account/container`, as kamaki does.
-async fn post_blocks(tc: &TestCloud, token: &str, account: &str, container: &str, data: &[u8]) {
-    for block in data.chunks(BS) {
-        let r = tc
-            .http
-            .post(format!("{}/{account}/{container}?update&format=json", tc.pithos()))
-            .header("X-Auth-Token", token)
-            .header("Content-Type", "application/octet-stream")
-            .body(block.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202, "block upload");
-    }
-}
-
-async fn get_bytes(tc: &TestCloud, token: &str, url: &str) -> (u16, Vec<u8>) {
-    let r = tc.http.get(url).header("X-Auth-Token", token).send().await.unwrap();
-    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
-}
-
-fn hashmap_of(data: &[u8]) -> Vec<BlockHash> {
-    blocks::hashmap(Algorithm::Sha256, BS as u64, data)
-}
-
 /// A body sent chunked (no Content-Length), so the server cannot refuse it
 /// by its announced size.
 fn chunked(data: Vec<u8>) -> reqwest::Body {
@@ -139,73 +82,7 @@ async fn header_of(tc: &TestCloud, token: &str, url: &str, name: &str) -> String
     r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
 }
 
-// ---------- 1. block hashes are not keys ----------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn block_hashes_are_not_keys() {
-    let tc = cloud(|_| {}).await;
-    let secret = random_bytes(3 * BS + 100, 1);
-    let alice_url = url(&tc, &tc.alice, "pithos", "secret.bin");
-    tc.put_object("pithos", "secret.bin", &secret).await;
-    let hashes = hashmap_of(&secret);
-
-    // bob lists alice's hashes: answered exactly as blocks the server lacks
-    let bob_url = url(&tc, &tc.bob, "pithos", "stolen.bin");
-    let (status, missing) = put_hashmap(&tc, BOB_TOKEN, &bob_url, secret.len(), &hashes).await;
-    assert_eq!(status, 409);
-    assert_eq!(missing, hexes(&hashes));
-    let unknown = blocks::hash_block(Algorithm::Sha256, b"no one has this");
-    let mixed = [hashes[0], unknown];
-    let (status, missing) = put_hashmap(&tc, BOB_TOKEN, &bob_url, 2 * BS, &mixed).await;
-    assert_eq!((status, missing), (409, hexes(&mixed)), "no difference between a stored and an unknown block");
-    assert_eq!(get_bytes(&tc, BOB_TOKEN, &bob_url).await.0, 404);
-
-    // once bob proves he has the bytes, the same hashmap goes in
-    post_blocks(&tc, BOB_TOKEN, &tc.bob, "pithos", &secret).await;
-    assert_eq!(put_hashmap(&tc, BOB_TOKEN, &bob_url, secret.len(), &hashes).await.0, 201);
-    assert_eq!(get_bytes(&tc, BOB_TOKEN, &bob_url).await, (200, secret.clone()));
-    // and it does not open alice's object to him
-    assert_eq!(get_bytes(&tc, BOB_TOKEN, &alice_url).await.0, 403);
-
-    // alice reuses her own blocks without uploading, in any of her containers
-    let r = tc.alice(PUT, &format!("{}/{}/other", tc.pithos(), tc.alice)).send().await.unwrap();
-    assert_eq!(r.status(), 201);
-    let again = url(&tc, &tc.alice, "other", "again.bin");
-    assert_eq!(put_hashmap(&tc, ALICE_TOKEN, &again, secret.len(), &hashes).await, (201, vec![]));
-    assert_eq!(get_bytes(&tc, ALICE_TOKEN, &again).await, (200, secret));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_grantee_may_list_blocks_of_what_is_shared_with_it() {
-    let tc = cloud(|_| {}).await;
-    let shared = random_bytes(2 * BS + 7, 2);
-    let private = random_bytes(2 * BS, 3);
-    tc.put_object("pithos", "docs/shared.bin", &shared).await;
-    tc.put_object("pithos", "docs/private.bin", &private).await;
-    let shared_url = url(&tc, &tc.alice, "pithos", "docs/shared.bin");
-    let r = tc.alice(POST, &shared_url).header("X-Object-Sharing", format!("read={}", tc.bob)).send().await.unwrap();
-    assert_eq!(r.status(), 202);
-    // bob copies the shared file by hashmap: no data moves
-    let copy = url(&tc, &tc.bob, "pithos", "copy.bin");
-    assert_eq!(put_hashmap(&tc, BOB_TOKEN, &copy, shared.len(), &hashmap_of(&shared)).await, (201, vec![]));
-    assert_eq!(get_bytes(&tc, BOB_TOKEN, &copy).await, (200, shared.clone()));
-    // the unshared sibling's blocks are not his
-    let hm = hashmap_of(&private);
-    let (status, missing) = put_hashmap(&tc, BOB_TOKEN, &copy, private.len(), &hm).await;
-    assert_eq!((status, missing), (409, hexes(&hm)));
-
-    // a writer rewrites the shared object keeping all but one block, as the mount commits an edit
-    let r = tc.alice(POST, &shared_url).header("X-Object-Sharing", format!("write={}", tc.bob)).send().await.unwrap();
-    assert_eq!(r.status(), 202);
-    let mut edited = shared.clone();
-    edited[BS + 1] ^= 0xff;
-    let hm = hashmap_of(&edited);
-    let (status, missing) = put_hashmap(&tc, BOB_TOKEN, &shared_url, edited.len(), &hm).await;
-    assert_eq!((status, missing), (409, vec![hm[1].to_hex()]), "only the changed block is asked for");
-    post_blocks(&tc, BOB_TOKEN, &tc.alice, "pithos", &edited[BS..2 * BS]).await;
-    assert_eq!(put_hashmap(&tc, BOB_TOKEN, &shared_url, edited.len(), &hm).await.0, 201);
-    assert_eq!(get_bytes(&tc, ALICE_TOKEN, &shared_url).await, (200, edited));
-}
+// ---------- 1. the hashmap upload protocol ----------
 
 /// The client library's upload (kamaki's protocol: hashmap, 409, block
 /// POSTs, hashmap again) works for a user whose data another user already

@@ -4,7 +4,9 @@
 
 mod common;
 
+use common::blocks::{get_bytes, hashmap_of, hexes, post_blocks, put_hashmap, random_bytes};
 use common::{quote, TestCloud, ALICE_TOKEN, BOB_TOKEN};
+use pithosfs::blocks::{self, Algorithm};
 use pithosfs::cloud::pithos::tree;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
@@ -985,4 +987,79 @@ fn users_files_and_names_are_checked() {
     let seen: BTreeSet<String> =
         std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(seen.contains("meta.sqlite"), "{seen:?}");
+}
+
+/// Block size of the block-level tests: small blocks, many of them.
+const BS: usize = 4096;
+
+fn object_at(tc: &TestCloud, account: &str, container: &str, name: &str) -> String {
+    format!("{}/{account}/{container}/{}", tc.pithos(), quote(name))
+}
+
+// ---------- block hashes are not keys ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_hashes_are_not_keys() {
+    let tc = TestCloud::start_with(|c| c.block_size = BS as u64).await;
+    let secret = random_bytes(3 * BS + 100, 1);
+    let alice_url = object_at(&tc, &tc.alice, "pithos", "secret.bin");
+    tc.put_object("pithos", "secret.bin", &secret).await;
+    let hashes = hashmap_of(&secret, BS as u64);
+
+    // bob lists alice's hashes: answered exactly as blocks the server lacks
+    let bob_url = object_at(&tc, &tc.bob, "pithos", "stolen.bin");
+    let (status, missing) = put_hashmap(&tc, BOB_TOKEN, &bob_url, secret.len(), &hashes).await;
+    assert_eq!(status, 409);
+    assert_eq!(missing, hexes(&hashes));
+    let unknown = blocks::hash_block(Algorithm::Sha256, b"no one has this");
+    let mixed = [hashes[0], unknown];
+    let (status, missing) = put_hashmap(&tc, BOB_TOKEN, &bob_url, 2 * BS, &mixed).await;
+    assert_eq!((status, missing), (409, hexes(&mixed)), "no difference between a stored and an unknown block");
+    assert_eq!(get_bytes(&tc, BOB_TOKEN, &bob_url).await.0, 404);
+
+    // once bob proves he has the bytes, the same hashmap goes in
+    post_blocks(&tc, BOB_TOKEN, &tc.bob, "pithos", &secret).await;
+    assert_eq!(put_hashmap(&tc, BOB_TOKEN, &bob_url, secret.len(), &hashes).await.0, 201);
+    assert_eq!(get_bytes(&tc, BOB_TOKEN, &bob_url).await, (200, secret.clone()));
+    // and it does not open alice's object to him
+    assert_eq!(get_bytes(&tc, BOB_TOKEN, &alice_url).await.0, 403);
+
+    // alice reuses her own blocks without uploading, in any of her containers
+    let r = tc.alice(PUT, &format!("{}/{}/other", tc.pithos(), tc.alice)).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let again = object_at(&tc, &tc.alice, "other", "again.bin");
+    assert_eq!(put_hashmap(&tc, ALICE_TOKEN, &again, secret.len(), &hashes).await, (201, vec![]));
+    assert_eq!(get_bytes(&tc, ALICE_TOKEN, &again).await, (200, secret));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grantee_may_list_blocks_of_what_is_shared_with_it() {
+    let tc = TestCloud::start_with(|c| c.block_size = BS as u64).await;
+    let shared = random_bytes(2 * BS + 7, 2);
+    let private = random_bytes(2 * BS, 3);
+    tc.put_object("pithos", "docs/shared.bin", &shared).await;
+    tc.put_object("pithos", "docs/private.bin", &private).await;
+    let shared_url = object_at(&tc, &tc.alice, "pithos", "docs/shared.bin");
+    let r = tc.alice(POST, &shared_url).header("X-Object-Sharing", format!("read={}", tc.bob)).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    // bob copies the shared file by hashmap: no data moves
+    let copy = object_at(&tc, &tc.bob, "pithos", "copy.bin");
+    assert_eq!(put_hashmap(&tc, BOB_TOKEN, &copy, shared.len(), &hashmap_of(&shared, BS as u64)).await, (201, vec![]));
+    assert_eq!(get_bytes(&tc, BOB_TOKEN, &copy).await, (200, shared.clone()));
+    // the unshared sibling's blocks are not his
+    let hm = hashmap_of(&private, BS as u64);
+    let (status, missing) = put_hashmap(&tc, BOB_TOKEN, &copy, private.len(), &hm).await;
+    assert_eq!((status, missing), (409, hexes(&hm)));
+
+    // a writer rewrites the shared object keeping all but one block, as the mount commits an edit
+    let r = tc.alice(POST, &shared_url).header("X-Object-Sharing", format!("write={}", tc.bob)).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let mut edited = shared.clone();
+    edited[BS + 1] ^= 0xff;
+    let hm = hashmap_of(&edited, BS as u64);
+    let (status, missing) = put_hashmap(&tc, BOB_TOKEN, &shared_url, edited.len(), &hm).await;
+    assert_eq!((status, missing), (409, vec![hm[1].to_hex()]), "only the changed block is asked for");
+    post_blocks(&tc, BOB_TOKEN, &tc.alice, "pithos", &edited[BS..2 * BS]).await;
+    assert_eq!(put_hashmap(&tc, BOB_TOKEN, &shared_url, edited.len(), &hm).await.0, 201);
+    assert_eq!(get_bytes(&tc, ALICE_TOKEN, &shared_url).await, (200, edited));
 }

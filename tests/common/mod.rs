@@ -2,6 +2,7 @@
 //! over a temporary data directory, with two users (alice and bob).
 #![allow(dead_code)]
 
+pub mod blocks;
 pub mod faults;
 
 use pithosfs::cloud::{self, users::UserSpec, ServeConfig};
