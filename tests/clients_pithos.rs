@@ -4,6 +4,7 @@
 mod common;
 
 use bytes::Bytes;
+use common::blocks::random_bytes;
 use common::faults::{canned_server, CuttingProxy};
 use common::{TestCloud, ALICE_TOKEN, BOB_TOKEN};
 use pithosfs::clients::pithos::{PithosClient, TransferOptions};
@@ -11,18 +12,6 @@ use pithosfs::clients::storage::{GetOptions, ListOptions, Listed, ObjectStorage,
 use pithosfs::clients::{ClientError, Http, Options};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn sha(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::blocks::random_bytes;
 use common::{quote, TestCloud, ALICE_TOKEN, BOB_TOKEN};
 use pithosfs::blocks::{self, Algorithm, BlockHash};
 use reqwest::{Method, StatusCode};
@@ -14,19 +15,6 @@ const PUT: Method = Method::PUT;
 const POST: Method = Method::POST;
 const HEAD: Method = Method::HEAD;
 const DELETE: Method = Method::DELETE;
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    // xorshift: deterministic, no zero runs to speak of
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn header(r: &reqwest::Response, name: &str) -> String {
     r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
