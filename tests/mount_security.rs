@@ -13,7 +13,7 @@
 //!   100,000 entries — each with the mount's peak RSS under a stated bound.
 //!
 //! Needs root, /dev/fuse, fuse3, attr, util-linux's setpriv and the system
-//! user `pithosfs-test` (all from `scripts/setup`).
+//! user `pithosfs-test` (all from `scripts/setup --tests`).
 
 mod harness;
 

@@ -563,7 +563,7 @@ pub struct User {
     pub groups: Vec<u32>,
 }
 
-/// The unprivileged system user the tests act as (made by `scripts/setup`).
+/// The unprivileged system user the tests act as (made by `scripts/setup --tests`).
 pub const TEST_USER: &str = "pithosfs-test";
 
 impl User {
@@ -576,7 +576,7 @@ impl User {
             let out = Command::new("id").args([flag, TEST_USER]).output().expect("run id");
             assert!(
                 out.status.success(),
-                "no user {TEST_USER}: run scripts/setup (it adds the system user the permission tests act as)"
+                "no user {TEST_USER}: run scripts/setup --tests (it adds the system user the permission tests act as)"
             );
             String::from_utf8_lossy(&out.stdout).trim().parse().expect("a number from id")
         };
