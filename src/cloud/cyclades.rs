@@ -12,11 +12,10 @@
 //! names) under `cyclades:system:`.
 
 use super::fault::{Fault, Reply};
-use super::plankton::{self, Image, Properties};
+use super::images::{self, is_image_id, Image, Properties, AVAILABLE};
 use super::users::User;
-use super::wire::{iso_date, now, parse_iso_date, Headers, Query, Reply as Out};
-use super::{read_body, Call, Cloud, COMPUTE_PATH, IMAGE_PATH};
-use axum::body::Body;
+use super::wire::{iso_date, now, parse_iso_date, Query, Reply as Out};
+use super::{json_request, Call, Cloud, COMPUTE_PATH, IMAGE_PATH};
 use axum::http::{Method, StatusCode};
 use rand::distr::{Alphanumeric, SampleString};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -35,7 +34,6 @@ const TAG_LENGTH: usize = 60;
 const NAME_LENGTH: usize = 255;
 const MAX_PERSONALITY: usize = 5;
 const MAX_PERSONALITY_SIZE: usize = 10240;
-const BODY_LIMIT: usize = 1 << 20;
 
 /// The network every server joins unless its creation says otherwise.
 const NETWORK: &str = "1";
@@ -114,19 +112,6 @@ fn over_limit(msg: impl Into<String>) -> Fault {
 }
 
 // ---------- request bodies ----------
-
-/// A JSON request body; Synnefo insists on a JSON Content-Type.
-pub(super) async fn json_body(headers: &Headers, body: Body) -> Result<Value, Fault> {
-    let content_type =
-        headers.get("content-type").ok_or_else(|| Fault::bad_request("Missing Content-Type header field"))?;
-    if !content_type.trim_start().to_ascii_lowercase().starts_with("application/json") {
-        return Err(Fault::bad_request(format!("Unsupported Content-type: '{content_type}'")));
-    }
-    let bytes = read_body(body, BODY_LIMIT).await?;
-    let text =
-        std::str::from_utf8(&bytes).map_err(|_| Fault::bad_request("Could not decode request as UTF-8 string"))?;
-    serde_json::from_str(text).map_err(|_| Fault::bad_request("Could not decode request body as JSON"))
-}
 
 /// A required attribute of a request object (Synnefo's `get_attribute`).
 fn attribute<'a>(v: &'a Value, name: &str) -> Result<&'a Value, Fault> {
@@ -1063,7 +1048,7 @@ fn networks(requested: Option<&Value>) -> Result<Vec<String>, Fault> {
 }
 
 async fn create_server(cloud: &Cloud, user: &User, call: Call) -> Reply {
-    let req = json_body(&call.headers, call.body).await?;
+    let req = json_request(&call.headers, call.body).await?;
     let mut new = NewServer::parse(&req, user)?;
     let password = std::mem::take(&mut new.password);
     let now = now();
@@ -1072,7 +1057,7 @@ async fn create_server(cloud: &Cloud, user: &User, call: Call) -> Reply {
     let server = cloud
         .db
         .write(move |tx| {
-            plankton::visible_image(tx, &owner, &new.image)?;
+            images::visible_image(tx, &owner, &new.image)?;
             let live: i64 =
                 tx.query_row("SELECT COUNT(*) FROM servers WHERE owner = ?1 AND deleted = 0", [&owner], |r| r.get(0))?;
             if live.max(0) as u64 >= MAX_SERVERS {
@@ -1110,7 +1095,7 @@ async fn create_server(cloud: &Cloud, user: &User, call: Call) -> Reply {
 }
 
 async fn rename(cloud: &Cloud, user: &User, id: i64, call: Call) -> Reply {
-    let req = json_body(&call.headers, call.body).await?;
+    let req = json_request(&call.headers, call.body).await?;
     let server = attribute(&req, "server")?;
     if !server.is_object() {
         return Err(invalid_field("server"));
@@ -1130,7 +1115,7 @@ async fn rename(cloud: &Cloud, user: &User, id: i64, call: Call) -> Reply {
 }
 
 async fn merge_metadata(cloud: &Cloud, user: &User, id: i64, call: Call) -> Reply {
-    let req = json_body(&call.headers, call.body).await?;
+    let req = json_request(&call.headers, call.body).await?;
     let given = attribute(&req, "metadata")?.as_object().ok_or_else(|| invalid_field("metadata"))?;
     let given = server_metadata(given)?;
     let (server, ()) = modify(cloud, user, id, move |s, now| {
@@ -1148,7 +1133,7 @@ async fn merge_metadata(cloud: &Cloud, user: &User, id: i64, call: Call) -> Repl
 }
 
 async fn put_metadata_item(cloud: &Cloud, user: &User, id: i64, key: String, call: Call) -> Reply {
-    let req = json_body(&call.headers, call.body).await?;
+    let req = json_request(&call.headers, call.body).await?;
     let malformed = || Fault::bad_request("Malformed request");
     let meta = req.get("meta").and_then(Value::as_object).filter(|m| m.len() == 1).ok_or_else(malformed)?;
     let value = meta.get(&key).ok_or_else(malformed)?;
@@ -1175,7 +1160,7 @@ async fn tags(cloud: &Cloud, user: &User, id: i64, method: Method, call: Call) -
             ok(json!({"tags": tags, "statuses": statuses}))
         }
         Method::PUT => {
-            let req = json_body(&call.headers, call.body).await?;
+            let req = json_request(&call.headers, call.body).await?;
             let tags = tag_list(attribute(&req, "tags")?)?;
             let (server, ()) = modify(cloud, user, id, move |s, now| {
                 s.check_live()?;
@@ -1265,7 +1250,7 @@ async fn tag_item(cloud: &Cloud, user: &User, id: i64, tag: &str, method: Method
 
 /// `POST /servers/{id}/action`: a body with one key, the action.
 async fn action(cloud: &Cloud, user: &User, id: i64, call: Call) -> Reply {
-    let req = json_body(&call.headers, call.body).await?;
+    let req = json_request(&call.headers, call.body).await?;
     let Some((name, args)) = req.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) else {
         return Err(Fault::bad_request("Malformed request"));
     };
@@ -1451,13 +1436,24 @@ async fn vnc_console(cloud: &Cloud, user: &User, id: i64, kind: Option<&Value>) 
 
 // ---------- images (compute view) ----------
 
+/// The status the compute API shows for an image.
+fn compute_status(image: &Image) -> &'static str {
+    match image.status.to_ascii_uppercase().as_str() {
+        AVAILABLE => "ACTIVE",
+        "UNAVAILABLE" => "SAVING",
+        "ERROR" => "ERROR",
+        "DELETED" => "DELETED",
+        _ => "UNKNOWN",
+    }
+}
+
 fn image_json(cloud: &Cloud, image: &Image, detail: bool) -> Value {
     let mut d = Map::new();
     d.insert("id".into(), image.id.clone().into());
     d.insert("name".into(), image.name.clone().into());
     d.insert("links".into(), image_links(cloud, &image.id));
     if detail {
-        let status = image.compute_status();
+        let status = compute_status(image);
         // Plankton dates have seconds only; so do the compute ones made from them.
         d.insert("updated".into(), iso_date(image.updated.floor()).into());
         d.insert("created".into(), iso_date(image.created.floor()).into());
@@ -1484,7 +1480,7 @@ async fn images(cloud: &Cloud, user: &User, rest: &[&str], call: Call) -> Reply 
             Method::GET => list_images(cloud, user, &call.query, true).await,
             _ => Err(Fault::not_allowed("GET")),
         },
-        [id, more @ ..] if plankton::is_word(id) => {
+        [id, more @ ..] if is_image_id(id) => {
             let id = id.to_string();
             match (more, method) {
                 ([], Method::GET) => {
@@ -1496,8 +1492,8 @@ async fn images(cloud: &Cloud, user: &User, rest: &[&str], call: Call) -> Reply 
                     cloud
                         .db
                         .write(move |tx| {
-                            plankton::owned_image(tx, &owner, &id)?;
-                            plankton::unregister(tx, &id)
+                            images::owned_image(tx, &owner, &id)?;
+                            images::unregister(tx, &id)
                         })
                         .await?;
                     status_only(StatusCode::NO_CONTENT)
@@ -1507,7 +1503,7 @@ async fn images(cloud: &Cloud, user: &User, rest: &[&str], call: Call) -> Reply 
                     ok(json!({"metadata": visible_image(cloud, user, &id).await?.properties}))
                 }
                 (["metadata"], Method::POST) => {
-                    let req = json_body(&call.headers, call.body).await?;
+                    let req = json_request(&call.headers, call.body).await?;
                     let given = req
                         .get("metadata")
                         .and_then(Value::as_object)
@@ -1525,7 +1521,7 @@ async fn images(cloud: &Cloud, user: &User, rest: &[&str], call: Call) -> Reply 
                 }
                 (["metadata", key], Method::PUT) => {
                     let key = key.to_string();
-                    let req = json_body(&call.headers, call.body).await?;
+                    let req = json_request(&call.headers, call.body).await?;
                     let malformed = || Fault::bad_request("Malformed request.");
                     let meta =
                         req.get("meta").and_then(Value::as_object).filter(|m| m.len() == 1).ok_or_else(malformed)?;
@@ -1556,7 +1552,7 @@ async fn images(cloud: &Cloud, user: &User, rest: &[&str], call: Call) -> Reply 
 
 async fn visible_image(cloud: &Cloud, user: &User, id: &str) -> Result<Image, Fault> {
     let (owner, id) = (user.uuid.clone(), id.to_string());
-    cloud.db.read(move |c| plankton::visible_image(c, &owner, &id)).await
+    cloud.db.read(move |c| images::visible_image(c, &owner, &id)).await
 }
 
 fn image_properties(m: &Map<String, Value>) -> Result<Properties, Fault> {
@@ -1575,9 +1571,9 @@ where
     cloud
         .db
         .write(move |tx| {
-            let mut properties = plankton::owned_image(tx, &owner, &id)?.properties;
+            let mut properties = images::owned_image(tx, &owner, &id)?.properties;
             change(&mut properties);
-            plankton::set_properties(tx, &id, &properties, now)?;
+            images::set_properties(tx, &id, &properties, now)?;
             Ok(properties)
         })
         .await
@@ -1586,7 +1582,7 @@ where
 async fn list_images(cloud: &Cloud, user: &User, query: &Query, detail: bool) -> Reply {
     let since = changes_since(query)?;
     let owner = user.uuid.clone();
-    let mut images = cloud.db.read(move |c| plankton::visible_images(c, &owner)).await?;
+    let mut images = cloud.db.read(move |c| images::visible_images(c, &owner)).await?;
     if let Some(t) = since {
         images.retain(|i| i.updated.floor() >= t);
         if images.is_empty() {
@@ -1620,6 +1616,30 @@ mod tests {
         for _ in 0..20 {
             assert!(is_strong(&random_password()));
         }
+    }
+
+    #[test]
+    fn image_statuses_as_compute_shows_them() {
+        let mut i = Image {
+            id: String::new(),
+            owner: String::new(),
+            name: String::new(),
+            location: String::new(),
+            size: 0,
+            checksum: String::new(),
+            disk_format: String::new(),
+            container_format: String::new(),
+            status: AVAILABLE.into(),
+            is_public: false,
+            is_snapshot: false,
+            description: String::new(),
+            properties: Properties::new(),
+            created: 0.0,
+            updated: 0.0,
+        };
+        assert_eq!(compute_status(&i), "ACTIVE");
+        i.status = "queued".into();
+        assert_eq!(compute_status(&i), "UNKNOWN");
     }
 
     #[test]

@@ -1,30 +1,19 @@
-//! Plankton, the Synnefo image service.
-//!
-//! An image is a Pithos object plus metadata: its id is the object's UUID, and
-//! its size, checksum (the Merkle hash) and location always come from the live
-//! object, found by that UUID, so an image follows its object through
-//! overwrites and moves and disappears with it. Name, formats, properties and
-//! the public flag live in the `images` table, members in `image_members`.
+//! Plankton, the Synnefo image service (the Glance v1 API); the images
+//! themselves are kept in the registry of [`super::images`].
 //!
 //! Request headers are read raw rather than through `Call::headers`: Plankton
 //! percent-decodes exactly the name, the location and the properties, once.
 
-use super::cyclades::json_body;
 use super::fault::{Fault, Reply};
+use super::images::{self, is_image_id, pithos_url, Image, Properties, AVAILABLE};
 use super::pithos::model;
-use super::wire::{now, plain_date, Query, Reply as Out, PATH};
-use super::{Call, Cloud};
+use super::wire::{now, plain_date, quote_path, Query, Reply as Out};
+use super::{json_request, Call, Cloud};
 use axum::http::{HeaderMap, Method, StatusCode};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-
-pub type Properties = BTreeMap<String, String>;
-
-/// What a usable image reports as its status; the compute API calls it ACTIVE.
-pub const AVAILABLE: &str = "AVAILABLE";
 
 const DISK_FORMATS: [&str; 3] = ["diskdump", "extdump", "ntfsdump"];
 const CONTAINER_FORMATS: [&str; 5] = ["aki", "ari", "ami", "bare", "ovf"];
@@ -54,46 +43,11 @@ const UPDATE_FIELDS: [&str; 6] = ["name", "disk_format", "container_format", "is
 const SORT_KEYS: [&str; 8] =
     ["id", "name", "status", "size", "disk_format", "container_format", "created_at", "updated_at"];
 
-/// Plankton stores a property as Pithos metadata `plankton:property:<key>`
-/// and allows that whole key `128 - len("plankton") - len("property:")` characters.
-const MAX_PROPERTY_KEY: usize = 128 - "plankton".len() - "property:".len() - "plankton:property:".len();
-const MAX_META_VALUE: usize = 256;
-
 /// Python's `quote` for header names: it keeps `_.-` (and `/`, which no
 /// header name may hold, so it is escaped here).
 const QUOTE_NAME: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'.').remove(b'-');
 
-#[derive(Debug, Clone)]
-pub struct Image {
-    pub id: String,
-    pub owner: String,
-    pub name: String,
-    pub location: String,
-    pub size: u64,
-    pub checksum: String,
-    pub disk_format: String,
-    pub container_format: String,
-    pub status: String,
-    pub is_public: bool,
-    pub is_snapshot: bool,
-    pub description: String,
-    pub properties: Properties,
-    pub created: f64,
-    pub updated: f64,
-}
-
 impl Image {
-    /// The status the compute API shows.
-    pub fn compute_status(&self) -> &'static str {
-        match self.status.to_ascii_uppercase().as_str() {
-            AVAILABLE => "ACTIVE",
-            "UNAVAILABLE" => "SAVING",
-            "ERROR" => "ERROR",
-            "DELETED" => "DELETED",
-            _ => "UNKNOWN",
-        }
-    }
-
     /// The status image headers carry: Plankton maps anything unknown.
     fn header_status(&self) -> &'static str {
         match self.status.to_ascii_uppercase().as_str() {
@@ -139,7 +93,7 @@ impl Image {
         let python_bool = |b: bool| if b { "True" } else { "False" };
         let mut out = Out::new(StatusCode::OK);
         let fields: [(&str, String); 15] = [
-            ("name", quote(&self.name)),
+            ("name", quote_path(&self.name)),
             ("disk-format", self.disk_format.clone()),
             ("container-format", self.container_format.clone()),
             ("size", self.size.to_string()),
@@ -153,7 +107,7 @@ impl Image {
             ("owner", self.owner.clone()),
             ("id", self.id.clone()),
             ("is-snapshot", python_bool(self.is_snapshot).to_string()),
-            ("description", quote(&self.description)),
+            ("description", quote_path(&self.description)),
         ];
         for (name, value) in fields {
             out.add_header(&format!("x-image-meta-{name}"), value);
@@ -161,15 +115,10 @@ impl Image {
         for (key, value) in &self.properties {
             let name = format!("x-image-meta-property-{}", key.replace('_', "-"));
             let name = utf8_percent_encode(&name, QUOTE_NAME).to_string();
-            out.add_header(&name, quote(value));
+            out.add_header(&name, quote_path(value));
         }
         out
     }
-}
-
-/// Python's `quote(s)`: what Plankton does to names, descriptions and properties.
-fn quote(s: &str) -> String {
-    utf8_percent_encode(s, PATH).to_string()
 }
 
 fn unquote(s: &str) -> Result<String, Fault> {
@@ -177,11 +126,6 @@ fn unquote(s: &str) -> Result<String, Fault> {
         .decode_utf8()
         .map(|c| c.into_owned())
         .map_err(|_| Fault::bad_request("Could not decode request as UTF-8 string"))
-}
-
-/// `pithos://<account>/<container>/<path>`, each part quoted.
-fn pithos_url(account: &str, container: &str, name: &str) -> String {
-    format!("pithos://{}/{}/{}", quote(account), quote(container), quote(name))
 }
 
 /// A location's (account, container, object), unquoted.
@@ -197,179 +141,6 @@ fn split_location(location: &str) -> Result<(String, String, String), Fault> {
         return Err(invalid());
     }
     Ok((account, container, name))
-}
-
-// ---------- storage ----------
-
-const IMAGE_COLUMNS: &str =
-    "id, owner, name, disk_format, container_format, status, is_public, is_snapshot, description, properties, created, updated";
-
-/// An image row; size, checksum and location are filled in from the object.
-fn image_from_row(r: &Row) -> rusqlite::Result<Image> {
-    Ok(Image {
-        id: r.get(0)?,
-        owner: r.get(1)?,
-        name: r.get(2)?,
-        location: String::new(),
-        size: 0,
-        checksum: String::new(),
-        disk_format: r.get(3)?,
-        container_format: r.get(4)?,
-        status: r.get(5)?,
-        is_public: r.get::<_, i64>(6)? != 0,
-        is_snapshot: r.get::<_, i64>(7)? != 0,
-        description: r.get(8)?,
-        properties: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
-        created: r.get(10)?,
-        updated: r.get(11)?,
-    })
-}
-
-/// Completes an image row from its object; None when the object is gone.
-fn with_object(conn: &Connection, mut image: Image) -> Result<Option<Image>, Fault> {
-    let Some((container, version)) = model::live_by_uuid(conn, &image.id)? else { return Ok(None) };
-    image.size = version.bytes;
-    image.checksum = version.etag;
-    image.location = pithos_url(&container.account, &container.name, &version.name);
-    Ok(Some(image))
-}
-
-const VISIBLE_TO: &str = "(owner = ?1 OR is_public = 1 OR id IN (SELECT image FROM image_members WHERE member = ?1))";
-
-/// The images `user` may see: their own, public ones and those shared with them.
-pub fn visible_images(conn: &Connection, user: &str) -> Result<Vec<Image>, Fault> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE {VISIBLE_TO} ORDER BY created, id"))?;
-    let rows = stmt.query_map([user], image_from_row)?.collect::<Result<Vec<_>, _>>()?;
-    let mut images = Vec::with_capacity(rows.len());
-    for row in rows {
-        images.extend(with_object(conn, row)?);
-    }
-    Ok(images)
-}
-
-/// One image `user` may see, or 404.
-pub fn visible_image(conn: &Connection, user: &str, id: &str) -> Result<Image, Fault> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE {VISIBLE_TO} AND id = ?2"))?;
-    let row = stmt.query_row(params![user, id], image_from_row).optional()?;
-    let image = match row {
-        Some(row) => with_object(conn, row)?,
-        None => None,
-    };
-    image.ok_or_else(|| Fault::not_found(format!("Image '{id}' not found")))
-}
-
-/// An image `user` may change: 404 when invisible, 403 when someone else's.
-pub fn owned_image(conn: &Connection, user: &str, id: &str) -> Result<Image, Fault> {
-    let image = visible_image(conn, user, id)?;
-    if image.owner != user {
-        return Err(Fault::forbidden(format!("Image {id} belongs to another user")));
-    }
-    Ok(image)
-}
-
-fn save_image(conn: &Connection, image: &Image, container: i64, object: &str) -> Result<(), Fault> {
-    conn.execute(
-        "INSERT INTO images (id, owner, name, location, container, object, size, checksum, disk_format,
-                             container_format, status, is_public, is_snapshot, description, properties, created, updated)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, name = excluded.name, location = excluded.location,
-             container = excluded.container, object = excluded.object, size = excluded.size,
-             checksum = excluded.checksum, disk_format = excluded.disk_format,
-             container_format = excluded.container_format, status = excluded.status,
-             is_public = excluded.is_public, is_snapshot = excluded.is_snapshot,
-             description = excluded.description, properties = excluded.properties,
-             created = excluded.created, updated = excluded.updated",
-        params![
-            image.id,
-            image.owner,
-            image.name,
-            image.location,
-            container,
-            object,
-            image.size as i64,
-            image.checksum,
-            image.disk_format,
-            image.container_format,
-            image.status,
-            image.is_public,
-            image.is_snapshot,
-            image.description,
-            properties_json(&image.properties),
-            image.created,
-            image.updated
-        ],
-    )?;
-    Ok(())
-}
-
-/// Saves what an update may change (the object's fields stay as registered).
-fn update_image_row(conn: &Connection, image: &Image) -> Result<(), Fault> {
-    conn.execute(
-        "UPDATE images SET name = ?2, disk_format = ?3, container_format = ?4, status = ?5, is_public = ?6,
-                           properties = ?7, updated = ?8 WHERE id = ?1",
-        params![
-            image.id,
-            image.name,
-            image.disk_format,
-            image.container_format,
-            image.status,
-            image.is_public,
-            properties_json(&image.properties),
-            image.updated
-        ],
-    )?;
-    Ok(())
-}
-
-fn properties_json(p: &Properties) -> String {
-    serde_json::to_string(p).unwrap_or_else(|_| "{}".into())
-}
-
-/// Replaces the properties of an image (compute metadata calls).
-pub fn set_properties(conn: &Connection, id: &str, properties: &Properties, now: f64) -> Result<(), Fault> {
-    for (k, v) in properties {
-        check_property(k, v)?;
-    }
-    conn.execute(
-        "UPDATE images SET properties = ?2, updated = ?3 WHERE id = ?1",
-        params![id, properties_json(properties), now],
-    )?;
-    Ok(())
-}
-
-/// Forgets an image; the Pithos object stays.
-pub fn unregister(conn: &Connection, id: &str) -> Result<(), Fault> {
-    conn.execute("DELETE FROM image_members WHERE image = ?1", [id])?;
-    conn.execute("DELETE FROM images WHERE id = ?1", [id])?;
-    Ok(())
-}
-
-fn members(conn: &Connection, id: &str) -> Result<Vec<String>, Fault> {
-    let mut stmt = conn.prepare_cached("SELECT member FROM image_members WHERE image = ?1 ORDER BY member")?;
-    let rows = stmt.query_map([id], |r| r.get::<_, String>(0))?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
-fn add_member(conn: &Connection, id: &str, member: &str) -> Result<(), Fault> {
-    conn.execute("INSERT OR IGNORE INTO image_members (image, member) VALUES (?1, ?2)", [id, member])?;
-    Ok(())
-}
-
-/// Property limits of Plankton (they come from Pithos metadata limits).
-pub fn check_property(key: &str, value: &str) -> Result<(), Fault> {
-    if key.chars().count() > MAX_PROPERTY_KEY {
-        return Err(Fault::bad_request(format!("Metadata keys should be less than {MAX_PROPERTY_KEY} characters")));
-    }
-    check_meta_value(value)
-}
-
-fn check_meta_value(value: &str) -> Result<(), Fault> {
-    if value.chars().count() > MAX_META_VALUE {
-        return Err(Fault::bad_request(format!("Metadata values should be less than {MAX_META_VALUE} characters.")));
-    }
-    Ok(())
 }
 
 // ---------- request headers ----------
@@ -449,10 +220,10 @@ impl ImageParams {
             }
         }
         if let Some(name) = self.get("name") {
-            check_meta_value(name)?;
+            images::check_meta_value(name)?;
         }
         for (k, v) in &self.properties {
-            check_property(k, v)?;
+            images::check_property(k, v)?;
         }
         Ok(())
     }
@@ -486,7 +257,7 @@ pub async fn handle(cloud: &Cloud, call: Call) -> Reply {
             Method::GET => list(cloud, &user.uuid, &call.query, true).await,
             _ => Err(Fault::not_allowed("GET")),
         },
-        ["images", id] if is_word(id) => match method {
+        ["images", id] if is_image_id(id) => match method {
             // Plankton never serves image data: clients download it from Pithos.
             Method::GET => Ok(Out::new(StatusCode::NOT_IMPLEMENTED).empty()),
             Method::HEAD => meta(cloud, &user.uuid, id).await,
@@ -494,12 +265,12 @@ pub async fn handle(cloud: &Cloud, call: Call) -> Reply {
             Method::DELETE => delete(cloud, &user.uuid, id).await,
             _ => Err(Fault::not_allowed("GET, HEAD, PUT, DELETE")),
         },
-        ["images", id, "members"] if is_word(id) => match method {
+        ["images", id, "members"] if is_image_id(id) => match method {
             Method::GET => list_members(cloud, &user.uuid, id).await,
             Method::PUT => replace_members(cloud, &user.uuid, id, call).await,
             _ => Err(Fault::not_allowed("GET, PUT")),
         },
-        ["images", id, "members", member] if is_word(id) && is_member(member) => match method {
+        ["images", id, "members", member] if is_image_id(id) && is_member(member) => match method {
             Method::PUT => change_member(cloud, &user.uuid, id, member, true).await,
             Method::DELETE => change_member(cloud, &user.uuid, id, member, false).await,
             _ => Err(Fault::not_allowed("DELETE, PUT")),
@@ -512,11 +283,6 @@ pub async fn handle(cloud: &Cloud, call: Call) -> Reply {
     }
 }
 
-/// Image ids as Plankton's URLs match them (`[\w-]+`).
-pub(super) fn is_word(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-}
-
 /// Member names as Plankton's URLs match them (`[\w@._-]+`).
 fn is_member(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || "_@.-".contains(c))
@@ -526,7 +292,7 @@ async fn list(cloud: &Cloud, user: &str, query: &Query, detail: bool) -> Reply {
     let filters = ImageFilters::from_query(query)?;
     let order = ImageOrder::from_query(query)?;
     let user = user.to_string();
-    let mut images = cloud.db.read(move |c| visible_images(c, &user)).await?;
+    let mut images = cloud.db.read(move |c| images::visible_images(c, &user)).await?;
     images.retain(|i| filters.admit(i));
     order.sort(&mut images);
     let list: Vec<Value> = images.iter().map(|i| if detail { i.detail_json() } else { i.summary_json() }).collect();
@@ -654,13 +420,7 @@ async fn register(cloud: &Cloud, user: &str, headers: &HeaderMap) -> Reply {
             // Registering again keeps the properties (Plankton merges object
             // metadata) but resets sharing, as Plankton rewrites the object's
             // permissions.
-            let mut properties = match tx
-                .query_row("SELECT properties FROM images WHERE id = ?1", [&v.uuid], |r| r.get::<_, String>(0))
-                .optional()?
-            {
-                Some(p) => serde_json::from_str(&p).unwrap_or_default(),
-                None => Properties::new(),
-            };
+            let mut properties = images::stored_properties(tx, &v.uuid)?.unwrap_or_default();
             params.merge_properties_into(&mut properties);
             let image = Image {
                 id: v.uuid.clone(),
@@ -679,8 +439,8 @@ async fn register(cloud: &Cloud, user: &str, headers: &HeaderMap) -> Reply {
                 created: now,
                 updated: now,
             };
-            save_image(tx, &image, c.id, &v.name)?;
-            tx.execute("DELETE FROM image_members WHERE image = ?1", [&image.id])?;
+            images::save_image(tx, &image, c.id, &v.name)?;
+            images::replace_members(tx, &image.id, &[])?;
             Ok(image)
         })
         .await?;
@@ -689,7 +449,7 @@ async fn register(cloud: &Cloud, user: &str, headers: &HeaderMap) -> Reply {
 
 async fn meta(cloud: &Cloud, user: &str, id: &str) -> Reply {
     let (user, id) = (user.to_string(), id.to_string());
-    let image = cloud.db.read(move |c| visible_image(c, &user, &id)).await?;
+    let image = cloud.db.read(move |c| images::visible_image(c, &user, &id)).await?;
     Ok(image.headers().empty())
 }
 
@@ -702,7 +462,7 @@ async fn update(cloud: &Cloud, user: &str, id: &str, headers: &HeaderMap) -> Rep
     let image = cloud
         .db
         .write(move |tx| {
-            let mut image = owned_image(tx, &user, &id)?;
+            let mut image = images::owned_image(tx, &user, &id)?;
             if let Some(name) = params.get("name") {
                 image.name = name.to_string();
             }
@@ -720,7 +480,7 @@ async fn update(cloud: &Cloud, user: &str, id: &str, headers: &HeaderMap) -> Rep
             }
             params.merge_properties_into(&mut image.properties);
             image.updated = now;
-            update_image_row(tx, &image)?;
+            images::update_image(tx, &image)?;
             Ok(image)
         })
         .await?;
@@ -732,8 +492,8 @@ async fn delete(cloud: &Cloud, user: &str, id: &str) -> Reply {
     cloud
         .db
         .write(move |tx| {
-            owned_image(tx, &user, &id)?;
-            unregister(tx, &id)
+            images::owned_image(tx, &user, &id)?;
+            images::unregister(tx, &id)
         })
         .await?;
     Ok(Out::new(StatusCode::NO_CONTENT).empty())
@@ -744,8 +504,8 @@ async fn list_members(cloud: &Cloud, user: &str, id: &str) -> Reply {
     let members = cloud
         .db
         .read(move |c| {
-            visible_image(c, &user, &id)?;
-            members(c, &id)
+            images::visible_image(c, &user, &id)?;
+            images::members(c, &id)
         })
         .await?;
     let list: Vec<Value> = members.iter().map(|m| json!({"member_id": m, "can_share": false})).collect();
@@ -753,7 +513,7 @@ async fn list_members(cloud: &Cloud, user: &str, id: &str) -> Reply {
 }
 
 async fn replace_members(cloud: &Cloud, user: &str, id: &str, call: Call) -> Reply {
-    let body = json_body(&call.headers, call.body).await?;
+    let body = json_request(&call.headers, call.body).await?;
     let memberships = match body.get("memberships") {
         None | Some(Value::Null) => {
             return Err(Fault::bad_request("Malformed request. Missing attribute 'memberships'."))
@@ -775,12 +535,8 @@ async fn replace_members(cloud: &Cloud, user: &str, id: &str, call: Call) -> Rep
     cloud
         .db
         .write(move |tx| {
-            owned_image(tx, &user, &id)?;
-            tx.execute("DELETE FROM image_members WHERE image = ?1", [&id])?;
-            for m in &new_members {
-                add_member(tx, &id, m)?;
-            }
-            Ok(())
+            images::owned_image(tx, &user, &id)?;
+            images::replace_members(tx, &id, &new_members)
         })
         .await?;
     Ok(Out::new(StatusCode::NO_CONTENT).empty())
@@ -793,12 +549,11 @@ async fn change_member(cloud: &Cloud, user: &str, id: &str, member: &str, add: b
     cloud
         .db
         .write(move |tx| {
-            owned_image(tx, &user, &id)?;
+            images::owned_image(tx, &user, &id)?;
             if add {
-                add_member(tx, &id, &member)
+                images::add_member(tx, &id, &member)
             } else {
-                tx.execute("DELETE FROM image_members WHERE image = ?1 AND member = ?2", [&id, &member])?;
-                Ok(())
+                images::remove_member(tx, &id, &member)
             }
         })
         .await?;
@@ -809,7 +564,7 @@ async fn change_member(cloud: &Cloud, user: &str, id: &str, member: &str, add: b
 /// caller can see (kamaki: "images shared by member").
 async fn shared_images(cloud: &Cloud, user: &str, member: &str) -> Reply {
     let (user, member) = (user.to_string(), member.to_string());
-    let images = cloud.db.read(move |c| visible_images(c, &user)).await?;
+    let images = cloud.db.read(move |c| images::visible_images(c, &user)).await?;
     let list: Vec<Value> = images
         .iter()
         .filter(|i| !i.is_public && i.owner == member)
@@ -823,10 +578,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locations_split_and_quote() {
+    fn locations_split() {
         let (a, c, o) = split_location("pithos://acct/images/dir/my%20disk.img").unwrap();
         assert_eq!((a.as_str(), c.as_str(), o.as_str()), ("acct", "images", "dir/my disk.img"));
-        assert_eq!(pithos_url("acct", "images", "dir/my disk.img"), "pithos://acct/images/dir/my%20disk.img");
         assert!(split_location("http://acct/c/o").is_err());
         assert!(split_location("pithos://acct/c").is_err());
         assert!(split_location("pithos://acct/c/").is_err());
@@ -858,9 +612,8 @@ mod tests {
             created: 0.0,
             updated: 0.0,
         };
-        assert_eq!(i.compute_status(), "ACTIVE");
+        assert_eq!(i.header_status(), AVAILABLE);
         i.status = "queued".into();
-        assert_eq!(i.compute_status(), "UNKNOWN");
         assert_eq!(i.header_status(), "UNKNOWN");
     }
 }
