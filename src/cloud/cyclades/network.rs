@@ -92,8 +92,8 @@ pub(super) fn networks(requested: Option<&Value>) -> Result<Vec<String>, Fault> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::server::ACTIVE;
     use super::*;
+    use crate::cloud::cyclades::server::ACTIVE;
     use std::collections::BTreeMap;
 
     #[test]
