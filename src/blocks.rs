@@ -4,11 +4,16 @@
 //! block with its trailing zero bytes removed (so a short last block and the same
 //! block padded with zeros share one hash, and an all-zero block hashes like the
 //! empty string). The ordered list of block hashes is the object's *hashmap*; its
-//! Merkle top hash is the object's `X-Object-Hash` and default ETag.
+//! Merkle top hash is the object's `X-Object-Hash` and default ETag. On the
+//! wire a hashmap is JSON: [`HashmapJson`].
 
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
+
+mod hashmap_json;
+
+pub use hashmap_json::{hash_list_json, parse_hash_list, HashmapForm, HashmapJson, HashmapJsonError};
 
 /// 4 MiB, the block size of every Synnefo deployment we know of.
 pub const DEFAULT_BLOCK_SIZE: u64 = 4 * 1024 * 1024;
@@ -18,6 +23,11 @@ pub const DEFAULT_BLOCK_SIZE: u64 = 4 * 1024 * 1024;
 /// refuses to grow a file past it (EFBIG), so no object needs more than a
 /// 16 MiB hashmap in memory or on the wire.
 pub const MAX_BLOCKS_PER_OBJECT: u64 = 262_144;
+
+/// The longest hashmap JSON (either form) or list of hashes worth reading:
+/// [`MAX_BLOCKS_PER_OBJECT`] quoted hashes with separators (kamaki writes
+/// `", "`: 72 bytes a hash), and room for the rest.
+pub const MAX_HASHMAP_JSON: u64 = MAX_BLOCKS_PER_OBJECT * 72 + (64 << 10);
 
 /// The smallest block size a client takes from a server (4 KiB): smaller
 /// blocks multiply hashes, requests and cache entries for the same data.

@@ -5,7 +5,7 @@
 use super::error::ClientError;
 use super::http::{BodyLimit, Http, Reply};
 use super::storage::{put_headers, ObjectInfo, ObjectStorage, PutOptions, StorageClient, Written};
-use crate::blocks::{self, Algorithm, BlockHash};
+use crate::blocks::{self, Algorithm, BlockHash, HashmapForm, HashmapJson, HashmapJsonError};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use reqwest::Method;
@@ -18,10 +18,8 @@ use std::sync::Arc;
 /// Requests in flight at once for block transfers.
 pub const DEFAULT_PARALLEL: usize = 8;
 
-/// Largest hashmap reply taken (and 409 list of missing blocks): the JSON of
-/// `MAX_BLOCKS_PER_OBJECT` hashes (64 hex digits, quotes and a separator
-/// each), with room for the rest.
-pub const MAX_HASHMAP_REPLY: u64 = blocks::MAX_BLOCKS_PER_OBJECT * 72 + (64 << 10);
+/// Largest hashmap reply taken (and 409 list of missing blocks).
+pub const MAX_HASHMAP_REPLY: u64 = blocks::MAX_HASHMAP_JSON;
 
 /// A Pithos+ account, working in one container.
 #[derive(Clone, Debug)]
@@ -208,13 +206,10 @@ impl PithosClient {
             .idempotent(true)
             .send()
             .await?;
-        let v = r.json()?;
-        let first = v
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .ok_or_else(|| ClientError::new("The block upload reply is not a list of hashes"))?;
-        BlockHash::from_hex(first).map_err(ClientError::new)
+        let hashes = blocks::parse_hash_list(&r.body).map_err(|e| {
+            ClientError::with_status(format!("The block upload reply is not a list of hashes: {e}"), r.status)
+        })?;
+        hashes.first().copied().ok_or_else(|| ClientError::new("The block upload reply lists no hash"))
     }
 
     /// Creates an object from a hashmap: `Ok(Ok(written))`, or `Ok(Err(missing))`
@@ -226,30 +221,18 @@ impl PithosClient {
         hashes: &[BlockHash],
         o: &PutOptions,
     ) -> Result<Result<Written, Vec<BlockHash>>, ClientError> {
-        let body = serde_json::json!({
-            "bytes": bytes,
-            "hashes": hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
-        });
         let call = self
             .http()
             .request(Method::PUT, &self.object_path(name))
             .query("format", "json")
             .query("hashmap", "True")
-            .body(serde_json::to_vec(&body).unwrap_or_default())
+            .body(HashmapJson::request(bytes, hashes).to_json())
             .ok(&[201, 409])
             .limit(BodyLimit::Max(MAX_HASHMAP_REPLY));
         let r = put_headers(self.http(), call, o)?.send().await?;
         if r.status == 409 {
-            let v = r.json()?;
-            let missing = v
-                .as_array()
-                .ok_or_else(|| ClientError::with_status("The 409 reply is not a list of hashes", 409))?
-                .iter()
-                .map(|h| {
-                    h.as_str().ok_or("not a string").and_then(|s| BlockHash::from_hex(s).map_err(|_| "not a hash"))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ClientError::with_status(format!("The 409 reply lists a bad hash: {e}"), 409))?;
+            let missing = blocks::parse_hash_list(&r.body)
+                .map_err(|e| ClientError::with_status(format!("The 409 reply is not a list of hashes: {e}"), 409))?;
             return Ok(Err(missing));
         }
         Ok(Ok(Written {
@@ -759,80 +742,27 @@ impl ObjectStorage for PithosClient {
     }
 }
 
-/// A hashmap as the JSON has it. Hashes are decoded as they are read and
-/// counted: a reply listing more than an object can have stops there.
-#[derive(serde::Deserialize)]
-struct HashmapJson {
-    bytes: u64,
-    block_size: u64,
-    #[serde(default)]
-    block_hash: Option<String>,
-    hashes: HexHashes,
-}
-
-struct HexHashes(Vec<BlockHash>);
-
-impl<'de> serde::Deserialize<'de> for HexHashes {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Seq;
-        impl<'de> serde::de::Visitor<'de> for Seq {
-            type Value = HexHashes;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a list of hex block hashes")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<HexHashes, A::Error> {
-                let mut out = Vec::new();
-                while let Some(HexHash(h)) = seq.next_element()? {
-                    if out.len() as u64 >= blocks::MAX_BLOCKS_PER_OBJECT {
-                        return Err(serde::de::Error::custom(format_args!(
-                            "more than {} hashes, the most an object has",
-                            blocks::MAX_BLOCKS_PER_OBJECT
-                        )));
-                    }
-                    out.push(h);
-                }
-                Ok(HexHashes(out))
-            }
-        }
-        d.deserialize_seq(Seq)
-    }
-}
-
-struct HexHash(BlockHash);
-
-impl<'de> serde::Deserialize<'de> for HexHash {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Hex;
-        impl serde::de::Visitor<'_> for Hex {
-            type Value = HexHash;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("64 hex digits")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<HexHash, E> {
-                BlockHash::from_hex(s).map(HexHash).map_err(E::custom)
-            }
-        }
-        d.deserialize_str(Hex)
-    }
-}
-
 /// Parses a hashmap reply and checks its numbers before anyone uses them:
 /// a block size a client can hold, at most `MAX_BLOCKS_PER_OBJECT` hashes,
 /// and exactly as many as its size needs.
 fn parse_hashmap(r: &Reply) -> Result<Hashmap, ClientError> {
-    let v: HashmapJson = serde_json::from_slice(&r.body).map_err(|e| {
-        let what = if e.is_syntax() || e.is_eof() { "The server answered malformed JSON" } else { "Bad hashmap" };
+    let v = HashmapJson::parse(HashmapForm::Reply, &r.body).map_err(|e| {
+        let what = match e {
+            HashmapJsonError::Syntax(_) => "The server answered malformed JSON",
+            HashmapJsonError::Invalid(_) | HashmapJsonError::TooMany(_) => "Bad hashmap",
+        };
         ClientError::with_status(format!("{what}: {e}"), r.status)
     })?;
-    blocks::check_block_size(v.block_size).map_err(|e| ClientError::new(format!("Bad hashmap: its {e}")))?;
-    let algorithm = v.block_hash.as_deref().unwrap_or("sha256").parse::<Algorithm>().map_err(ClientError::new)?;
-    let hashes = v.hashes.0;
-    blocks::check_hashmap_len(v.bytes, hashes.len(), v.block_size)
+    let Some((block_size, algorithm)) = v.block else {
+        return Err(ClientError::new("Bad hashmap: no block size")); // a reply always has one
+    };
+    blocks::check_block_size(block_size).map_err(|e| ClientError::new(format!("Bad hashmap: its {e}")))?;
+    blocks::check_hashmap_len(v.bytes, v.hashes.len(), block_size)
         .map_err(|e| ClientError::new(format!("Bad hashmap: {e}")))?;
     let mut info = ObjectInfo::from_headers(r.headers.clone());
     info.bytes = v.bytes; // Content-Length is the JSON's here
     let version = r.header("x-object-version").map(str::to_string);
-    Ok(Hashmap { block_size: v.block_size, algorithm, bytes: v.bytes, hashes, version, info })
+    Ok(Hashmap { block_size, algorithm, bytes: v.bytes, hashes: v.hashes.into_owned(), version, info })
 }
 
 fn read_block_at(file: &File, i: usize, bs: u64, size: u64) -> Result<Vec<u8>, ClientError> {

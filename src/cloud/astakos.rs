@@ -135,20 +135,16 @@ pub async fn account(cloud: &Cloud, call: Call) -> Reply {
                         [&uuid],
                         |r| r.get(0),
                     )?;
-                    let servers: i64 =
-                        c.query_row("SELECT COUNT(*) FROM servers WHERE owner = ?1 AND deleted = 0", [&uuid], |r| {
-                            r.get(0)
-                        })?;
-                    Ok((bytes, servers))
+                    Ok((bytes, super::cyclades::live_servers(c, &uuid)?))
                 })
                 .await?;
             let limit = if cloud.quota == 0 { UNLIMITED } else { cloud.quota };
-            let q = |limit: u64, usage: i64| {
+            let q = |limit: u64, usage: u64| {
                 json!({"limit": limit, "usage": usage, "pending": 0,
                        "project_limit": limit, "project_usage": usage, "project_pending": 0})
             };
             Ok(Out::new(StatusCode::OK).json(&json!({ user.uuid.clone(): {
-                "pithos.diskspace": q(limit, bytes),
+                "pithos.diskspace": q(limit, bytes.max(0) as u64),
                 "cyclades.vm": q(super::cyclades::MAX_SERVERS, servers),
             }})))
         }

@@ -21,6 +21,7 @@ pub mod datadir;
 pub mod db;
 pub mod fault;
 pub mod gc;
+pub mod images;
 pub mod pithos;
 pub mod plankton;
 pub mod users;
@@ -305,6 +306,20 @@ pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Fault> 
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// A JSON request body of the Synnefo APIs (Cyclades, Plankton): they insist
+/// on a JSON Content-Type and take at most 1 MiB.
+pub async fn json_request(headers: &Headers, body: Body) -> Result<serde_json::Value, Fault> {
+    let content_type =
+        headers.get("content-type").ok_or_else(|| Fault::bad_request("Missing Content-Type header field"))?;
+    if !content_type.trim_start().to_ascii_lowercase().starts_with("application/json") {
+        return Err(Fault::bad_request(format!("Unsupported Content-type: '{content_type}'")));
+    }
+    let bytes = read_body(body, 1 << 20).await?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| Fault::bad_request("Could not decode request as UTF-8 string"))?;
+    serde_json::from_str(text).map_err(|_| Fault::bad_request("Could not decode request body as JSON"))
 }
 
 /// Parses a JSON request body.

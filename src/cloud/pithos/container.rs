@@ -6,12 +6,12 @@ use super::listing::{self, Entry, ListParams, MetaFilter};
 use super::model::{self, Container};
 use super::refs;
 use super::{apply_meta, check_modified, data, last_modified, new_container, put_meta, request_meta};
+use crate::blocks;
 use crate::cloud::fault::{Fault, Reply};
 use crate::cloud::wire::{epoch_string, http_date, iso_date, now, Reply as Out};
 use crate::cloud::{Call, Cloud};
 use axum::http::{Method, StatusCode};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 pub async fn handle(cloud: &Cloud, call: Call, account: &str, container: &str) -> Reply {
@@ -362,8 +362,7 @@ async fn upload_blocks(cloud: &Cloud, call: Call, uploader: &str, cid: i64, room
         })
         .await?;
     pins.keep();
-    let hashes: Vec<Value> = hashes.iter().map(|h| Value::from(h.to_hex())).collect();
-    Ok(Out::new(StatusCode::ACCEPTED).json(&Value::Array(hashes)))
+    Ok(Out::new(StatusCode::ACCEPTED).json_bytes(blocks::hash_list_json(&hashes)))
 }
 
 async fn delete(cloud: &Cloud, call: Call, account: &str, container: &str) -> Reply {

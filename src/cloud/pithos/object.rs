@@ -6,7 +6,7 @@ use super::model::{self, Container, Meta, NewVersion, Sharing, Version};
 use super::refs;
 use super::tree::{self, apply_sharing_public, CopySpec};
 use super::{apply_meta, check_object_preconditions, last_modified, put_meta, request_meta, MAX_UPLOAD};
-use crate::blocks::{self, BlockHash, MAX_BLOCKS_PER_OBJECT};
+use crate::blocks::{self, BlockHash, HashmapForm, HashmapJson, HashmapJsonError, MAX_BLOCKS_PER_OBJECT};
 use crate::cloud::fault::{Fault, Reply};
 use crate::cloud::wire::{http_date, now, Headers, Reply as Out};
 use crate::cloud::{Call, Cloud};
@@ -160,12 +160,8 @@ async fn read(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
     let mut out = Out::new(StatusCode::OK);
     object_headers(cloud, &mut out, &found, explicit);
     if want_hashmap {
-        let hashes: Vec<String> = found.hashmap.iter().map(|h| h.to_hex()).collect();
-        let body = json!({
-            "block_size": cloud.blocks.block_size, "block_hash": cloud.blocks.algorithm.name(),
-            "bytes": found.version.bytes, "hashes": hashes,
-        });
-        return Ok(out.json(&body));
+        let (bs, algorithm) = (cloud.blocks.block_size, cloud.blocks.algorithm);
+        return Ok(out.json_bytes(HashmapJson::reply(bs, algorithm, found.version.bytes, &found.hashmap).to_json()));
     }
     let _ = &found.container;
     let layout = match &found.parts {
@@ -505,147 +501,25 @@ async fn put_hashmap(
 
 /// 409 listing the blocks to upload, as Pithos answers.
 fn missing_blocks(hashes: &[BlockHash]) -> axum::response::Response {
-    let list: Vec<Value> = hashes.iter().map(|h| Value::from(h.to_hex())).collect();
-    Out::new(StatusCode::CONFLICT).json(&Value::Array(list))
+    Out::new(StatusCode::CONFLICT).json_bytes(blocks::hash_list_json(hashes))
 }
 
-/// The largest hashmap body: [`MAX_BLOCKS_PER_OBJECT`] quoted hashes with
-/// separators (kamaki writes `", "`), and room for the rest.
-pub const HASHMAP_BODY_LIMIT: usize = MAX_BLOCKS_PER_OBJECT as usize * 72 + (64 << 10);
+/// The largest hashmap body taken.
+pub const HASHMAP_BODY_LIMIT: usize = blocks::MAX_HASHMAP_JSON as usize;
 
-/// `{"bytes": n, "hashes": [...]}` with the Pithos length rule. Read as a
-/// stream of hashes straight into 32-byte values (never a JSON tree), and
-/// at most [`MAX_BLOCKS_PER_OBJECT`] of them (413 past that). Other keys are
-/// skipped.
+/// The body of a hashmap PUT (see [`HashmapJson`]), with the Pithos length
+/// rule against this cloud's block size: 400 when it is no hashmap, 413 when
+/// it lists more hashes than an object may have.
 pub fn parse_hashmap_body(body: &[u8], block_size: u64) -> Result<(u64, Vec<BlockHash>), Fault> {
-    let parsed: hashmap_json::Body =
-        serde_json::from_slice(body).map_err(|e| Fault::bad_request(format!("Invalid hashmap JSON: {e}")))?;
-    let size = parsed.bytes.ok_or_else(|| Fault::bad_request(hashmap_json::BAD_BYTES))?;
-    let list = parsed.hashes.ok_or_else(|| Fault::bad_request("Invalid data formatting: hashes must be a list"))?;
-    if list.total > MAX_BLOCKS_PER_OBJECT {
-        return Err(Fault::too_large(format!(
-            "A hashmap lists at most {MAX_BLOCKS_PER_OBJECT} hashes, this one {}",
-            list.total
-        )));
-    }
-    blocks::check_hashmap_len(size, list.hashes.len(), block_size).map_err(Fault::bad_request)?;
-    Ok((size, list.hashes))
-}
-
-/// The hashmap body's grammar, as serde visitors: numbers and hashes are
-/// taken as they stream past.
-mod hashmap_json {
-    use super::MAX_BLOCKS_PER_OBJECT;
-    use crate::blocks::BlockHash;
-    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-    use std::fmt;
-
-    pub const BAD_BYTES: &str = "Invalid data formatting: bytes must be a non-negative integer";
-
-    pub struct Body {
-        pub bytes: Option<u64>,
-        pub hashes: Option<Hashes>,
-    }
-
-    /// The hashes up to the cap, and how many were listed in all.
-    pub struct Hashes {
-        pub hashes: Vec<BlockHash>,
-        pub total: u64,
-    }
-
-    struct Size(u64);
-
-    impl<'de> de::Deserialize<'de> for Body {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Body, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Body;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("an object with bytes and hashes")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
-                    let mut out = Body { bytes: None, hashes: None };
-                    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                        match key.as_ref() {
-                            "bytes" => out.bytes = Some(map.next_value::<Size>()?.0),
-                            "hashes" => out.hashes = Some(map.next_value::<Hashes>()?),
-                            _ => {
-                                map.next_value::<IgnoredAny>()?;
-                            }
-                        }
-                    }
-                    Ok(out)
-                }
-            }
-            d.deserialize_map(V)
+    let hm = HashmapJson::parse(HashmapForm::Request, body).map_err(|e| match e {
+        HashmapJsonError::Syntax(e) => Fault::bad_request(format!("Invalid hashmap JSON: {e}")),
+        HashmapJsonError::Invalid(e) => Fault::bad_request(format!("Invalid data formatting: {e}")),
+        HashmapJsonError::TooMany(n) => {
+            Fault::too_large(format!("A hashmap lists at most {MAX_BLOCKS_PER_OBJECT} hashes, this one {n}"))
         }
-    }
-
-    impl<'de> de::Deserialize<'de> for Size {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Size;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str(BAD_BYTES)
-                }
-                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
-                    Ok(Size(v))
-                }
-                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-                    u64::try_from(v).map(Size).map_err(|_| E::custom(BAD_BYTES))
-                }
-                fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
-                    v.trim().parse().map(Size).map_err(|_| E::custom(BAD_BYTES))
-                }
-            }
-            d.deserialize_any(V)
-        }
-    }
-
-    impl<'de> de::Deserialize<'de> for Hashes {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Hashes, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Hashes;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("a list of hashes")
-                }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Hashes, A::Error> {
-                    let cap = seq.size_hint().unwrap_or(0).min(MAX_BLOCKS_PER_OBJECT as usize);
-                    let mut out = Hashes { hashes: Vec::with_capacity(cap), total: 0 };
-                    while let Some(Hash(h)) = seq.next_element::<Hash>()? {
-                        out.total += 1;
-                        // Past the cap hashes are still checked, not kept: the
-                        // caller refuses the whole with 413.
-                        if out.total <= MAX_BLOCKS_PER_OBJECT {
-                            out.hashes.push(h);
-                        }
-                    }
-                    Ok(out)
-                }
-            }
-            d.deserialize_seq(V)
-        }
-    }
-
-    struct Hash(BlockHash);
-
-    impl<'de> de::Deserialize<'de> for Hash {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Hash;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("a block hash of 64 hex digits")
-                }
-                fn visit_str<E: de::Error>(self, v: &str) -> Result<Hash, E> {
-                    BlockHash::from_hex(v).map(Hash).map_err(E::custom)
-                }
-            }
-            d.deserialize_str(V)
-        }
-    }
+    })?;
+    blocks::check_hashmap_len(hm.bytes, hm.hashes.len(), block_size).map_err(Fault::bad_request)?;
+    Ok((hm.bytes, hm.hashes.into_owned()))
 }
 
 // ---------- COPY / MOVE ----------
