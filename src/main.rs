@@ -250,7 +250,7 @@ fn mount(a: MountArgs) -> Result<(), String> {
     };
     let me = Owners::current(policy);
     let owners = Owners { uid: a.uid.unwrap_or(me.uid), gid: a.gid.unwrap_or(me.gid), ..me };
-    let mut fs = pithosfs::fs::core::FsOptions { owners, ..Default::default() };
+    let mut fs = pithosfs::fs::FsOptions { owners, ..Default::default() };
     fs.read_only = a.read_only;
     fs.suid = a.suid;
     fs.container = a.container;

@@ -6,7 +6,8 @@ use crate::clients::pithos::PithosClient;
 use crate::clients::storage::ObjectStorage;
 use crate::clients::AstakosClient;
 use crate::config::{self, Environment, Flags};
-use crate::fs::{cache, core, disk, fuse};
+use crate::fs::store::{PithosStore, Store, SwiftStore};
+use crate::fs::{cache, disk, fuse, Fs, FsOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use std::time::Duration;
 pub struct MountRequest {
     pub mountpoint: PathBuf,
     pub flags: Flags,
-    pub fs: core::FsOptions,
+    pub fs: FsOptions,
     pub foreground: bool,
     pub allow_other: bool,
     /// A plain OpenStack object store instead of a Synnefo cloud.
@@ -52,8 +53,30 @@ pub fn mount(req: MountRequest) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let (fs, embedded, what) = rt.block_on(connect(&req))?;
-    let fs = Arc::new(fs);
+    match rt.block_on(connect(&req))? {
+        Connected::Pithos { store, embedded, what } => serve(&rt, &req, store, embedded, what),
+        Connected::Swift { store, what } => serve(&rt, &req, store, None, what),
+    }
+}
+
+/// A store to mount, and what it is.
+enum Connected {
+    /// A Synnefo cloud (with the local cloud served by this process, if it is that).
+    Pithos { store: PithosStore, embedded: Option<config::EmbeddedCloud>, what: String },
+    /// A plain OpenStack object store.
+    Swift { store: SwiftStore, what: String },
+}
+
+/// Serves `store` at the mount point until it is unmounted, then commits
+/// what is still open and keeps the block cache for the next mount.
+fn serve<S: Store>(
+    rt: &tokio::runtime::Runtime,
+    req: &MountRequest,
+    store: S,
+    embedded: Option<config::EmbeddedCloud>,
+    what: String,
+) -> Result<(), String> {
+    let fs = Arc::new(build_fs(store, req)?);
     let adapter = fuse::FuseAdapter::new(fs.clone(), rt.handle().clone());
     let mut options = vec![
         fuser::MountOption::FSName(what.clone()),
@@ -114,11 +137,11 @@ fn bound_allocator() {
     }
 }
 
-/// Resolves the cloud and builds the filesystem: (fs, local cloud served here, description).
-async fn connect(req: &MountRequest) -> Result<(core::Fs, Option<config::EmbeddedCloud>, String), String> {
+/// Resolves the cloud, logs in and checks the root exists.
+async fn connect(req: &MountRequest) -> Result<Connected, String> {
     let env = Environment::current();
     if let Some(target) = &req.storage {
-        return connect_plain(req, target, &env).await.map(|(fs, what)| (fs, None, what));
+        return connect_plain(req, target, &env).await;
     }
     let resolved = config::resolve(&req.flags, &env).await.map_err(|e| e.0)?;
     let cfg = &resolved.config;
@@ -143,7 +166,7 @@ async fn connect(req: &MountRequest) -> Result<(core::Fs, Option<config::Embedde
         Some(c) => format!("pithos:{c}"),
         None => "pithos".to_string(),
     };
-    Ok((build_fs(pithos, req)?, resolved.embedded, what))
+    Ok(Connected::Pithos { store: PithosStore::new(pithos), embedded: resolved.embedded, what })
 }
 
 /// A plain OpenStack object store (Swift): the same tree, without the Pithos extensions.
@@ -151,7 +174,7 @@ async fn connect_plain(
     req: &MountRequest,
     target: &config::StorageTarget,
     env: &Environment,
-) -> Result<(core::Fs, String), String> {
+) -> Result<Connected, String> {
     let container = req.fs.container.clone().unwrap_or_default();
     let storage = config::storage_client(target, &req.flags, env, &container).await.map_err(|e| e.0)?;
     if req.fs.container.is_some() {
@@ -163,7 +186,7 @@ async fn connect_plain(
         Some(c) => format!("swift:{c}"),
         None => format!("swift:{}", storage.account()),
     };
-    Ok((build_fs(PithosClient::from_storage(storage), req)?, what))
+    Ok(Connected::Swift { store: SwiftStore::new(storage), what })
 }
 
 /// The disk tier in `dir`. A mount that just ended may still be writing its
@@ -182,13 +205,13 @@ fn open_disk_tier(dir: &Path, size: u64) -> Result<disk::DiskTier, String> {
 }
 
 /// The filesystem with its block cache (and the cache's disk tier, if asked for).
-fn build_fs(pithos: PithosClient, req: &MountRequest) -> Result<core::Fs, String> {
+fn build_fs<S: Store>(store: S, req: &MountRequest) -> Result<Fs<S>, String> {
     let disk = match &req.cache_dir {
         Some((dir, size)) => Some(open_disk_tier(dir, *size)?),
         None => None,
     };
     let cache = cache::BlockCache::with_disk(req.fs.cache_size, disk);
-    Ok(core::Fs::with_cache(pithos, req.fs.clone(), cache))
+    Ok(Fs::new(store, req.fs.clone(), cache))
 }
 
 /// Runs `pithosfs mount -f …` detached and waits until the mount appears.
@@ -199,7 +222,7 @@ fn spawn_background(req: &MountRequest) -> Result<(), String> {
     args.push("--foreground".into());
     // The daemon's log: the user's own (0600, in the cache dir), since error
     // messages name files; not in a world-readable /tmp.
-    let dir = core::default_cache_dir();
+    let dir = crate::fs::default_cache_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let log = dir.join(format!("mount-{}.log", std::process::id()));
     let log_file = {

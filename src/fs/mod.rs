@@ -1,20 +1,42 @@
-//! `pithosfs mount`: a Pithos+ account (or one container) as a directory.
+//! `pithosfs mount`: a Pithos+ account (or one container, or a plain
+//! Swift) as a directory.
 //!
-//! - `core`: the filesystem's logic as async methods (names, attributes,
-//!   reads through the block cache, writes committed by hashmap);
-//! - `fuse`: the thin adapter from fuser's callbacks to `core`;
-//! - `inode`, `attr`, `handle`, `cache`, `errno`, `names`, `owners`: its parts.
+//! - `filesystem`: `Fs`, the filesystem's logic as plain async methods over
+//!   a [`store::Store`], in one file per concern: `listing` (folders),
+//!   `namespace` (names, lookups, forget), `read` (open, reads and
+//!   prefetch), `write` (dirty blocks and spill), `commit` (new versions and
+//!   conflicts), `metadata` (setattr, statfs), `xattr`;
+//! - `store`: the seam under it: the `Store` trait, `PithosStore`,
+//!   `SwiftStore` and `FaultyStore` (tests);
+//! - `fuse`: the thin adapter from fuser's callbacks to `Fs`;
+//! - its parts: `inode` (the inode table), `attr` (POSIX attributes in
+//!   metadata), `handle` (open files), `dirty` (changed blocks and their
+//!   spill file), `cache` and `disk` (the block cache and its disk tier),
+//!   `errno` (store errors as errno, by operation), `names` (the one name
+//!   rule), `owners` (who owns a file, what is recorded).
 //!
 //! Starting a mount (daemon, signals, allocator, login, the cache's disk
 //! tier) is the command's business: `crate::cli::mount`.
 
 pub mod attr;
 pub mod cache;
-pub mod core;
+mod commit;
+pub mod dirty;
 pub mod disk;
 pub mod errno;
+pub mod filesystem;
 pub mod fuse;
 pub mod handle;
 pub mod inode;
+pub mod listing;
+mod metadata;
 pub mod names;
+mod namespace;
 pub mod owners;
+mod read;
+pub mod store;
+mod write;
+pub mod xattr;
+
+pub use filesystem::{default_cache_dir, Fs, FsOptions};
+pub use listing::DirEntry;
