@@ -159,12 +159,9 @@ impl InodeTable {
         previous.and_then(|l| l.entries.get(name)).map(|e| e.ino).unwrap_or_else(|| self.allocate())
     }
 
-    /// Binds `name` under `parent` to a new node, numbered `ino` when that
-    /// number is free; a name already bound keeps its node as it is.
-    fn bind_at(&mut self, parent: u64, name: &str, ino: Option<u64>, attr: Attr, learnt: Instant) -> u64 {
-        if let Some(existing) = self.child(parent, name) {
-            return existing;
-        }
+    /// Binds `name` (not bound yet) under `parent` to a new node, numbered
+    /// `ino` when that number is free.
+    fn bind_new(&mut self, parent: u64, name: &str, ino: Option<u64>, attr: Attr, learnt: Instant) -> u64 {
         let ino = match ino.filter(|i| *i != ROOT && !self.nodes.contains_key(i)) {
             Some(i) => i,
             None => self.allocate(),
@@ -177,9 +174,24 @@ impl InodeTable {
         ino
     }
 
-    /// The node a listing entry names (made now if it has none).
-    pub fn bind_listed(&mut self, parent: u64, name: &str, entry: &Listed, listed_at: Instant) -> u64 {
-        self.bind_at(parent, name, Some(entry.ino), entry.attr.clone(), listed_at)
+    /// The node a listing entry names (made now, with the number and
+    /// attributes given, if the name has none).
+    pub fn bind_listed(&mut self, parent: u64, name: &str, ino: u64, attr: &Attr, learnt: Instant) -> u64 {
+        match self.child(parent, name) {
+            Some(existing) => existing,
+            None => self.bind_new(parent, name, Some(ino), attr.clone(), learnt),
+        }
+    }
+
+    /// The node of `name` if `parent`'s listing has it (made now if it has none).
+    pub fn bind_from_listing(&mut self, parent: u64, name: &str) -> Option<u64> {
+        let listing = self.nodes.get(&parent)?.listing.as_ref()?;
+        let entry = listing.entries.get(name)?;
+        if let Some(existing) = self.child(parent, name) {
+            return Some(existing);
+        }
+        let (ino, attr, at) = (entry.ino, entry.attr.clone(), listing.at);
+        Some(self.bind_new(parent, name, Some(ino), attr, at))
     }
 
     /// Binds `name` under `parent` with `attr` (a name made here), keeping
@@ -191,7 +203,7 @@ impl InodeTable {
             }
             return ino;
         }
-        self.bind_at(parent, name, None, attr, Instant::now())
+        self.bind_new(parent, name, None, attr, Instant::now())
     }
 
     /// A listing's news about a bound child.
@@ -346,9 +358,9 @@ mod tests {
         assert_eq!(t.release(b), 2, "b, then d, which nothing holds any more");
         assert_eq!((t.len(), t.child(ROOT, "d")), (1, None));
         // A listing entry keeps its number for the node made at the next lookup.
-        let e = Listed { ino: 77, attr: Attr::new_file(0.0) };
-        assert_eq!(t.bind_listed(ROOT, "x", &e, Instant::now()), 77);
+        let file = Attr::new_file(0.0);
+        assert_eq!(t.bind_listed(ROOT, "x", 77, &file, Instant::now()), 77);
         assert_eq!(t.forget(77, 0), 1, "never given to the kernel: nothing holds it");
-        assert_eq!(t.bind_listed(ROOT, "x", &e, Instant::now()), 77, "the same number again");
+        assert_eq!(t.bind_listed(ROOT, "x", 77, &file, Instant::now()), 77, "the same number again");
     }
 }

@@ -19,6 +19,8 @@ pub struct DirEntry {
     pub ino: u64,
     pub name: String,
     pub attr: Attr,
+    /// When `attr` was learnt.
+    pub learnt: Instant,
 }
 
 impl<S: Store> Fs<S> {
@@ -33,8 +35,8 @@ impl<S: Store> Fs<S> {
             .map(|(name, e)| {
                 // A node bound here knows more than the listing (changes made since).
                 match t.child(ino, name).and_then(|k| t.get(k).map(|n| (k, n))) {
-                    Some((k, n)) => DirEntry { ino: k, name: name.clone(), attr: n.attr.clone() },
-                    None => DirEntry { ino: e.ino, name: name.clone(), attr: e.attr.clone() },
+                    Some((k, n)) => DirEntry { ino: k, name: name.clone(), attr: n.attr.clone(), learnt: n.attr_at },
+                    None => DirEntry { ino: e.ino, name: name.clone(), attr: e.attr.clone(), learnt: listing.at },
                 }
             })
             .collect())
@@ -154,14 +156,21 @@ impl<S: Store> Fs<S> {
     fn keep_listing(&self, ino: u64, found: Vec<(String, Attr)>) {
         let mut t = self.inodes();
         let previous = t.get_mut(ino).and_then(|n| n.listing.take());
-        let mut entries = BTreeMap::new();
-        for (name, attr) in found {
-            let number = t.number_for(ino, &name, previous.as_ref());
-            if t.child(ino, &name) == Some(number) {
-                t.learn(number, attr.clone());
-            }
-            entries.insert(name, Listed { ino: number, attr });
-        }
+        let listed: Vec<(String, Listed)> = found
+            .into_iter()
+            .map(|(name, attr)| {
+                let number = match t.child(ino, &name) {
+                    Some(bound) => {
+                        t.learn(bound, attr.clone());
+                        bound
+                    }
+                    None => t.number_for(ino, &name, previous.as_ref()),
+                };
+                (name, Listed { ino: number, attr })
+            })
+            .collect();
+        // Built at once from (nearly) sorted names: no insert one by one.
+        let mut entries: BTreeMap<String, Listed> = listed.into_iter().collect();
         let local: Vec<(String, Listed)> = t
             .get(ino)
             .map(|n| {

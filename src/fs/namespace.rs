@@ -6,7 +6,7 @@ use super::attr::{now, Attr, Kind, SYMLINK_MAX, SYMLINK_TYPE};
 use super::errno::{errno_of, During, Errno, FsResult, Op};
 use super::filesystem::{lock, Fs};
 use super::handle::OpenFile;
-use super::inode::{Listed, ROOT};
+use super::inode::ROOT;
 use super::listing::{shorten, DirEntry};
 use super::store::{Store, StoreError};
 use bytes::Bytes;
@@ -45,12 +45,7 @@ impl<S: Store> Fs<S> {
     /// The node of `name` in `parent`'s listing (made now if it has none).
     fn lookup_listed(&self, parent: u64, name: &str, for_kernel: bool) -> FsResult<(u64, Attr)> {
         let mut t = self.inodes();
-        let (entry, at) = t
-            .get(parent)
-            .and_then(|p| p.listing.as_ref())
-            .and_then(|l| l.entries.get(name).map(|e| (e.clone(), l.at)))
-            .ok_or(Errno::NOENT)?;
-        let ino = t.bind_listed(parent, name, &entry, at);
+        let ino = t.bind_from_listing(parent, name).ok_or(Errno::NOENT)?;
         if for_kernel {
             t.remember(ino, 1);
         }
@@ -61,12 +56,7 @@ impl<S: Store> Fs<S> {
     /// The node of a readdirplus entry: the kernel holds one more of it.
     pub fn bind_entry(&self, parent: u64, e: &DirEntry) -> u64 {
         let mut t = self.inodes();
-        let listed = t
-            .get(parent)
-            .and_then(|p| p.listing.as_ref())
-            .and_then(|l| l.entries.get(&e.name).map(|x| (x.clone(), l.at)));
-        let (entry, at) = listed.unwrap_or_else(|| (Listed { ino: e.ino, attr: e.attr.clone() }, Instant::now()));
-        let ino = t.bind_listed(parent, &e.name, &entry, at);
+        let ino = t.bind_listed(parent, &e.name, e.ino, &e.attr, e.learnt);
         t.remember(ino, 1);
         ino
     }
