@@ -4,7 +4,7 @@
 //! after it did its work, as when a reply is lost), cut the bytes it reads,
 //! or delay it.
 //!
-//! ```ignore
+//! ```text
 //! let store = FaultyStore::new(PithosStore::new(client));
 //! store.inject(StoreOp::UploadBlock, 2, Fault::Fail(StoreError::Quota));
 //! let fs = Arc::new(Fs::new(store, opts, cache));
