@@ -948,6 +948,7 @@ fn forgotten_entries_leave_the_inode_table() {
     assert!(listed >= before + N, "{listed} nodes after ls -l of {N} files (before: {before})");
     env.sh("sync; echo 2 > /proc/sys/vm/drop_caches");
     wait_until("the inode table to shrink", Duration::from_secs(10), || nodes() < before + 10);
+    println!("inode table: {before} nodes, {listed} after ls -l of {N} files, {} after drop_caches", nodes());
     // Forgotten, not lost: the folder lists and reads as before.
     assert_eq!(env.sh(r#"ls -l "$M/pithos/many" | tail -n +2 | wc -l"#).trim(), N.to_string());
     assert_eq!(env.sh(r#"cat "$M/pithos/many/first""#), "first\n");
