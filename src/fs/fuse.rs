@@ -46,12 +46,21 @@ fn time(t: f64) -> SystemTime {
     Duration::try_from_secs_f64(secs).ok().and_then(|d| UNIX_EPOCH.checked_add(d)).unwrap_or(UNIX_EPOCH)
 }
 
+fn file_type(k: Kind) -> FileType {
+    match k {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+        Kind::Symlink => FileType::Symlink,
+    }
+}
+
 fn file_attr<S: Store>(fs: &Fs<S>, ino: u64, a: &Attr) -> FileAttr {
-    let (kind, default_mode) = match a.kind {
-        Kind::Dir => (FileType::Directory, fs.opts.dir_mode),
-        Kind::File => (FileType::RegularFile, fs.opts.file_mode),
-        Kind::Symlink => (FileType::Symlink, 0o777),
+    let default_mode = match a.kind {
+        Kind::Dir => fs.opts.dir_mode,
+        Kind::File => fs.opts.file_mode,
+        Kind::Symlink => 0o777,
     };
+    let kind = file_type(a.kind);
     let mtime = time(a.mtime);
     let (uid, gid) = fs.opts.owners.shown(a);
     FileAttr {
@@ -359,12 +368,7 @@ impl<S: Store> Filesystem for FuseAdapter<S> {
                     1 => reply.add(ino, 2, FileType::Directory, ".."),
                     _ => {
                         let e = &entries[i - 2];
-                        let kind = match e.attr.kind {
-                            Kind::Dir => FileType::Directory,
-                            Kind::File => FileType::RegularFile,
-                            Kind::Symlink => FileType::Symlink,
-                        };
-                        reply.add(INodeNo(e.ino), (i + 1) as u64, kind, &e.name)
+                        reply.add(INodeNo(e.ino), (i + 1) as u64, file_type(e.attr.kind), &e.name)
                     }
                 };
                 if full {
