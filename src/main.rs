@@ -224,7 +224,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Mount(args) => mount(args),
-        Command::Unmount { mountpoint } => pithosfs::fs::unmount(&mountpoint),
+        Command::Unmount { mountpoint } => cli::mount::unmount(&mountpoint),
         // The control commands print their own errors.
         Command::Server(args) => return cli::run(Control::Server(args)),
         Command::User(args) => return cli::run(Control::User(args)),
@@ -250,7 +250,7 @@ fn mount(a: MountArgs) -> Result<(), String> {
     };
     let me = Owners::current(policy);
     let owners = Owners { uid: a.uid.unwrap_or(me.uid), gid: a.gid.unwrap_or(me.gid), ..me };
-    let mut fs = pithosfs::fs::core::FsOptions { owners, ..Default::default() };
+    let mut fs = pithosfs::fs::FsOptions { owners, ..Default::default() };
     fs.read_only = a.read_only;
     fs.suid = a.suid;
     fs.container = a.container;
@@ -269,7 +269,7 @@ fn mount(a: MountArgs) -> Result<(), String> {
     };
     let cache_dir = a.cache_dir.map(|d| (d.join("blocks"), a.cache_dir_size.max(16) << 20));
     let flags = pithosfs::config::Flags { url: a.url, token_file: a.token_file, cloud: a.cloud };
-    pithosfs::fs::mount(pithosfs::fs::MountRequest {
+    cli::mount::mount(cli::mount::MountRequest {
         mountpoint: a.mountpoint,
         flags,
         fs,

@@ -906,6 +906,54 @@ fn full_quota_gives_edquot_and_loses_nothing() {
 const SWIFT_USER: &str = "test:tester";
 const SWIFT_KEY: &str = "testing";
 
+/// (F1) The inode table holds what the kernel holds: `ls -l` of a folder of
+/// 3,000 files makes a node of each; once the kernel drops its dentries and
+/// inodes (`drop_caches`, which sends FUSE forgets) they go again. The
+/// table's size is read on the mount's root (`user.pithosfs.nodes`).
+#[test]
+fn forgotten_entries_leave_the_inode_table() {
+    use pithosfs::cloud::db::Db;
+    use pithosfs::cloud::pithos::model;
+    const N: usize = 3000;
+    let mut env = Env::new();
+    env.cloud.put("pithos", "many/first", b"first\n");
+    let db = Db::open(&env.cloud.data.join("meta.sqlite")).expect("open the server's database");
+    let account = env.cloud.account.clone();
+    db.write_blocking(|tx| {
+        let c = model::container(tx, &account, "pithos")?.expect("container pithos");
+        for i in 0..N - 1 {
+            let new = model::NewVersion {
+                uuid: format!("many-{i}"),
+                bytes: 0,
+                hashmap: Vec::new(),
+                content_type: "application/octet-stream".into(),
+                checksum: String::new(),
+                meta: model::Meta::new(),
+                modified_by: account.clone(),
+            };
+            model::put_version(tx, &c, &format!("many/file-{i:05}"), new, 0, 1_600_000_000.0)?;
+        }
+        Ok(())
+    })
+    .expect("write the objects");
+    drop(db);
+    env.mount(&[]);
+    let nodes = || {
+        let n = env.sh(r#"getfattr --only-values -n user.pithosfs.nodes "$M""#);
+        n.trim().parse::<usize>().unwrap_or_else(|_| panic!("not a number: {n:?}"))
+    };
+    let before = nodes();
+    assert_eq!(env.sh(r#"ls -l "$M/pithos/many" | tail -n +2 | wc -l"#).trim(), N.to_string());
+    let listed = nodes();
+    assert!(listed >= before + N, "{listed} nodes after ls -l of {N} files (before: {before})");
+    env.sh("sync; echo 2 > /proc/sys/vm/drop_caches");
+    wait_until("the inode table to shrink", Duration::from_secs(10), || nodes() < before + 10);
+    println!("inode table: {before} nodes, {listed} after ls -l of {N} files, {} after drop_caches", nodes());
+    // Forgotten, not lost: the folder lists and reads as before.
+    assert_eq!(env.sh(r#"ls -l "$M/pithos/many" | tail -n +2 | wc -l"#).trim(), N.to_string());
+    assert_eq!(env.sh(r#"cat "$M/pithos/many/first""#), "first\n");
+}
+
 /// The auth URL of the real Swift of `scripts/swift start`, or None (test
 /// skipped) when there is none; under CI its absence fails the test.
 fn swift_auth() -> Option<String> {

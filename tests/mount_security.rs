@@ -579,7 +579,7 @@ fn ten_thousand_xattr_calls_in_bounded_memory() {
     let listed = env.sh(r#"getfattr -d "$M/pithos/f" | grep -c '^user\.k'"#);
     assert_eq!(listed.trim(), "8");
     // At most 27 names on one file (Pithos keeps 32 keys, the POSIX attributes take 5).
-    for i in 8..pithosfs::fs::core::MAX_XATTRS {
+    for i in 8..pithosfs::fs::xattr::MAX_XATTRS {
         assert_eq!(set(&format!("user.more{i}"), b"1"), 0, "name #{i}\n{}", env.logs());
     }
     assert_eq!(set("user.one-too-many", b"1"), libc::ENOSPC);

@@ -3,7 +3,10 @@
 //! (pretty, keys sorted) for scripts. On failure the exit code is 1 and
 //! stderr has the error's message, status and details, as kamaki shows a
 //! `ClientError`.
+//!
+//! `mount`: the process of `pithosfs mount`/`unmount` around `crate::fs`.
 
+pub mod mount;
 pub mod table;
 
 use crate::clients::{AstakosClient, ClientError, CycladesClient, ImageClient};

@@ -9,8 +9,9 @@
 //! are the "no owner" value) are ignored, and setuid/setgid bits are shown
 //! only to a mount that opted in (`--suid`).
 
+use super::store::ObjectMeta;
 use crate::blocks::{MAX_BLOCKS_PER_OBJECT, MAX_BLOCK_SIZE};
-use crate::clients::storage::{is_directory_type, ObjectEntry, ObjectInfo};
+use crate::clients::storage::is_directory_type;
 use std::collections::BTreeMap;
 
 pub const META_MODE: &str = "posix-mode";
@@ -62,7 +63,8 @@ pub struct Attr {
     pub gid: Option<u32>,
     /// The machine whose users `uid`/`gid` are (see `owners`).
     pub host: Option<String>,
-    /// Pithos Merkle hash and version (None for implicit folders).
+    /// What names the content (Pithos Merkle hash, Swift ETag) and the
+    /// Pithos version (None for implicit folders).
     pub hash: Option<String>,
     pub version: Option<String>,
     pub uuid: Option<String>,
@@ -129,19 +131,12 @@ impl Attr {
         }
     }
 
-    pub fn from_entry(e: &ObjectEntry) -> Attr {
-        let mut a = Attr::from_parts(&e.content_type, e.bytes, e.last_modified, &e.meta);
-        a.hash = e.hash.clone().or_else(|| (!e.md5.is_empty()).then(|| e.md5.clone()));
-        a.version = e.version.map(|v| v.to_string());
-        a.uuid = e.uuid.clone();
-        a
-    }
-
-    pub fn from_info(i: &ObjectInfo) -> Attr {
-        let mut a = Attr::from_parts(&i.content_type, i.bytes, i.last_modified, &i.meta);
-        a.hash = i.hash.clone().or_else(|| (!i.etag.is_empty()).then(|| i.etag.clone()));
-        a.version = i.version.clone();
-        a.uuid = i.uuid.clone();
+    /// What the store says of an object (a listing entry or a HEAD).
+    pub fn from_object(o: &ObjectMeta) -> Attr {
+        let mut a = Attr::from_parts(&o.content_type, o.bytes, o.modified, &o.meta);
+        a.hash = o.tag.clone();
+        a.version = o.version.clone();
+        a.uuid = o.uuid.clone();
         a
     }
 

@@ -3,8 +3,9 @@
 //! on the network. Nothing here decides anything: it translates.
 
 use super::attr::{Attr, Kind};
-use super::core::Fs;
-use super::errno::Errno;
+use super::errno::{Errno, FsResult};
+use super::filesystem::Fs;
+use super::store::Store;
 use fuser::{
     FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
     OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
@@ -15,17 +16,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub struct FuseAdapter {
-    fs: Arc<Fs>,
+pub struct FuseAdapter<S: Store> {
+    fs: Arc<Fs<S>>,
     rt: tokio::runtime::Handle,
 }
 
-impl FuseAdapter {
-    pub fn new(fs: Arc<Fs>, rt: tokio::runtime::Handle) -> FuseAdapter {
+impl<S: Store> FuseAdapter<S> {
+    pub fn new(fs: Arc<Fs<S>>, rt: tokio::runtime::Handle) -> FuseAdapter<S> {
         FuseAdapter { fs, rt }
     }
 
-    fn spawn<F>(&self, f: impl FnOnce(Arc<Fs>) -> F)
+    fn spawn<F>(&self, f: impl FnOnce(Arc<Fs<S>>) -> F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
@@ -45,12 +46,21 @@ fn time(t: f64) -> SystemTime {
     Duration::try_from_secs_f64(secs).ok().and_then(|d| UNIX_EPOCH.checked_add(d)).unwrap_or(UNIX_EPOCH)
 }
 
-fn file_attr(fs: &Fs, ino: u64, a: &Attr) -> FileAttr {
-    let (kind, default_mode) = match a.kind {
-        Kind::Dir => (FileType::Directory, fs.opts.dir_mode),
-        Kind::File => (FileType::RegularFile, fs.opts.file_mode),
-        Kind::Symlink => (FileType::Symlink, 0o777),
+fn file_type(k: Kind) -> FileType {
+    match k {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+        Kind::Symlink => FileType::Symlink,
+    }
+}
+
+fn file_attr<S: Store>(fs: &Fs<S>, ino: u64, a: &Attr) -> FileAttr {
+    let default_mode = match a.kind {
+        Kind::Dir => fs.opts.dir_mode,
+        Kind::File => fs.opts.file_mode,
+        Kind::Symlink => 0o777,
     };
+    let kind = file_type(a.kind);
     let mtime = time(a.mtime);
     let (uid, gid) = fs.opts.owners.shown(a);
     FileAttr {
@@ -72,6 +82,22 @@ fn file_attr(fs: &Fs, ino: u64, a: &Attr) -> FileAttr {
     }
 }
 
+/// Answers an entry the kernel will hold (counted by `Fs` until `forget`).
+fn entry<S: Store>(fs: &Fs<S>, reply: ReplyEntry, r: FsResult<(u64, Attr)>) {
+    match r {
+        Ok((ino, a)) => reply.entry(&fs.opts.attr_ttl, &file_attr(fs, ino, &a), Generation(0)),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
+/// Answers a call that returns nothing but its success.
+fn done(reply: ReplyEmpty, r: FsResult<()>) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
 fn name_of(n: &OsStr) -> Result<String, fuser::Errno> {
     n.to_str().map(str::to_string).ok_or(fuser::Errno::EINVAL)
 }
@@ -83,7 +109,7 @@ fn to_epoch(t: TimeOrNow) -> f64 {
     }
 }
 
-impl Filesystem for FuseAdapter {
+impl<S: Store> Filesystem for FuseAdapter<S> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.add_capabilities(
             InitFlags::FUSE_DO_READDIRPLUS
@@ -118,12 +144,14 @@ impl Filesystem for FuseAdapter {
             Some(Err(e)) => return reply.error(errno(e)),
             None => {}
         }
-        self.spawn(|fs| async move {
-            match fs.lookup(parent.0, &name).await {
-                Ok((ino, a)) => reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0)),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.spawn(|fs| async move { entry(&fs, reply, fs.lookup(parent.0, &name).await) });
+    }
+
+    /// The kernel dropped `nlookup` of the entries it was given for `ino`.
+    /// (fuser's `batch_forget` calls this for each node of a batch; its
+    /// `ForgetOne` is not public in 0.18, so it cannot be overridden.)
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -182,12 +210,7 @@ impl Filesystem for FuseAdapter {
             Err(e) => return reply.error(e),
         };
         let (uid, gid) = (req.uid(), req.gid());
-        self.spawn(|fs| async move {
-            match fs.mkdir(parent.0, &name, mode & !umask, uid, gid).await {
-                Ok((ino, a)) => reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0)),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.spawn(|fs| async move { entry(&fs, reply, fs.mkdir(parent.0, &name, mode & !umask, uid, gid).await) });
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -195,12 +218,7 @@ impl Filesystem for FuseAdapter {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        self.spawn(|fs| async move {
-            match fs.unlink(parent.0, &name).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.spawn(|fs| async move { done(reply, fs.unlink(parent.0, &name).await) });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -208,12 +226,7 @@ impl Filesystem for FuseAdapter {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        self.spawn(|fs| async move {
-            match fs.rmdir(parent.0, &name).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.spawn(|fs| async move { done(reply, fs.rmdir(parent.0, &name).await) });
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
@@ -222,12 +235,7 @@ impl Filesystem for FuseAdapter {
             _ => return reply.error(fuser::Errno::EINVAL),
         };
         let (uid, gid) = (req.uid(), req.gid());
-        self.spawn(|fs| async move {
-            match fs.symlink(parent.0, &name, &target, uid, gid).await {
-                Ok((ino, a)) => reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0)),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.spawn(|fs| async move { entry(&fs, reply, fs.symlink(parent.0, &name, &target, uid, gid).await) });
     }
 
     fn rename(
@@ -247,12 +255,7 @@ impl Filesystem for FuseAdapter {
             (Ok(a), Ok(b)) => (a, b),
             _ => return reply.error(fuser::Errno::EINVAL),
         };
-        self.spawn(|fs| async move {
-            match fs.rename(parent.0, &name, newparent.0, &newname).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.spawn(|fs| async move { done(reply, fs.rename(parent.0, &name, newparent.0, &newname).await) });
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -317,12 +320,7 @@ impl Filesystem for FuseAdapter {
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        self.spawn(|fs| async move {
-            match fs.flush(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.spawn(|fs| async move { done(reply, fs.flush(fh.0).await) });
     }
 
     fn release(
@@ -335,21 +333,11 @@ impl Filesystem for FuseAdapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|fs| async move {
-            match fs.release(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.spawn(|fs| async move { done(reply, fs.release(fh.0).await) });
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        self.spawn(|fs| async move {
-            match fs.flush(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.spawn(|fs| async move { done(reply, fs.flush(fh.0).await) });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -372,17 +360,18 @@ impl Filesystem for FuseAdapter {
                 Ok(e) => e,
                 Err(e) => return reply.error(errno(e)),
             };
-            let dots = [(ino.0, FileType::Directory, "."), (ino.0, FileType::Directory, "..")];
-            let all = dots.iter().map(|(i, k, n)| (*i, *k, n.to_string())).chain(entries.iter().map(|e| {
-                let k = match e.attr.kind {
-                    Kind::Dir => FileType::Directory,
-                    Kind::File => FileType::RegularFile,
-                    Kind::Symlink => FileType::Symlink,
+            // Straight to the page asked for: a folder of 100,000 is read in
+            // a thousand calls, and skipping what came before must cost nothing.
+            for i in (offset as usize)..entries.len() + 2 {
+                let full = match i {
+                    0 => reply.add(ino, 1, FileType::Directory, "."),
+                    1 => reply.add(ino, 2, FileType::Directory, ".."),
+                    _ => {
+                        let e = &entries[i - 2];
+                        reply.add(INodeNo(e.ino), (i + 1) as u64, file_type(e.attr.kind), &e.name)
+                    }
                 };
-                (e.ino, k, e.name.clone())
-            }));
-            for (i, (ino, kind, name)) in all.enumerate().skip(offset as usize) {
-                if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
+                if full {
                     break;
                 }
             }
@@ -401,12 +390,25 @@ impl Filesystem for FuseAdapter {
                 Err(e) => return reply.error(errno(e)),
             };
             let ttl = fs.opts.attr_ttl;
-            // Only the page asked for is built: a folder of 10,000 is read in many calls.
-            let dots = [(ino.0, ".", &here), (ino.0, "..", &here)];
-            let all = dots.into_iter().chain(entries.iter().map(|e| (e.ino, e.name.as_str(), &e.attr)));
-            for (i, (ino, name, attr)) in all.enumerate().skip(offset as usize) {
-                let fa = file_attr(&fs, ino, attr);
-                if reply.add(INodeNo(ino), (i + 1) as u64, name, &ttl, &fa, Generation(0)) {
+            // Only the page asked for is built: a folder of 10,000 is read in
+            // many calls. Each entry given (not `.` and `..`) is one the
+            // kernel holds, as after a lookup.
+            let dot = file_attr(&fs, ino.0, &here);
+            for i in (offset as usize)..entries.len() + 2 {
+                let full = match i {
+                    0 | 1 => reply.add(ino, (i + 1) as u64, if i == 0 { "." } else { ".." }, &ttl, &dot, Generation(0)),
+                    _ => {
+                        let e = &entries[i - 2];
+                        let child = fs.bind_entry(ino.0, e);
+                        let fa = file_attr(&fs, child, &e.attr);
+                        let full = reply.add(INodeNo(child), (i + 1) as u64, &e.name, &ttl, &fa, Generation(0));
+                        if full {
+                            fs.forget(child, 1); // not given after all
+                        }
+                        full
+                    }
+                };
+                if full {
                     break;
                 }
             }
@@ -451,10 +453,7 @@ impl Filesystem for FuseAdapter {
         let (uid, gid) = (req.uid(), req.gid());
         self.spawn(|fs| async move {
             let perm = mode & !umask & 0o7777;
-            match fs.mknod(parent.0, &name, (mode & libc::S_IFMT) | perm, uid, gid).await {
-                Ok((ino, a)) => reply.entry(&fs.opts.attr_ttl, &file_attr(&fs, ino, &a), Generation(0)),
-                Err(e) => reply.error(errno(e)),
-            }
+            entry(&fs, reply, fs.mknod(parent.0, &name, (mode & libc::S_IFMT) | perm, uid, gid).await)
         });
     }
 
@@ -502,12 +501,7 @@ impl Filesystem for FuseAdapter {
             Err(e) => return reply.error(e),
         };
         let value = value.to_vec();
-        self.spawn(|fs| async move {
-            match fs.setxattr(ino.0, &name, Some(&value)).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.spawn(|fs| async move { done(reply, fs.setxattr(ino.0, &name, Some(&value)).await) });
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -558,12 +552,7 @@ impl Filesystem for FuseAdapter {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        self.spawn(|fs| async move {
-            match fs.setxattr(ino.0, &name, None).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.spawn(|fs| async move { done(reply, fs.setxattr(ino.0, &name, None).await) });
     }
 
     fn create(

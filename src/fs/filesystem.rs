@@ -1,0 +1,255 @@
+//! The filesystem: what it holds (the store, the inode table, the block
+//! cache, open files and folders) and where a node lives on the store. Its
+//! operations are plain async methods, one file per concern (`listing`,
+//! `namespace`, `open`, `read`, `write`, `commit`, `metadata`, `xattr`);
+//! the FUSE adapter (`fuse.rs`) only translates, so everything here runs
+//! without a kernel mount.
+
+use super::attr::{now, Attr};
+use super::cache::BlockCache;
+use super::errno::{During, Errno, FsResult, Op};
+use super::handle::OpenFile;
+use super::inode::{InodeTable, ROOT};
+use super::listing::DirEntry;
+use super::names;
+use super::owners::{Owners, Policy};
+use super::store::{Geometry, Store};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How the mount behaves.
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    pub read_only: bool,
+    /// Mount one container as the root instead of the whole account.
+    pub container: Option<String>,
+    /// Memory for cached blocks, in bytes.
+    pub cache_size: u64,
+    pub attr_ttl: Duration,
+    pub dir_ttl: Duration,
+    /// Who owns what: the account owner's uid/gid and which recorded owners count.
+    pub owners: Owners,
+    pub file_mode: u32,
+    pub dir_mode: u32,
+    /// Dirty bytes of one open file kept in memory before full blocks are sent early.
+    pub dirty_limit: u64,
+    /// Largest prefetch window, in blocks.
+    pub max_prefetch: usize,
+    /// Where dirty blocks beyond `dirty_limit` are spilled (unnamed files).
+    pub spill_dir: PathBuf,
+    /// Show setuid/setgid bits the server records (`--suid`; the mount is
+    /// then not `nosuid` either). Off: they are masked.
+    pub suid: bool,
+}
+
+/// Blocks sent ahead of a commit at once (4 MiB each on Pithos).
+const EARLY_UPLOADS: usize = 16;
+
+/// The default directory for spilled dirty blocks and the disk cache:
+/// `$XDG_CACHE_HOME/pithosfs` (not /tmp, which may be memory).
+pub fn default_cache_dir() -> PathBuf {
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("pithosfs")
+}
+
+impl Default for FsOptions {
+    fn default() -> FsOptions {
+        FsOptions {
+            read_only: false,
+            container: None,
+            cache_size: 512 << 20,
+            attr_ttl: Duration::from_secs(1),
+            dir_ttl: Duration::from_secs(1),
+            owners: Owners::current(Policy::Local),
+            file_mode: 0o644,
+            dir_mode: 0o755,
+            dirty_limit: 64 << 20,
+            max_prefetch: 8,
+            spill_dir: default_cache_dir().join("spill"),
+            suid: false,
+        }
+    }
+}
+
+/// Where a node lives on the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loc {
+    pub container: String,
+    /// Object name in the container ("" for the container itself).
+    pub path: String,
+}
+
+impl Loc {
+    pub(super) fn child(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.path)
+        }
+    }
+}
+
+/// An open file's handle, shared by the calls on it.
+pub(super) type Handle = Arc<tokio::sync::Mutex<OpenFile>>;
+
+pub struct Fs<S: Store> {
+    pub(super) store: Arc<S>,
+    pub opts: FsOptions,
+    inodes: Mutex<InodeTable>,
+    pub cache: Arc<BlockCache>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    /// Open directories: the listing taken at opendir, served by offset.
+    pub(super) dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    next_fh: AtomicU64,
+    /// Versions last opened per inode: an unchanged file keeps the kernel's page cache.
+    pub(super) opened_versions: Mutex<HashMap<u64, String>>,
+    geometries: Mutex<HashMap<String, Geometry>>,
+    /// Permits for blocks sent ahead of a commit (each holds a block in memory).
+    pub(super) early_uploads: Arc<tokio::sync::Semaphore>,
+}
+
+/// A lock that a panic elsewhere left held is still the map it was: go on.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<S: Store> Fs<S> {
+    /// A filesystem over `store` whose blocks go through `cache`.
+    pub fn new(store: S, opts: FsOptions, cache: BlockCache) -> Fs<S> {
+        Fs {
+            store: Arc::new(store),
+            cache: Arc::new(cache),
+            inodes: Mutex::new(InodeTable::new(Attr::dir(now()))),
+            opts,
+            handles: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            opened_versions: Mutex::new(HashMap::new()),
+            geometries: Mutex::new(HashMap::new()),
+            early_uploads: Arc::new(tokio::sync::Semaphore::new(EARLY_UPLOADS)),
+        }
+    }
+
+    /// The store under the filesystem.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub(super) fn inodes(&self) -> MutexGuard<'_, InodeTable> {
+        lock(&self.inodes)
+    }
+
+    /// Nodes the inode table holds now (the kernel's, and those needed here).
+    pub fn node_count(&self) -> usize {
+        self.inodes().len()
+    }
+
+    /// The container and object path of a node.
+    pub fn locate(&self, ino: u64) -> FsResult<Loc> {
+        let comps = self.inodes().components(ino).ok_or(Errno::NOENT)?;
+        Ok(match &self.opts.container {
+            Some(c) => Loc { container: c.clone(), path: comps.join("/") },
+            None => match comps.split_first() {
+                None => Loc { container: String::new(), path: String::new() },
+                Some((c, rest)) => Loc { container: c.clone(), path: rest.join("/") },
+            },
+        })
+    }
+
+    /// Where `name` under `parent` is (or would be) on the server, or
+    /// `ENAMETOOLONG` when it cannot be: a component over `NAME_MAX`, or an
+    /// object name past the server's limit. Such a name cannot exist, so
+    /// every call answers this, never `ENOENT`.
+    pub(super) fn child_loc(&self, parent: u64, name: &str) -> FsResult<Loc> {
+        names::check_component(name)?;
+        if self.is_account_root(parent) {
+            return Ok(Loc { container: name.to_string(), path: String::new() });
+        }
+        let at = self.locate(parent)?;
+        let path = at.child(name);
+        names::check_object_name(&path)?;
+        Ok(Loc { container: at.container, path })
+    }
+
+    /// Whether `ino` is the account root (its children are containers).
+    pub(super) fn is_account_root(&self, ino: u64) -> bool {
+        ino == ROOT && self.opts.container.is_none()
+    }
+
+    pub(super) fn check_writable(&self) -> FsResult<()> {
+        if self.opts.read_only {
+            Err(Errno::ROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn attr_of(&self, ino: u64) -> FsResult<Attr> {
+        self.inodes().get(ino).map(|n| n.attr.clone()).ok_or(Errno::NOENT)
+    }
+
+    /// How `container` cuts files into blocks (asked once per container).
+    pub(super) async fn geometry(&self, container: &str, op: Op) -> FsResult<Geometry> {
+        if let Some(g) = lock(&self.geometries).get(container) {
+            return Ok(*g);
+        }
+        let g = self.store.geometry(container).await.during(op)?;
+        lock(&self.geometries).insert(container.to_string(), g);
+        Ok(g)
+    }
+
+    /// Whether an uncommitted file created here backs `ino`.
+    pub(super) fn pending_new(&self, ino: u64) -> bool {
+        self.inodes().get(ino).is_some_and(|n| n.open > 0 && n.unsent)
+    }
+
+    /// One more (or one fewer) open handle on `ino`; a node nothing holds
+    /// any more goes.
+    pub(super) fn note_open(&self, ino: u64, delta: i32) {
+        let gone = {
+            let mut t = self.inodes();
+            if let Some(n) = t.get_mut(ino) {
+                n.open = n.open.saturating_add_signed(delta);
+            }
+            delta < 0 && t.release(ino) > 0
+        };
+        if gone {
+            lock(&self.opened_versions).remove(&ino);
+        }
+    }
+
+    /// Records the size of changes not committed yet (None: all committed).
+    pub(super) fn note_pending(&self, ino: u64, size: Option<u64>) {
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.pending = size;
+            if size.is_some() {
+                n.attr_at = Instant::now();
+            }
+        }
+    }
+
+    /// Registers an open file: its handle number.
+    pub(super) fn add_handle(&self, file: OpenFile) -> u64 {
+        let fh = self.next_fh();
+        lock(&self.handles).insert(fh, Arc::new(tokio::sync::Mutex::new(file)));
+        fh
+    }
+
+    pub(super) fn next_fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(super) fn handle(&self, fh: u64) -> FsResult<Handle> {
+        lock(&self.handles).get(&fh).cloned().ok_or(Errno::BADF)
+    }
+
+    pub(super) fn remove_handle(&self, fh: u64) {
+        lock(&self.handles).remove(&fh);
+    }
+
+    pub(super) fn all_handles(&self) -> Vec<Handle> {
+        lock(&self.handles).values().cloned().collect()
+    }
+}

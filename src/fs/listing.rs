@@ -1,0 +1,294 @@
+//! Folders: their listings, paged from the store and checked before they are
+//! shown, and the snapshots open folders are read from.
+
+use super::attr::{sane_time, Attr, Kind, MAX_LISTED_SIZE};
+use super::errno::{During, Errno, FsResult, Op};
+use super::filesystem::{lock, Fs, Loc};
+use super::inode::{Listed, Listing};
+use super::names;
+use super::store::{Entry, Store, StoreError, StoreResult};
+use crate::clients::storage::PAGE;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One directory entry for readdir.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub ino: u64,
+    pub name: String,
+    pub attr: Attr,
+    /// When `attr` was learnt.
+    pub learnt: Instant,
+}
+
+impl<S: Store> Fs<S> {
+    /// Lists a directory (from the cache while fresh): a snapshot of its children.
+    pub async fn list_dir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        self.ensure_listing(ino).await?;
+        let t = self.inodes();
+        let Some(listing) = t.get(ino).and_then(|n| n.listing.as_ref()) else { return Ok(Vec::new()) };
+        Ok(listing
+            .entries
+            .iter()
+            .map(|(name, e)| {
+                // A node bound here knows more than the listing (changes made since).
+                match t.child(ino, name).and_then(|k| t.get(k).map(|n| (k, n))) {
+                    Some((k, n)) => DirEntry { ino: k, name: name.clone(), attr: n.attr.clone(), learnt: n.attr_at },
+                    None => DirEntry { ino: e.ino, name: name.clone(), attr: e.attr.clone(), learnt: listing.at },
+                }
+            })
+            .collect())
+    }
+
+    /// Opens a directory: one snapshot of its listing for all the readdir
+    /// calls that follow (each returns a page of it).
+    pub async fn opendir(&self, ino: u64) -> FsResult<u64> {
+        let entries = Arc::new(self.list_dir(ino).await?);
+        let fh = self.next_fh();
+        lock(&self.dirs).insert(fh, entries);
+        Ok(fh)
+    }
+
+    /// The snapshot of an open directory (a fresh listing if the handle is unknown).
+    pub async fn dir_entries(&self, ino: u64, fh: u64) -> FsResult<Arc<Vec<DirEntry>>> {
+        if let Some(e) = lock(&self.dirs).get(&fh) {
+            return Ok(e.clone());
+        }
+        Ok(Arc::new(self.list_dir(ino).await?))
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        lock(&self.dirs).remove(&fh);
+    }
+
+    pub(super) fn listing_fresh(&self, ino: u64) -> FsResult<bool> {
+        let t = self.inodes();
+        let node = t.get(ino).ok_or(Errno::NOENT)?;
+        if node.attr.kind != Kind::Dir {
+            return Err(Errno::NOTDIR);
+        }
+        Ok(node.listing.as_ref().is_some_and(|l| l.at.elapsed() < self.opts.dir_ttl))
+    }
+
+    /// Lists a directory from the store unless its listing is fresh, keeping
+    /// every entry with the attributes the listing carries.
+    ///
+    /// What a server lists is checked before it is shown: a name a POSIX
+    /// directory cannot hold (`names::check_component`; an object name past
+    /// `names::check_object_name`), an entry outside the folder asked for, or
+    /// a size no object of this mount can have hides that entry only, with a
+    /// log line. A folder shows at most the store's `listing_cap` entries; a
+    /// listing whose pages do not move forward fails (`EIO`), never loops.
+    pub(super) async fn ensure_listing(&self, ino: u64) -> FsResult<()> {
+        if self.listing_fresh(ino)? {
+            return Ok(());
+        }
+        let loc = self.locate(ino)?;
+        let cap = self.store.listing_cap();
+        let mut hidden = HiddenEntries::new(&loc);
+        let mut found: Vec<(String, Attr)> = Vec::new();
+        if self.is_account_root(ino) {
+            let store = &self.store;
+            let containers =
+                walk(cap, |m, n| async move { store.list_containers(m.as_deref(), n).await }, |c| &c.name).await?;
+            hidden.note_cap(containers.len(), cap);
+            for c in containers {
+                match names::check_component(&c.name) {
+                    Ok(()) => found.push((c.name, Attr::dir(c.modified.and_then(sane_time).unwrap_or(0.0)))),
+                    Err(e) => hidden.hide(&c.name, name_problem(e)),
+                }
+            }
+        } else {
+            let prefix = if loc.path.is_empty() { String::new() } else { format!("{}/", loc.path) };
+            let (store, container, p) = (&self.store, &loc.container, &prefix);
+            let page = |m: Option<String>, n| async move { store.list_page(container, p, m.as_deref(), n).await };
+            let entries = walk(cap, page, Entry::name).await?;
+            hidden.note_cap(entries.len(), cap);
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            for e in entries {
+                let (full, attr) = match &e {
+                    // `a/b/` is folder `b`; `a/b//` is no folder a POSIX path can name.
+                    Entry::Folder(s) => (s.strip_suffix('/').unwrap_or(s), Attr::dir(0.0)),
+                    Entry::Object(o) => (o.name.as_str(), Attr::from_object(o)),
+                };
+                let name = match child_name(full, &prefix) {
+                    Ok(n) => n.to_string(),
+                    Err(why) => {
+                        hidden.hide(full, why);
+                        continue;
+                    }
+                };
+                // A marker object and the prefix of the same name are one folder:
+                // the marker's attributes win.
+                match seen.get(&name) {
+                    Some(&i) => {
+                        if attr.stored {
+                            found[i].1 = attr;
+                        }
+                    }
+                    None => {
+                        seen.insert(name.clone(), found.len());
+                        found.push((name, attr));
+                    }
+                }
+            }
+        }
+        found.retain(|(name, attr)| {
+            let fits = attr.size <= MAX_LISTED_SIZE;
+            if !fits {
+                hidden.hide(
+                    name,
+                    format!("its size {} is past the {MAX_LISTED_SIZE} bytes this mount handles", attr.size),
+                );
+            }
+            fits
+        });
+        hidden.summarize();
+        self.keep_listing(ino, found);
+        Ok(())
+    }
+
+    /// Keeps what was listed as the folder's listing: entries keep the
+    /// numbers they had, bound children learn their new attributes, and
+    /// children created here but not committed yet stay.
+    fn keep_listing(&self, ino: u64, found: Vec<(String, Attr)>) {
+        let mut t = self.inodes();
+        let previous = t.get_mut(ino).and_then(|n| n.listing.take());
+        let listed: Vec<(String, Listed)> = found
+            .into_iter()
+            .map(|(name, attr)| {
+                let number = match t.child(ino, &name) {
+                    Some(bound) => {
+                        t.learn(bound, attr.clone());
+                        bound
+                    }
+                    None => t.number_for(ino, &name, previous.as_ref()),
+                };
+                (name, Listed { ino: number, attr })
+            })
+            .collect();
+        // Built at once from (nearly) sorted names: no insert one by one.
+        let mut entries: BTreeMap<String, Listed> = listed.into_iter().collect();
+        let local: Vec<(String, Listed)> = t
+            .get(ino)
+            .map(|n| {
+                n.children()
+                    .filter_map(|(name, k)| {
+                        let c = t.get(*k).filter(|c| c.open > 0 && c.uncommitted())?;
+                        Some((name.clone(), Listed { ino: *k, attr: c.attr.clone() }))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (name, e) in local {
+            entries.entry(name).or_insert(e);
+        }
+        if let Some(n) = t.get_mut(ino) {
+            n.listing = Some(Listing { at: Instant::now(), entries });
+        }
+    }
+}
+
+/// Pages through a listing: at most `cap` entries, a page of at most what
+/// was asked, each page after the last name of the one before. A page that
+/// does not move forward fails the listing rather than looping.
+async fn walk<T, Fut>(
+    cap: usize,
+    page: impl Fn(Option<String>, usize) -> Fut,
+    name: impl Fn(&T) -> &str,
+) -> FsResult<Vec<T>>
+where
+    Fut: Future<Output = StoreResult<Vec<T>>>,
+{
+    let mut out: Vec<T> = Vec::new();
+    let mut marker: Option<String> = None;
+    while out.len() < cap {
+        let want = (cap - out.len()).min(PAGE);
+        let got = page(marker.clone(), want).await.during(Op::Listing)?;
+        let n = got.len();
+        out.extend(got.into_iter().take(want));
+        if n < want {
+            break;
+        }
+        let last = out.last().map(|e| name(e).to_string());
+        if let (Some(last), Some(before)) = (&last, &marker) {
+            if last <= before {
+                let e = StoreError::Invalid(format!(
+                    "the listing does not move forward: after {:?} it gave {:?} again or earlier",
+                    shorten(before),
+                    shorten(last)
+                ));
+                return Err(e).during(Op::Listing);
+            }
+        }
+        marker = last;
+    }
+    Ok(out)
+}
+
+/// The name under `prefix` that a listed object (or roll-up) `full` shows
+/// as, or why it cannot show.
+fn child_name<'a>(full: &'a str, prefix: &str) -> Result<&'a str, String> {
+    let name = full.strip_prefix(prefix).ok_or_else(|| "it is outside the folder listed".to_string())?;
+    names::check_object_name(full).map_err(|_| format!("the object name is past {} bytes", names::MAX_OBJECT_NAME))?;
+    names::check_component(name).map_err(name_problem)?;
+    Ok(name)
+}
+
+fn name_problem(e: Errno) -> String {
+    if e == Errno::NAMETOOLONG {
+        format!("the name is past {} bytes", names::NAME_MAX)
+    } else {
+        "no file can have that name (empty, `.`, `..`, or holding `/` or NUL)".to_string()
+    }
+}
+
+/// Entries of one listing the mount does not show, logged: one line each for
+/// the first few, then how many more (a hostile listing cannot flood the log).
+struct HiddenEntries {
+    folder: String,
+    count: usize,
+}
+
+impl HiddenEntries {
+    const LOGGED: usize = 8;
+
+    fn new(loc: &Loc) -> HiddenEntries {
+        let folder = match (loc.container.is_empty(), loc.path.is_empty()) {
+            (true, _) => "the account".to_string(),
+            (false, true) => loc.container.clone(),
+            (false, false) => format!("{}/{}", loc.container, loc.path),
+        };
+        HiddenEntries { folder: shorten(&folder), count: 0 }
+    }
+
+    fn hide(&mut self, name: &str, why: impl std::fmt::Display) {
+        self.count += 1;
+        if self.count <= Self::LOGGED {
+            tracing::warn!("{}: not showing {:?} from the server's listing: {why}", self.folder, shorten(name));
+        }
+    }
+
+    /// A listing that reached the cap is cut there: say so.
+    fn note_cap(&self, listed: usize, cap: usize) {
+        if listed >= cap {
+            tracing::warn!("{}: the server lists {cap} entries or more; only the first {cap} are shown", self.folder);
+        }
+    }
+
+    fn summarize(&self) {
+        if self.count > Self::LOGGED {
+            tracing::warn!("{}: {} more entries of the listing not shown", self.folder, self.count - Self::LOGGED);
+        }
+    }
+}
+
+/// A server's name for a log line: at most 120 characters of it.
+pub(super) fn shorten(name: &str) -> String {
+    match name.char_indices().nth(120) {
+        Some((at, _)) => format!("{}… ({} bytes)", &name[..at], name.len()),
+        None => name.to_string(),
+    }
+}

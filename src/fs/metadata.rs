@@ -1,0 +1,109 @@
+//! Attributes written back: chmod, chown, utimes and truncate (`setattr`),
+//! kept in the object's metadata, and what the account's quota leaves
+//! (`statfs`).
+
+use super::attr::{Attr, Kind, META_GID, META_HOST, META_UID};
+use super::errno::{errno_of, During, Errno, FsResult, Op};
+use super::filesystem::{Fs, Loc};
+use super::namespace::DIRECTORY_TYPE;
+use super::store::{Store, StoreError};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl<S: Store> Fs<S> {
+    /// chmod, chown, utimes and truncate. Who may do which was checked by
+    /// the kernel (`default_permissions`): only the owner or root changes a
+    /// mode, only root an owner. Here they are recorded (owners through
+    /// `owners`, so a number is kept only with this machine's tag).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn setattr(
+        self: &Arc<Self>,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        mtime: Option<f64>,
+        fh: Option<u64>,
+    ) -> FsResult<Attr> {
+        self.check_writable()?;
+        if let Some(size) = size {
+            self.truncate(ino, size, mtime.is_some(), fh).await?;
+        }
+        let mut attr = self.attr_of(ino)?;
+        if mode.is_none() && uid.is_none() && gid.is_none() && mtime.is_none() {
+            return self.getattr(ino).await;
+        }
+        let before = (attr.mode, self.opts.owners.shown(&attr));
+        if let Some(m) = mode {
+            attr.mode = Some(m & 0o7777);
+        }
+        if uid.is_some() || gid.is_some() {
+            self.opts.owners.chown(&mut attr, uid, gid);
+        }
+        if let Some(t) = mtime {
+            attr.mtime = t;
+        }
+        let uncommitted = self.inodes().get(ino).is_some_and(|n| n.pending.is_some()) || self.pending_new(ino);
+        if uncommitted {
+            // The coming commit carries these; an mtime set now outlives it.
+            if let Some(n) = self.inodes().get_mut(ino) {
+                n.attr = attr.clone();
+                if mtime.is_some() {
+                    n.touched = mtime;
+                }
+            }
+            return self.getattr(ino).await;
+        }
+        let loc = self.locate(ino)?;
+        if loc.path.is_empty() {
+            // The mount's root and containers keep no mode or owner: a change
+            // could not outlive the next listing, so it is refused.
+            let asked = (mode.map(|m| m & 0o7777).or(before.0), self.opts.owners.shown(&attr));
+            let shown = |(m, o): (Option<u32>, (u32, u32)), default: u32| (m.unwrap_or(default), o);
+            if shown(asked, self.opts.dir_mode) != shown(before, self.opts.dir_mode) {
+                return Err(Errno::PERM);
+            }
+        } else {
+            self.store_meta(ino, &loc, &attr).await?;
+        }
+        attr.stored = attr.stored || attr.kind == Kind::Dir;
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.attr = attr.clone();
+            n.attr_at = Instant::now();
+        }
+        Ok(attr)
+    }
+
+    /// Writes a node's metadata: a merge into its object, or (for a folder
+    /// that is only a prefix, or a file not yet committed) what makes it exist.
+    async fn store_meta(&self, ino: u64, loc: &Loc, attr: &Attr) -> FsResult<()> {
+        let pairs = attr.to_meta();
+        // The merge keeps other keys: an owner no longer recorded (given back
+        // to the account owner) is deleted by an empty value.
+        let mut merge = pairs.clone();
+        for key in [META_UID, META_GID, META_HOST] {
+            if !merge.iter().any(|(k, _)| k == key) {
+                merge.push((key.to_string(), String::new()));
+            }
+        }
+        match self.store.set_meta(&loc.container, &loc.path, &merge).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) if attr.kind == Kind::Dir => {
+                let marker = self.store.write_object(&loc.container, &loc.path, Bytes::new(), DIRECTORY_TYPE, &pairs);
+                marker.await.during(Op::Setattr)
+            }
+            // An uncommitted new file: its commit carries the attributes.
+            Err(StoreError::NotFound) if self.pending_new(ino) => Ok(()),
+            Err(e) => Err(errno_of(Op::Setattr, &e)),
+        }
+    }
+
+    /// (total bytes, free bytes) from the account quota (1 PiB when there is none).
+    pub async fn statfs(&self) -> FsResult<(u64, u64)> {
+        let (quota, used) = self.store.quota().await.during(Op::Statfs)?;
+        let total = if quota == 0 { 1 << 50 } else { quota };
+        Ok((total, total.saturating_sub(used)))
+    }
+}

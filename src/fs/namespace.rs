@@ -1,0 +1,346 @@
+//! Names: lookup and attributes, what the kernel holds and forgets, and the
+//! calls that make, remove and move names (create, mknod, link, mkdir,
+//! unlink, rmdir, rename, symlink, readlink).
+
+use super::attr::{now, Attr, Kind, SYMLINK_MAX, SYMLINK_TYPE};
+use super::errno::{errno_of, During, Errno, FsResult, Op};
+use super::filesystem::{lock, Fs};
+use super::handle::OpenFile;
+use super::inode::ROOT;
+use super::listing::{shorten, DirEntry};
+use super::store::{Store, StoreError};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl<S: Store> Fs<S> {
+    /// A lookup answered from a fresh listing without waiting on anything
+    /// (None: it needs the network, call `lookup`). A found entry counts as
+    /// one the kernel holds.
+    pub fn cached_lookup(&self, parent: u64, name: &str) -> Option<FsResult<(u64, Attr)>> {
+        if let Err(e) = self.child_loc(parent, name) {
+            return Some(Err(e));
+        }
+        match self.listing_fresh(parent) {
+            Ok(true) => Some(self.lookup_listed(parent, name, true)),
+            _ => None,
+        }
+    }
+
+    /// The kernel's lookup: the entry counts as one it holds (until `forget`).
+    pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<(u64, Attr)> {
+        self.child_loc(parent, name)?;
+        self.ensure_listing(parent).await?;
+        self.lookup_listed(parent, name, true)
+    }
+
+    /// A lookup for the filesystem's own use (the kernel is not told):
+    /// callers `release` the node when done with it.
+    async fn find(&self, parent: u64, name: &str) -> FsResult<(u64, Attr)> {
+        self.child_loc(parent, name)?;
+        self.ensure_listing(parent).await?;
+        self.lookup_listed(parent, name, false)
+    }
+
+    /// The node of `name` in `parent`'s listing (made now if it has none).
+    fn lookup_listed(&self, parent: u64, name: &str, for_kernel: bool) -> FsResult<(u64, Attr)> {
+        let mut t = self.inodes();
+        let ino = t.bind_from_listing(parent, name).ok_or(Errno::NOENT)?;
+        if for_kernel {
+            t.remember(ino, 1);
+        }
+        let attr = t.get(ino).map(|n| n.attr.clone()).ok_or(Errno::NOENT)?;
+        Ok((ino, attr))
+    }
+
+    /// The node of a readdirplus entry: the kernel holds one more of it.
+    pub fn bind_entry(&self, parent: u64, e: &DirEntry) -> u64 {
+        let mut t = self.inodes();
+        let ino = t.bind_listed(parent, &e.name, e.ino, &e.attr, e.learnt);
+        t.remember(ino, 1);
+        ino
+    }
+
+    /// The kernel forgot `n` entries of `ino`: the node goes when nothing
+    /// else holds it (an open handle, uncommitted changes, children).
+    pub fn forget(&self, ino: u64, n: u64) {
+        if self.inodes().forget(ino, n) > 0 {
+            lock(&self.opened_versions).remove(&ino);
+        }
+    }
+
+    /// Drops a node found for the filesystem's own use if nothing holds it.
+    fn release_node(&self, ino: u64) {
+        self.inodes().release(ino);
+    }
+
+    /// Attributes answered without waiting on anything (None: they are
+    /// stale, call `getattr`).
+    pub fn cached_attr(&self, ino: u64) -> Option<FsResult<Attr>> {
+        let t = self.inodes();
+        let Some(n) = t.get(ino) else { return Some(Err(Errno::NOENT)) };
+        // Uncommitted changes (or a file created here) are known only here.
+        if let Some(size) = n.pending {
+            return Some(Ok(Attr { size, ..n.attr.clone() }));
+        }
+        let local_only = n.open > 0 && n.unsent && n.attr.kind == Kind::File;
+        let fresh = local_only || n.attr_at.elapsed() < self.opts.attr_ttl;
+        (fresh || !n.attr.stored || ino == ROOT).then(|| Ok(n.attr.clone()))
+    }
+
+    pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        if let Some(known) = self.cached_attr(ino) {
+            return known;
+        }
+        let attr = self.attr_of(ino)?;
+        // A folder once listed is refreshed by listing it again: one request
+        // for all its children, rather than a HEAD for each.
+        let parent = self.inodes().get(ino).map(|n| (n.parent, n.name.clone())).filter(|(p, _)| *p != ino);
+        if let Some((p, name)) = parent {
+            if self.inodes().get(p).is_some_and(|n| n.listing.is_some()) {
+                self.ensure_listing(p).await?;
+                let t = self.inodes();
+                let listed = t.get(p).and_then(|n| n.listing.as_ref()).is_some_and(|l| l.entries.contains_key(&name));
+                return match t.get(ino) {
+                    Some(n) if listed && t.child(p, &name) == Some(ino) => Ok(n.attr.clone()),
+                    _ => Err(Errno::NOENT),
+                };
+            }
+        }
+        let loc = self.locate(ino)?;
+        if loc.path.is_empty() {
+            return Ok(attr);
+        }
+        match self.store.stat(&loc.container, &loc.path).await {
+            Ok(meta) => {
+                let a = Attr::from_object(&meta);
+                if let Some(n) = self.inodes().get_mut(ino) {
+                    n.attr = a.clone();
+                    n.attr_at = Instant::now();
+                }
+                Ok(a)
+            }
+            Err(StoreError::NotFound) if attr.kind == Kind::Dir => Ok(attr),
+            Err(e) => Err(errno_of(Op::Getattr, &e)),
+        }
+    }
+
+    /// Binds a name made here (and lists it in its folder's listing): the
+    /// kernel is given the entry, so it holds one.
+    pub(super) fn bind(&self, parent: u64, name: &str, attr: Attr) -> u64 {
+        let mut t = self.inodes();
+        let ino = t.upsert(parent, name, attr.clone());
+        t.list(parent, name, ino, attr);
+        t.remember(ino, 1);
+        ino
+    }
+
+    /// A new file, open for writing, owned by the caller `uid`/`gid`.
+    pub async fn create(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> FsResult<(u64, u64, Attr)> {
+        self.check_writable()?;
+        let loc = self.child_loc(parent, name)?;
+        if self.is_account_root(parent) {
+            return Err(Errno::PERM);
+        }
+        let geometry = self.geometry(&loc.container, Op::Create).await?;
+        let mut attr = Attr::new_file(now());
+        attr.mode = Some(mode & 0o7777);
+        self.opts.owners.record(&mut attr, uid, gid);
+        attr.stored = true;
+        let ino = self.bind(parent, name, attr.clone());
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.unsent = true;
+        }
+        self.note_open(ino, 1);
+        self.note_pending(ino, Some(0));
+        let fh = self.add_handle(OpenFile::created(ino, &geometry));
+        Ok((ino, fh, attr))
+    }
+
+    /// mknod: a regular file is created (and committed empty) as by
+    /// `create`; devices, FIFOs and sockets cannot be objects (`EPERM`).
+    pub async fn mknod(
+        self: &Arc<Self>,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<(u64, Attr)> {
+        self.check_writable()?;
+        self.child_loc(parent, name)?;
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(Errno::PERM);
+        }
+        let (ino, fh, _) = self.create(parent, name, mode, uid, gid).await?;
+        self.release(fh).await?;
+        Ok((ino, self.attr_of(ino)?))
+    }
+
+    /// Hard links cannot be made (an object has one name): `EPERM`, as
+    /// POSIX says for a filesystem without them, once the name is checked.
+    pub fn link(&self, new_parent: u64, new_name: &str) -> Errno {
+        let checked = self.check_writable().and_then(|()| self.child_loc(new_parent, new_name));
+        checked.err().unwrap_or(Errno::PERM)
+    }
+
+    /// A new folder owned by the caller (a container at the account root:
+    /// containers keep no owner or mode).
+    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> FsResult<(u64, Attr)> {
+        self.check_writable()?;
+        let loc = self.child_loc(parent, name)?;
+        if self.list_dir(parent).await?.iter().any(|e| e.name == name) {
+            return Err(Errno::EXIST);
+        }
+        let mut attr = Attr::dir(now());
+        if self.is_account_root(parent) {
+            self.store.create_container(name).await.during(Op::Mkdir)?;
+        } else {
+            attr.mode = Some(mode & 0o7777);
+            self.opts.owners.record(&mut attr, uid, gid);
+            attr.stored = true;
+            let meta = attr.to_meta();
+            let marker = self.store.write_object(&loc.container, &loc.path, Bytes::new(), DIRECTORY_TYPE, &meta);
+            marker.await.during(Op::Mkdir)?;
+        }
+        Ok((self.bind(parent, name, attr.clone()), attr))
+    }
+
+    pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.check_writable()?;
+        let (ino, attr) = self.find(parent, name).await?;
+        let done = async {
+            if attr.kind == Kind::Dir {
+                return Err(Errno::ISDIR);
+            }
+            let loc = self.locate(ino)?;
+            match self.store.delete(&loc.container, &loc.path).await {
+                Ok(()) => {}
+                // Created here and never committed.
+                Err(StoreError::NotFound) if self.pending_new(ino) => {}
+                Err(e) => return Err(errno_of(Op::Unlink, &e)),
+            }
+            self.inodes().unbind(parent, name);
+            Ok(())
+        }
+        .await;
+        self.release_node(ino);
+        done
+    }
+
+    pub async fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.check_writable()?;
+        let (ino, attr) = self.find(parent, name).await?;
+        let done = async {
+            if attr.kind != Kind::Dir {
+                return Err(Errno::NOTDIR);
+            }
+            let loc = self.locate(ino)?;
+            if self.is_account_root(parent) {
+                self.store.delete_container(&loc.container).await.during(Op::Rmdir)?;
+            } else {
+                if self.store.holds_anything(&loc.container, &format!("{}/", loc.path)).await.during(Op::Rmdir)? {
+                    return Err(Errno::NOTEMPTY);
+                }
+                match self.store.delete(&loc.container, &loc.path).await {
+                    Ok(()) | Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(errno_of(Op::Rmdir, &e)),
+                }
+            }
+            self.inodes().unbind(parent, name);
+            Ok(())
+        }
+        .await;
+        self.release_node(ino);
+        done
+    }
+
+    pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> FsResult<()> {
+        self.check_writable()?;
+        self.child_loc(parent, name)?;
+        let to = self.child_loc(new_parent, new_name)?;
+        if self.is_account_root(parent) || self.is_account_root(new_parent) {
+            return Err(Errno::PERM); // containers cannot be renamed
+        }
+        let (ino, attr) = self.find(parent, name).await?;
+        let done = async {
+            let from = self.locate(ino)?;
+            if let Ok((existing_ino, existing)) = self.find(new_parent, new_name).await {
+                self.release_node(existing_ino);
+                match (attr.kind == Kind::Dir, existing.kind == Kind::Dir) {
+                    (false, true) => return Err(Errno::ISDIR),
+                    (true, false) => return Err(Errno::NOTDIR),
+                    (true, true) => {
+                        let under = format!("{}/", to.path);
+                        if self.store.holds_anything(&to.container, &under).await.during(Op::Rename)? {
+                            return Err(Errno::NOTEMPTY);
+                        }
+                    }
+                    (false, false) => {}
+                }
+            }
+            if attr.kind == Kind::Dir {
+                let moved = self.store.rename_folder(&from.container, &from.path, &to.container, &to.path);
+                moved.await.during(Op::Rename)?;
+            } else if self.pending_new(ino) {
+                // Not committed yet: the commit will write at the new name.
+            } else {
+                self.store.rename(&from.container, &from.path, &to.container, &to.path).await.during(Op::Rename)?;
+            }
+            let mut t = self.inodes();
+            t.rename(parent, name, new_parent, new_name);
+            if let Some(n) = t.get_mut(ino) {
+                n.listing = None;
+            }
+            Ok(())
+        }
+        .await;
+        self.release_node(ino);
+        done
+    }
+
+    /// A symlink owned by the caller.
+    pub async fn symlink(&self, parent: u64, name: &str, target: &str, uid: u32, gid: u32) -> FsResult<(u64, Attr)> {
+        self.check_writable()?;
+        let loc = self.child_loc(parent, name)?;
+        if self.is_account_root(parent) {
+            return Err(Errno::PERM); // only containers live at the account root
+        }
+        let mut attr = Attr::new_file(now());
+        attr.kind = Kind::Symlink;
+        attr.size = target.len() as u64;
+        self.opts.owners.record(&mut attr, uid, gid);
+        attr.stored = true;
+        let data = Bytes::copy_from_slice(target.as_bytes());
+        let meta = attr.to_meta();
+        self.store.write_object(&loc.container, &loc.path, data, SYMLINK_TYPE, &meta).await.during(Op::Symlink)?;
+        let ino = self.bind(parent, name, attr.clone());
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.target = Some(target.to_string());
+        }
+        Ok((ino, attr))
+    }
+
+    pub async fn readlink(&self, ino: u64) -> FsResult<String> {
+        if let Some(t) = self.inodes().get(ino).and_then(|n| n.target.clone()) {
+            return Ok(t);
+        }
+        let loc = self.locate(ino)?;
+        // A target is at most what the kernel takes: a longer reply is refused, not read.
+        let data = self.store.read_object(&loc.container, &loc.path, SYMLINK_MAX as u64).await.during(Op::Readlink)?;
+        let target = match String::from_utf8(data.to_vec()) {
+            Ok(t) if !t.is_empty() && !t.contains('\0') => t,
+            _ => {
+                tracing::warn!("{}: the symlink's target is empty, not UTF-8 or holds NUL", shorten(&loc.path));
+                return Err(Errno::IO);
+            }
+        };
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.target = Some(target.clone());
+        }
+        Ok(target)
+    }
+}
+
+/// The content type of a folder's marker object.
+pub(super) const DIRECTORY_TYPE: &str = "application/directory";

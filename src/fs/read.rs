@@ -1,0 +1,193 @@
+//! Opening and reading: an open pins the version every read of the handle
+//! sees; blocks come through the block cache (checked before they enter it);
+//! sequential readers prefetch, random readers fetch just the bytes asked.
+
+use super::attr::{Attr, Kind};
+use super::errno::{errno_of, During, Errno, FsResult, Op};
+use super::filesystem::{lock, Fs};
+use super::handle::{BlockRef, OpenFile};
+use super::store::{Store, StoreError};
+use crate::blocks::BlockHash;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl<S: Store> Fs<S> {
+    /// Opens a file: one request (Pithos: its hashmap; Swift: a HEAD) pins
+    /// the version every read of this handle sees. Returns (fh, keep the
+    /// kernel's page cache: the version is the one opened last time).
+    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> FsResult<(u64, bool)> {
+        if write {
+            self.check_writable()?;
+        }
+        let attr = self.attr_of(ino)?;
+        match attr.kind {
+            Kind::Dir => return Err(Errno::ISDIR),
+            Kind::Symlink => return Err(Errno::INVAL),
+            Kind::File => {}
+        }
+        let loc = self.locate(ino)?;
+        let (mut file, keep) = match self.store.open(&loc.container, &loc.path).await {
+            Ok(opened) => {
+                let version = opened.version.pin.clone().unwrap_or_default();
+                let keep = lock(&self.opened_versions).insert(ino, version.clone()).is_some_and(|v| v == version);
+                if let Some(n) = self.inodes().get_mut(ino) {
+                    n.attr = Attr::from_object(&opened.meta);
+                    n.attr_at = Instant::now();
+                }
+                (OpenFile::opened(ino, opened, write), keep && !truncate)
+            }
+            // Created here and not committed yet: nothing remote to pin.
+            Err(StoreError::NotFound) if self.pending_new(ino) => {
+                let geometry = self.geometry(&loc.container, Op::Open).await?;
+                (OpenFile::created(ino, &geometry), false)
+            }
+            Err(e) => return Err(errno_of(Op::Open, &e)),
+        };
+        if truncate && write {
+            file.set_size(0)?;
+        }
+        if file.is_changed() {
+            self.note_pending(ino, Some(file.size()));
+        }
+        self.note_open(ino, 1);
+        Ok((self.add_handle(file), keep))
+    }
+
+    /// Block `i` of the opened version, through the cache; checked against its hash.
+    pub(super) async fn clean_block(&self, f: &OpenFile, i: usize) -> FsResult<Bytes> {
+        let r = f.block_ref(i).ok_or(Errno::IO)?;
+        self.fetch_block(f.ino(), r).await
+    }
+
+    /// A clean block through the cache: a miss reads it from the store at
+    /// the node's place now (it may have been renamed since it was opened).
+    /// A block shorter or longer than its version says is refused, never
+    /// cached nor padded with zeros.
+    pub(super) async fn fetch_block(&self, ino: u64, r: BlockRef) -> FsResult<Bytes> {
+        let len = r.len;
+        if r.key == BlockHash::empty() {
+            return Ok(Bytes::from(vec![0u8; len]));
+        }
+        let loc = self.locate(ino)?;
+        let (store, key, i, version) = (self.store.clone(), r.key, r.i, r.version);
+        let data = self
+            .cache
+            .get_or_fetch(key, async move {
+                let Some(version) = version else { return Err(Errno::IO) };
+                let block = store.read_block(&loc.container, &loc.path, &version, i, key).await.during(Op::Read)?;
+                let want = version.block_len(i);
+                if block.data.len() != want {
+                    tracing::error!("block {i} of {}: {} bytes read, {want} expected", loc.path, block.data.len());
+                    return Err(Errno::IO);
+                }
+                Ok((block.data, block.checked))
+            })
+            .await?;
+        // A cached block may be longer than this file's last block (zero padding).
+        Ok(if data.len() > len { data.slice(..len) } else { data })
+    }
+
+    /// Starts fetching the next blocks of a sequential reader.
+    fn prefetch(self: &Arc<Self>, f: &OpenFile, from: usize, count: usize) {
+        let end = (from + count).min(f.block_count());
+        for i in from..end {
+            if f.is_dirty(i) {
+                continue;
+            }
+            let Some(r) = f.block_ref(i) else { continue };
+            if r.key == BlockHash::empty() || self.cache.get(&r.key).is_some() {
+                continue;
+            }
+            let (fs, ino) = (self.clone(), f.ino());
+            tokio::spawn(async move {
+                let _ = fs.fetch_block(ino, r).await;
+            });
+        }
+    }
+
+    /// A read answered at once from a block in memory (None: it needs `read`).
+    /// Most reads of a sequential reader end here, prefetched: no task, no wait.
+    /// Must run inside the runtime's context (prefetches are spawned).
+    pub fn read_now(self: &Arc<Self>, fh: u64, offset: u64, size: u32) -> Option<Bytes> {
+        let h = self.handle(fh).ok()?;
+        let mut f = h.try_lock().ok()?;
+        let end = offset.saturating_add(size as u64).min(f.size());
+        let bs = f.block_size();
+        let i = (offset / bs) as usize;
+        if offset >= end || ((end - 1) / bs) as usize != i || f.is_dirty(i) {
+            return None;
+        }
+        let data = self.cache.get(f.key(i)?)?;
+        let (a, b) = ((offset - i as u64 * bs) as usize, (end - i as u64 * bs) as usize);
+        if b > data.len() {
+            return None;
+        }
+        if f.note_read(offset, end, self.opts.max_prefetch) && f.window() > 0 {
+            self.prefetch(&f, i + 1, f.window());
+        }
+        Some(data.slice(a..b))
+    }
+
+    pub async fn read(self: &Arc<Self>, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+        let h = self.handle(fh)?;
+        let mut f = h.lock().await;
+        if offset >= f.size() {
+            return Ok(Bytes::new());
+        }
+        let end = offset.saturating_add(size as u64).min(f.size());
+        let bs = f.block_size();
+        let sequential = f.note_read(offset, end, self.opts.max_prefetch);
+        let first = (offset / bs) as usize;
+        let last = ((end - 1) / bs) as usize;
+        if !sequential && !f.has_dirty() && !f.is_changed() {
+            // A random reader gets just the bytes it asked for, pinned to its version.
+            let all_cached = (first..=last).all(|i| f.key(i).is_some_and(|h| self.cache.get(h).is_some()));
+            if let (false, Some(version)) = (all_cached, f.version()) {
+                let loc = self.locate(f.ino())?;
+                let data =
+                    self.store.read_range(&loc.container, &loc.path, version, offset, end).await.during(Op::Read)?;
+                if data.len() as u64 == end - offset {
+                    return Ok(data);
+                }
+            }
+        }
+        if sequential && f.window() > 0 {
+            // The next blocks are on their way while this one is served.
+            self.prefetch(&f, last + 1, f.window());
+        }
+        if first == last && !f.is_dirty(first) {
+            // The common case, a read inside one clean block: a slice of the
+            // cached block, no copy.
+            let data = self.clean_block(&f, first).await?;
+            let (a, b) = ((offset - first as u64 * bs) as usize, (end - first as u64 * bs) as usize);
+            if b <= data.len() {
+                return Ok(data.slice(a..b));
+            }
+        }
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for i in first..=last {
+            let block_start = i as u64 * bs;
+            let a = offset.max(block_start) - block_start;
+            let b = end.min(block_start + bs) - block_start;
+            let fetched;
+            let data: &[u8] = match f.dirty_in_memory(i) {
+                Some(d) => d,
+                None => {
+                    fetched = match f.read_dirty(i)? {
+                        Some(d) => d,
+                        None => self.clean_block(&f, i).await?,
+                    };
+                    &fetched
+                }
+            };
+            let (a, b) = (a as usize, b as usize);
+            if a < data.len() {
+                out.extend_from_slice(&data[a..b.min(data.len())]);
+            }
+            // Zeros past what the block holds (holes, grown files).
+            out.resize(out.len() + b.saturating_sub(data.len().max(a)), 0);
+        }
+        Ok(Bytes::from(out))
+    }
+}

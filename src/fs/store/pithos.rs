@@ -1,0 +1,273 @@
+//! Pithos+ under the filesystem: a file opens by its hashmap, its blocks are
+//! read by range pinned to that version and checked against their hashes, a
+//! new version is a hashmap PUT (the store answers the blocks it lacks), a
+//! folder moves in one request, and listings carry each object's metadata.
+
+use super::{
+    check_name, entry_of, meta_of_info, put_options, Block, BlockSource, Commit, Committed, Container, Entry, Geometry,
+    NewVersion, ObjectMeta, Opened, Store, StoreError, StoreResult, Version,
+};
+use crate::blocks::{self, Algorithm, BlockHash};
+use crate::clients::pithos::PithosClient;
+use crate::clients::storage::{GetOptions, ListOptions, ObjectStorage, PutOptions};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// The largest Pithos object with blocks of `block_size`: one hashmap of at
+/// most `MAX_BLOCKS_PER_OBJECT` hashes (the local cloud refuses more).
+pub fn pithos_max_size(block_size: u64) -> u64 {
+    block_size.saturating_mul(blocks::MAX_BLOCKS_PER_OBJECT)
+}
+
+/// A Pithos+ account through its client.
+#[derive(Clone, Debug)]
+pub struct PithosStore {
+    client: PithosClient,
+}
+
+impl PithosStore {
+    pub fn new(client: PithosClient) -> PithosStore {
+        PithosStore { client }
+    }
+
+    pub fn client(&self) -> &PithosClient {
+        &self.client
+    }
+
+    fn at(&self, container: &str) -> PithosClient {
+        self.client.with_container(container)
+    }
+}
+
+/// The version a write made.
+fn written(new: &NewVersion, algorithm: Algorithm, etag: String, version: Option<String>) -> Version {
+    Version {
+        size: new.size,
+        block_size: new.block_size,
+        content_hash: Some(algorithm),
+        pin: version.clone(),
+        id: version,
+        tag: Some(etag),
+    }
+}
+
+impl Store for PithosStore {
+    async fn geometry(&self, container: &str) -> StoreResult<Geometry> {
+        let (block_size, algorithm) = self.at(container).block_info().await?;
+        Ok(Geometry { block_size, content_hash: Some(algorithm), max_size: pithos_max_size(block_size) })
+    }
+
+    fn listing_cap(&self) -> usize {
+        self.client.http().options().max_listing
+    }
+
+    async fn list_containers(&self, marker: Option<&str>, limit: usize) -> StoreResult<Vec<Container>> {
+        let o = ListOptions { marker: marker.map(str::to_string), limit: Some(limit), ..Default::default() };
+        let listed = self.client.list_containers_with(&o).await?;
+        Ok(listed.into_iter().map(|c| Container { name: c.name, modified: c.last_modified }).collect())
+    }
+
+    async fn list_page(
+        &self,
+        container: &str,
+        prefix: &str,
+        marker: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<Entry>> {
+        let o = ListOptions {
+            prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
+            delimiter: Some("/".into()),
+            marker: marker.map(str::to_string),
+            limit: Some(limit),
+            ..Default::default()
+        };
+        Ok(self.at(container).list_objects(&o).await?.into_iter().map(entry_of).collect())
+    }
+
+    async fn holds_anything(&self, container: &str, prefix: &str) -> StoreResult<bool> {
+        let o = ListOptions { prefix: Some(prefix.to_string()), limit: Some(1), ..Default::default() };
+        Ok(!self.at(container).list_objects(&o).await?.is_empty())
+    }
+
+    async fn stat(&self, container: &str, name: &str) -> StoreResult<ObjectMeta> {
+        Ok(meta_of_info(name, &self.at(container).get_object_info(name).await?))
+    }
+
+    /// One request: the hashmap, with the object's headers.
+    async fn open(&self, container: &str, name: &str) -> StoreResult<Opened> {
+        let hm = self.at(container).get_object_hashmap(name, None).await?;
+        let meta = ObjectMeta { bytes: hm.bytes, ..meta_of_info(name, &hm.info) };
+        let version = Version {
+            size: hm.bytes,
+            block_size: hm.block_size,
+            content_hash: Some(hm.algorithm),
+            pin: hm.version.clone(),
+            id: hm.version.clone(),
+            tag: hm.info.hash.clone().or_else(|| (!hm.info.etag.is_empty()).then(|| hm.info.etag.clone())),
+        };
+        let keys = hm.hashes.iter().take(hm.data_blocks()).copied().collect();
+        Ok(Opened { meta, version, keys, max_size: pithos_max_size(hm.block_size) })
+    }
+
+    async fn read_block(
+        &self,
+        container: &str,
+        name: &str,
+        version: &Version,
+        i: usize,
+        key: BlockHash,
+    ) -> StoreResult<Block> {
+        let (start, end) = version.block_range(i);
+        if end <= start {
+            return Ok(Block { data: Bytes::new(), checked: true });
+        }
+        let pc = self.at(container);
+        let data = match pc.get_range(name, start, end - 1, version.pin.as_deref()).await {
+            Ok(d) => d,
+            // Renamed since it was opened (its versions stayed with the old
+            // name): the content is what matters, and the hash checks it.
+            Err(e) if e.status == 404 => pc.get_range(name, start, end - 1, None).await?,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(algorithm) = version.content_hash else { return Ok(Block { data, checked: false }) };
+        let checked = tokio::task::spawn_blocking({
+            let data = data.clone();
+            move || blocks::hash_block(algorithm, &data) == key
+        })
+        .await
+        .map_err(|_| StoreError::Invalid("a hashing task failed".into()))?;
+        // Pithos keeps the old hash of a block cut by truncation: such a
+        // last block cannot be checked, and must not be cached under it.
+        if !checked && i + 1 != version.block_count() {
+            return Err(StoreError::Invalid(format!("block {i} of {name} does not match its hash")));
+        }
+        Ok(Block { data, checked })
+    }
+
+    async fn read_range(
+        &self,
+        container: &str,
+        name: &str,
+        version: &Version,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Bytes> {
+        if end <= start {
+            return Ok(Bytes::new());
+        }
+        Ok(self.at(container).get_range(name, start, end - 1, version.pin.as_deref()).await?)
+    }
+
+    async fn read_object(&self, container: &str, name: &str, max: u64) -> StoreResult<Bytes> {
+        let o = GetOptions { max_bytes: Some(max), ..Default::default() };
+        Ok(self.at(container).get_object(name, &o).await?.1)
+    }
+
+    /// A file of one block, all of it here, goes in one PUT (instead of
+    /// hashmap, 409, upload, hashmap); anything else is a hashmap PUT.
+    async fn commit(
+        &self,
+        container: &str,
+        name: &str,
+        new: &NewVersion,
+        blocks: Arc<dyn BlockSource>,
+    ) -> StoreResult<Commit> {
+        check_name(container, name)?;
+        let algorithm = new.content_hash.unwrap_or_default();
+        let pc = self.at(container);
+        let opts = put_options(new);
+        let count = blocks.count();
+        if count <= 1 && (count == 0 || blocks.is_local(0)) {
+            let size = usize::try_from(new.size).map_err(|_| StoreError::TooLarge)?;
+            let mut data = if count == 0 { Vec::new() } else { blocks.block(0).await?.to_vec() };
+            data.resize(size, 0);
+            let keys = if count == 0 { Vec::new() } else { vec![blocks::hash_block(algorithm, &data)] };
+            let w = pc.put_object(name, Bytes::from(data), &opts).await?;
+            return Ok(Commit::Done(Committed { version: written(new, algorithm, w.etag, w.version), keys }));
+        }
+        if count as u64 > blocks::MAX_BLOCKS_PER_OBJECT {
+            return Err(StoreError::TooLarge);
+        }
+        // Hashing is CPU work (and spilled blocks are read back): off the
+        // runtime's reactor.
+        let hashes = tokio::task::block_in_place(|| blocks.hashes(algorithm))?;
+        match pc.put_hashmap(name, new.size, &hashes, &opts).await? {
+            Ok(w) => {
+                let version = written(new, algorithm, w.etag, w.version);
+                Ok(Commit::Done(Committed { version, keys: hashes.to_vec() }))
+            }
+            Err(missing) => {
+                let index: std::collections::HashMap<BlockHash, usize> =
+                    hashes.iter().enumerate().rev().map(|(i, h)| (*h, i)).collect();
+                let wanted = missing
+                    .into_iter()
+                    .map(|h| {
+                        index.get(&h).map(|i| (*i, h)).ok_or_else(|| {
+                            StoreError::Invalid(format!("the server asks for block {h}, which is not in the hashmap"))
+                        })
+                    })
+                    .collect::<StoreResult<Vec<_>>>()?;
+                Ok(Commit::Missing(wanted))
+            }
+        }
+    }
+
+    async fn upload_block(&self, container: &str, data: Bytes) -> StoreResult<BlockHash> {
+        Ok(self.at(container).upload_block(data).await?)
+    }
+
+    async fn write_object(
+        &self,
+        container: &str,
+        name: &str,
+        data: Bytes,
+        content_type: &str,
+        meta: &[(String, String)],
+    ) -> StoreResult<()> {
+        check_name(container, name)?;
+        let o = PutOptions { content_type: Some(content_type.to_string()), meta: meta.to_vec(), ..Default::default() };
+        self.at(container).put_object(name, data, &o).await?;
+        Ok(())
+    }
+
+    async fn set_meta(&self, container: &str, name: &str, pairs: &[(String, String)]) -> StoreResult<()> {
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Ok(self.at(container).set_object_meta(name, &refs).await?)
+    }
+
+    async fn delete(&self, container: &str, name: &str) -> StoreResult<()> {
+        Ok(self.at(container).delete_object(name).await?)
+    }
+
+    /// `X-Move-From`: one request.
+    async fn rename(&self, from_container: &str, from: &str, to_container: &str, to: &str) -> StoreResult<()> {
+        check_name(to_container, to)?;
+        self.at(to_container).move_object(from_container, from, to).await?;
+        Ok(())
+    }
+
+    /// `X-Move-From` with `delimiter=/`: the folder and everything under it, in one request.
+    async fn rename_folder(&self, from_container: &str, from: &str, to_container: &str, to: &str) -> StoreResult<()> {
+        check_name(to_container, to)?;
+        self.at(to_container).move_tree(from_container, from, to).await?;
+        Ok(())
+    }
+
+    async fn create_container(&self, name: &str) -> StoreResult<()> {
+        check_name(name, "")?;
+        Ok(self.at(name).create_container(&[]).await?)
+    }
+
+    async fn delete_container(&self, name: &str) -> StoreResult<()> {
+        match self.at(name).delete_container().await {
+            Ok(()) => Ok(()),
+            // Pithos and Swift answer 409 to a container that holds objects.
+            Err(e) if e.status == 409 => Err(StoreError::NotEmpty),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn quota(&self) -> StoreResult<(u64, u64)> {
+        Ok(self.client.get_account_quota().await?)
+    }
+}
