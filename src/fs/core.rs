@@ -917,7 +917,13 @@ impl Fs {
             None => opts.if_not_exists = true,
         }
         let snapshot = Arc::new(f.dirty.snapshot());
-        match self.send_version(f, &loc, &loc.path, &opts, &snapshot).await {
+        let sent = match self.send_version(f, &loc, &loc.path, &opts, &snapshot).await {
+            // A retried request whose first attempt landed (its reply was
+            // lost) finds our own version there: not a conflict.
+            Err(e) if e.status == 412 => self.landed(f, &loc, &snapshot).await.ok_or(e),
+            other => other,
+        };
+        match sent {
             Ok((w, hashes)) => {
                 if !self.plain {
                     // What was just written is likely read next: keep it (the
@@ -999,17 +1005,7 @@ impl Fs {
             let w = pc.put_object(path, Bytes::from(data), opts).await?;
             return Ok((w, hashes));
         }
-        // Hashing is CPU work (and spilled blocks are read back): off the
-        // runtime's reactor, on all cores.
-        let indices = dirty.indices();
-        let hashed = tokio::task::block_in_place(|| hash_blocks(dirty, &indices, alg)).map_err(io)?;
-        let mut hashes = f.hashes.clone();
-        hashes.resize(count, BlockHash::empty());
-        for (i, h) in &hashed {
-            if *i < hashes.len() {
-                hashes[*i] = *h;
-            }
-        }
+        let hashes = new_hashes(f, dirty).map_err(io)?;
         let cache = self.cache.clone();
         let reader = |i: usize| {
             let got = match dirty.read(i) {
@@ -1027,6 +1023,20 @@ impl Fs {
         };
         let w = pc.commit_hashmap(path, f.size, &hashes, opts, reader).await?;
         Ok((w, hashes))
+    }
+
+    /// Whether the object already is the version `f` would commit (same
+    /// size and Merkle hash): a commit whose reply was lost and whose retry
+    /// was refused (412). Pithos only: a plain Swift commit is never retried.
+    async fn landed(&self, f: &OpenFile, loc: &Loc, dirty: &DirtySnapshot) -> Option<(Written, Vec<BlockHash>)> {
+        if self.plain {
+            return None;
+        }
+        let hashes = new_hashes(f, dirty).ok()?;
+        let info = self.in_container(&loc.container).get_object_info(&loc.path).await.ok()?;
+        let top = blocks::merkle(f.algorithm, &hashes).to_hex();
+        let ours = info.bytes == f.size && info.hash.as_deref() == Some(top.as_str());
+        ours.then_some((Written { etag: info.etag, version: info.version }, hashes))
     }
 
     /// Plain storage: the whole object in one streamed PUT, assembled block
@@ -1665,6 +1675,22 @@ fn shorten(name: &str) -> String {
         Some((at, _)) => format!("{}… ({} bytes)", &name[..at], name.len()),
         None => name.to_string(),
     }
+}
+
+/// The hashmap of the version `f` commits: the opened version's hashes
+/// with the dirty blocks' own. Hashing is CPU work (and spilled blocks are
+/// read back): off the runtime's reactor, on all cores.
+fn new_hashes(f: &OpenFile, dirty: &DirtySnapshot) -> std::io::Result<Vec<BlockHash>> {
+    let indices = dirty.indices();
+    let hashed = tokio::task::block_in_place(|| hash_blocks(dirty, &indices, f.algorithm))?;
+    let mut hashes = f.hashes.clone();
+    hashes.resize(f.block_count(), BlockHash::empty());
+    for (i, h) in &hashed {
+        if *i < hashes.len() {
+            hashes[*i] = *h;
+        }
+    }
+    Ok(hashes)
 }
 
 /// Hashes dirty blocks on every core: (index, hash) in index order.
