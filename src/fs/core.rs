@@ -1279,11 +1279,23 @@ impl Fs {
             self.move_tree_plain(&from, &to).await?;
         } else if attr.kind == Kind::Dir {
             // One request moves the folder and everything under it.
-            pc.move_tree(&from.container, &from.path, &to.path).await?;
+            match pc.move_tree(&from.container, &from.path, &to.path).await {
+                Ok(_) => {}
+                // A retried move whose first attempt landed (its reply was lost).
+                Err(e) if e.status == 404 && self.tree_moved_already(&from, &to).await => {}
+                Err(e) => return Err(e.into()),
+            }
         } else if self.pending_new(ino) {
             // Not committed yet: the commit will write at the new name.
         } else {
-            pc.move_object(&from.container, &from.path, &to.path).await?;
+            match pc.move_object(&from.container, &from.path, &to.path).await {
+                Ok(_) => {}
+                // A retried move whose first attempt landed (its reply was
+                // lost) finds no source: the object (a move keeps its UUID)
+                // is at the new name already.
+                Err(e) if e.status == 404 && self.moved_already(&attr, &to).await => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let mut t = self.inodes();
         t.rename(parent, name, new_parent, new_name);
@@ -1291,6 +1303,35 @@ impl Fs {
             n.listing = None;
         }
         Ok(())
+    }
+
+    /// Whether the object `attr` describes now lies at `to`: the same UUID
+    /// (a Pithos move keeps it) or, when it was not known here (a file made
+    /// here), the same Merkle hash and size.
+    async fn moved_already(&self, attr: &Attr, to: &Loc) -> bool {
+        let known = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        let Ok(info) = self.in_container(&to.container).get_object_info(&to.path).await else { return false };
+        match (known(&attr.uuid), known(&attr.hash)) {
+            (Some(uuid), _) => info.uuid == Some(uuid),
+            (None, Some(hash)) => (info.hash == Some(hash.clone()) || info.etag == hash) && info.bytes == attr.size,
+            (None, None) => false,
+        }
+    }
+
+    /// Whether the folder at `from` now lies at `to`: nothing is left at the
+    /// old name (no marker, nothing under it) and the new one holds a folder.
+    async fn tree_moved_already(&self, from: &Loc, to: &Loc) -> bool {
+        let src = self.in_container(&from.container);
+        let dst = self.in_container(&to.container);
+        let marker_gone = matches!(src.get_object_info(&from.path).await, Err(e) if e.status == 404);
+        if !marker_gone || !matches!(self.has_anything_under(from).await, Ok(false)) {
+            return false;
+        }
+        match dst.get_object_info(&to.path).await {
+            Ok(info) => info.is_directory(),
+            Err(e) if e.status == 404 => matches!(self.has_anything_under(to).await, Ok(true)),
+            Err(_) => false,
+        }
     }
 
     /// Plain storage has no folder move: every object under the folder (and
