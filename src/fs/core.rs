@@ -1219,8 +1219,9 @@ impl Fs {
         let loc = self.locate(ino)?;
         match self.in_container(&loc.container).delete_object(&loc.path).await {
             Ok(()) => {}
-            // Created here and never committed.
-            Err(e) if e.status == 404 && self.pending_new(ino) => {}
+            // Created here and never committed; or gone already, as asked
+            // (a retried delete whose first attempt landed, its reply lost).
+            Err(e) if e.status == 404 => {}
             Err(e) => return Err(e.into()),
         }
         self.inodes().unbind(parent, name);
