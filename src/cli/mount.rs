@@ -224,6 +224,7 @@ fn spawn_background(req: &MountRequest) -> Result<(), String> {
     // messages name files; not in a world-readable /tmp.
     let dir = crate::fs::default_cache_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    prune_logs(&dir);
     let log = dir.join(format!("mount-{}.log", std::process::id()));
     let log_file = {
         use std::os::unix::fs::OpenOptionsExt;
@@ -239,6 +240,9 @@ fn spawn_background(req: &MountRequest) -> Result<(), String> {
         .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot start the mount process: {e}"))?;
+    // Named after the daemon, so that pruning knows whose log is still written.
+    let named = dir.join(format!("mount-{}.log", child.id()));
+    let log = if std::fs::rename(&log, &named).is_ok() { named } else { log };
     for _ in 0..600 {
         if is_mounted(&req.mountpoint) {
             let said = std::fs::read_to_string(&log).unwrap_or_default();
@@ -252,6 +256,40 @@ fn spawn_background(req: &MountRequest) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Err(format!("no mount at {} after 30 s; see {}", req.mountpoint.display(), log.display()))
+}
+
+/// Daemon logs kept: those of mounts still running, and the newest of the
+/// others up to this many (a mount that ended, cleanly or killed, leaves its
+/// log for a while; they must not pile up in the cache dir for ever).
+const KEPT_LOGS: usize = 8;
+
+/// Removes the oldest logs of ended mounts, making room for one more.
+fn prune_logs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut ended: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let pid: u32 = name.strip_prefix("mount-")?.strip_suffix(".log")?.parse().ok()?;
+            if process_runs(pid) {
+                return None;
+            }
+            Some((e.metadata().ok()?.modified().ok()?, e.path()))
+        })
+        .collect();
+    ended.sort();
+    let extra = ended.len().saturating_sub(KEPT_LOGS - 1);
+    for (_, path) in ended.into_iter().take(extra) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Whether process `pid` runs (exists and is not a zombie waiting to be reaped).
+fn process_runs(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The state follows the command name, which is in parentheses and may hold anything.
+    let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some(Some('Z' | 'X')) | None)
 }
 
 /// Unmounts (fusermount3 -u). Every file was committed when it was closed, so

@@ -75,7 +75,15 @@ impl<S: Store> Fs<S> {
         };
         let snapshot = Arc::new(f.snapshot());
         let blocks: Arc<dyn BlockSource> = Arc::new(FileBlocks::new(self.clone(), f, snapshot.clone()));
-        match self.send_version(&loc.container, &loc.path, &new, &blocks).await {
+        let sent = match self.send_version(&loc.container, &loc.path, &new, &blocks).await {
+            // A retried commit whose first attempt landed (its reply was lost)
+            // is refused by its own version: not a conflict.
+            Err(StoreError::Changed) => {
+                self.landed(&loc.container, &loc.path, &new, &blocks).await.ok_or(StoreError::Changed)
+            }
+            other => other,
+        };
+        match sent {
             Ok(c) => {
                 self.keep_written(f, &snapshot, &c.keys);
                 let Committed { version, keys } = c;
@@ -127,6 +135,35 @@ impl<S: Store> Fs<S> {
                 .await?;
         }
         Err(StoreError::Invalid(format!("the store kept asking for blocks of {name}")))
+    }
+
+    /// The version `new` would be, when the object already is it (same size
+    /// and Merkle hash): a commit whose reply was lost after the store wrote
+    /// it, retried and refused by its own condition. Only where blocks are
+    /// named by content (a Swift commit is one PUT, never retried).
+    async fn landed(
+        &self,
+        container: &str,
+        name: &str,
+        new: &NewVersion,
+        blocks: &Arc<dyn BlockSource>,
+    ) -> Option<Committed> {
+        let algorithm = new.content_hash?;
+        let hashes = tokio::task::block_in_place(|| blocks.hashes(algorithm)).ok()?;
+        let meta = self.store.stat(container, name).await.ok()?;
+        let top = blocks::merkle(algorithm, &hashes).to_hex();
+        if meta.bytes != new.size || meta.hash.as_deref() != Some(top.as_str()) {
+            return None;
+        }
+        let version = Version {
+            size: new.size,
+            block_size: new.block_size,
+            content_hash: Some(algorithm),
+            pin: meta.version.clone(),
+            id: meta.version,
+            tag: meta.tag.or(Some(top)),
+        };
+        Some(Committed { version, keys: hashes.to_vec() })
     }
 
     /// What was just written is likely read next: the cache keeps it under

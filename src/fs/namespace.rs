@@ -4,7 +4,7 @@
 
 use super::attr::{now, Attr, Kind, SYMLINK_MAX, SYMLINK_TYPE};
 use super::errno::{errno_of, During, Errno, FsResult, Op};
-use super::filesystem::{lock, Fs};
+use super::filesystem::{lock, Fs, Loc};
 use super::handle::OpenFile;
 use super::inode::ROOT;
 use super::listing::{shorten, DirEntry};
@@ -216,8 +216,9 @@ impl<S: Store> Fs<S> {
             let loc = self.locate(ino)?;
             match self.store.delete(&loc.container, &loc.path).await {
                 Ok(()) => {}
-                // Created here and never committed.
-                Err(StoreError::NotFound) if self.pending_new(ino) => {}
+                // Created here and never committed; or gone already, as asked
+                // (a retried delete whose first attempt landed, its reply lost).
+                Err(StoreError::NotFound) => {}
                 Err(e) => return Err(errno_of(Op::Unlink, &e)),
             }
             self.inodes().unbind(parent, name);
@@ -281,11 +282,22 @@ impl<S: Store> Fs<S> {
             }
             if attr.kind == Kind::Dir {
                 let moved = self.store.rename_folder(&from.container, &from.path, &to.container, &to.path);
-                moved.await.during(Op::Rename)?;
+                match moved.await {
+                    Ok(()) => {}
+                    // A retried move whose first attempt landed (its reply was lost).
+                    Err(StoreError::NotFound) if self.folder_moved_already(&from, &to).await => {}
+                    Err(e) => return Err(errno_of(Op::Rename, &e)),
+                }
             } else if self.pending_new(ino) {
                 // Not committed yet: the commit will write at the new name.
             } else {
-                self.store.rename(&from.container, &from.path, &to.container, &to.path).await.during(Op::Rename)?;
+                match self.store.rename(&from.container, &from.path, &to.container, &to.path).await {
+                    Ok(()) => {}
+                    // A retried move whose first attempt landed (its reply was
+                    // lost) finds no source: the object is at the new name.
+                    Err(StoreError::NotFound) if self.moved_already(&attr, &to).await => {}
+                    Err(e) => return Err(errno_of(Op::Rename, &e)),
+                }
             }
             let mut t = self.inodes();
             t.rename(parent, name, new_parent, new_name);
@@ -297,6 +309,38 @@ impl<S: Store> Fs<S> {
         .await;
         self.release_node(ino);
         done
+    }
+
+    /// Whether the object `attr` describes now lies at `to`: the same UUID
+    /// (a Pithos move keeps it) or, for one not known here by UUID (made
+    /// here), the same content tag and size.
+    async fn moved_already(&self, attr: &Attr, to: &Loc) -> bool {
+        let known = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        let Ok(there) = self.store.stat(&to.container, &to.path).await else { return false };
+        match (known(&attr.uuid), known(&attr.hash)) {
+            (Some(uuid), _) => there.uuid == Some(uuid),
+            (None, Some(hash)) => {
+                (there.hash == Some(hash.clone()) || there.tag == Some(hash)) && there.bytes == attr.size
+            }
+            (None, None) => false,
+        }
+    }
+
+    /// Whether the folder at `from` now lies at `to`: nothing is left at the
+    /// old name (no marker, nothing under it) and the new one holds a folder.
+    async fn folder_moved_already(&self, from: &Loc, to: &Loc) -> bool {
+        let marker_gone = matches!(self.store.stat(&from.container, &from.path).await, Err(StoreError::NotFound));
+        let emptied = matches!(self.store.holds_anything(&from.container, &format!("{}/", from.path)).await, Ok(false));
+        if !marker_gone || !emptied {
+            return false;
+        }
+        match self.store.stat(&to.container, &to.path).await {
+            Ok(there) => crate::clients::storage::is_directory_type(&there.content_type),
+            Err(StoreError::NotFound) => {
+                matches!(self.store.holds_anything(&to.container, &format!("{}/", to.path)).await, Ok(true))
+            }
+            Err(_) => false,
+        }
     }
 
     /// A symlink owned by the caller.

@@ -7,6 +7,7 @@
 //! even when a test panics.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod hostile;
 
 use sha2::{Digest, Sha256};
@@ -68,15 +69,20 @@ pub const NAME_SET: &percent_encoding::AsciiSet =
 
 impl Cloud {
     pub fn start(root: &Path) -> Cloud {
+        Cloud::start_on(root, "127.0.0.1:0")
+    }
+
+    /// A server on `listen` (an address, or port 0 for any), its data in `$R/data`.
+    pub fn start_on(root: &Path, listen: &str) -> Cloud {
         let data = root.join("data");
         let users = root.join("users");
         std::fs::write(&users, format!("tester {TOKEN}\n")).unwrap();
-        let log = std::fs::File::create(root.join("serve.log")).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("serve.log")).unwrap();
         let mut child = Command::new(BIN)
             .arg("serve")
             .arg("--data")
             .arg(&data)
-            .args(["--listen", "127.0.0.1:0", "--build-seconds", "0"])
+            .args(["--listen", listen, "--build-seconds", "0"])
             .arg("--users-file")
             .arg(&users)
             .stdin(Stdio::null())
@@ -107,6 +113,23 @@ impl Cloud {
         let v: serde_json::Value = serde_json::from_slice(&auth.body).unwrap();
         cloud.account = v["access"]["user"]["id"].as_str().expect("user id").to_string();
         cloud
+    }
+
+    /// Kills the server (SIGKILL: no clean shutdown) and waits for it to end.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data directory and address
+    /// (after `kill`): the clients that knew it find it where it was.
+    pub fn restart(&mut self, root: &Path) {
+        let listen = self.url.trim_start_matches("http://").to_string();
+        let again = Cloud::start_on(root, &listen);
+        assert_eq!(again.url, self.url, "the server came back elsewhere");
+        let old = std::mem::replace(self, again);
+        // The old child was reaped by `kill`; its guard has nothing left to stop.
+        drop(old);
     }
 
     pub fn identity(&self) -> String {
