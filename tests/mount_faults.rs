@@ -322,6 +322,12 @@ fn cp_r_under_faults() {
             outcome: outcome(&out, &format!("{} files match", tree.files.len())),
         });
 
+        // The second mount learns of the new folder when its cached listing
+        // of the container (1 s) runs out; wait for that with faults off, so
+        // the copy out starts from a name it can see, as a user would.
+        w.env.sh(&format!(
+            r#"for i in $(seq 50); do [ -d "$R/rd/pithos/{name}" ] && exit 0; sleep 0.1; done; echo "{name} never appeared in the second mount" >&2; exit 1"#
+        ));
         let back = w.env.l().join(format!("cp-back-{round}"));
         let read = format!(r#"cp -r "$R/rd/pithos/{name}" "{}""#, back.display());
         let (out, counts) = w.under("cp -r out", kind, &read);
