@@ -137,10 +137,9 @@ impl<S: Store> Fs<S> {
         Err(StoreError::Invalid(format!("the store kept asking for blocks of {name}")))
     }
 
-    /// The version `new` would be, when the object already is it (same size
-    /// and Merkle hash): a commit whose reply was lost after the store wrote
-    /// it, retried and refused by its own condition. Only where blocks are
-    /// named by content (a Swift commit is one PUT, never retried).
+    /// The version `new` would be, when the object already is it: a commit
+    /// whose reply was lost after the store wrote it, retried and refused by
+    /// its own condition. One HEAD; the store tells its content apart.
     async fn landed(
         &self,
         container: &str,
@@ -148,22 +147,8 @@ impl<S: Store> Fs<S> {
         new: &NewVersion,
         blocks: &Arc<dyn BlockSource>,
     ) -> Option<Committed> {
-        let algorithm = new.content_hash?;
-        let hashes = tokio::task::block_in_place(|| blocks.hashes(algorithm)).ok()?;
-        let meta = self.store.stat(container, name).await.ok()?;
-        let top = blocks::merkle(algorithm, &hashes).to_hex();
-        if meta.bytes != new.size || meta.hash.as_deref() != Some(top.as_str()) {
-            return None;
-        }
-        let version = Version {
-            size: new.size,
-            block_size: new.block_size,
-            content_hash: Some(algorithm),
-            pin: meta.version.clone(),
-            id: meta.version,
-            tag: meta.tag.or(Some(top)),
-        };
-        Some(Committed { version, keys: hashes.to_vec() })
+        let now = self.store.stat(container, name).await.ok()?;
+        self.store.landed(new, blocks.clone(), &now).await
     }
 
     /// What was just written is likely read next: the cache keeps it under

@@ -38,6 +38,8 @@ pub struct FsOptions {
     pub dirty_limit: u64,
     /// Largest prefetch window, in blocks.
     pub max_prefetch: usize,
+    /// Entries asked for in one listing page (tests page small folders).
+    pub listing_page: usize,
     /// Where dirty blocks beyond `dirty_limit` are spilled (unnamed files).
     pub spill_dir: PathBuf,
     /// Show setuid/setgid bits the server records (`--suid`; the mount is
@@ -67,6 +69,7 @@ impl Default for FsOptions {
             dir_mode: 0o755,
             dirty_limit: 64 << 20,
             max_prefetch: 8,
+            listing_page: crate::clients::storage::PAGE,
             spill_dir: default_cache_dir().join("spill"),
             suid: false,
         }

@@ -7,7 +7,6 @@ use super::filesystem::{lock, Fs, Loc};
 use super::inode::{Listed, Listing};
 use super::names;
 use super::store::{Entry, Store, StoreError, StoreResult};
-use crate::clients::storage::PAGE;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
@@ -86,13 +85,14 @@ impl<S: Store> Fs<S> {
             return Ok(());
         }
         let loc = self.locate(ino)?;
-        let cap = self.store.listing_cap();
+        let (cap, per_page) = (self.store.listing_cap(), self.opts.listing_page.max(1));
         let mut hidden = HiddenEntries::new(&loc);
         let mut found: Vec<(String, Attr)> = Vec::new();
         if self.is_account_root(ino) {
             let store = &self.store;
             let containers =
-                walk(cap, |m, n| async move { store.list_containers(m.as_deref(), n).await }, |c| &c.name).await?;
+                walk(cap, per_page, |m, n| async move { store.list_containers(m.as_deref(), n).await }, |c| &c.name)
+                    .await?;
             hidden.note_cap(containers.len(), cap);
             for c in containers {
                 match names::check_component(&c.name) {
@@ -104,7 +104,7 @@ impl<S: Store> Fs<S> {
             let prefix = if loc.path.is_empty() { String::new() } else { format!("{}/", loc.path) };
             let (store, container, p) = (&self.store, &loc.container, &prefix);
             let page = |m: Option<String>, n| async move { store.list_page(container, p, m.as_deref(), n).await };
-            let entries = walk(cap, page, Entry::name).await?;
+            let entries = walk(cap, per_page, page, Entry::name).await?;
             hidden.note_cap(entries.len(), cap);
             let mut seen: HashMap<String, usize> = HashMap::new();
             for e in entries {
@@ -191,11 +191,12 @@ impl<S: Store> Fs<S> {
     }
 }
 
-/// Pages through a listing: at most `cap` entries, a page of at most what
-/// was asked, each page after the last name of the one before. A page that
+/// Pages through a listing: at most `cap` entries, pages of at most
+/// `per_page`, each page after the last name of the one before. A page that
 /// does not move forward fails the listing rather than looping.
 async fn walk<T, Fut>(
     cap: usize,
+    per_page: usize,
     page: impl Fn(Option<String>, usize) -> Fut,
     name: impl Fn(&T) -> &str,
 ) -> FsResult<Vec<T>>
@@ -205,7 +206,7 @@ where
     let mut out: Vec<T> = Vec::new();
     let mut marker: Option<String> = None;
     while out.len() < cap {
-        let want = (cap - out.len()).min(PAGE);
+        let want = (cap - out.len()).min(per_page);
         let got = page(marker.clone(), want).await.during(Op::Listing)?;
         let n = got.len();
         out.extend(got.into_iter().take(want));

@@ -370,8 +370,15 @@ impl<S: Store> Fs<S> {
             return Ok(t);
         }
         let loc = self.locate(ino)?;
+        let size = self.attr_of(ino)?.size;
         // A target is at most what the kernel takes: a longer reply is refused, not read.
         let data = self.store.read_object(&loc.container, &loc.path, SYMLINK_MAX as u64).await.during(Op::Readlink)?;
+        // The target is the whole object: a reply shorter or longer than the
+        // object's size is refused, never cached (a cut one would name another path).
+        if data.len() as u64 != size {
+            tracing::warn!("{}: {} bytes of a {size}-byte symlink target read", shorten(&loc.path), data.len());
+            return Err(Errno::IO);
+        }
         let target = match String::from_utf8(data.to_vec()) {
             Ok(t) if !t.is_empty() && !t.contains('\0') => t,
             _ => {

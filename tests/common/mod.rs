@@ -4,6 +4,7 @@
 
 pub mod blocks;
 pub mod faults;
+pub mod fs_driver;
 
 use pithosfs::cloud::{self, users::UserSpec, ServeConfig};
 use std::sync::Arc;

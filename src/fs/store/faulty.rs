@@ -13,8 +13,8 @@
 //! ```
 
 use super::{
-    Block, BlockSource, Commit, Container, Entry, Geometry, NewVersion, ObjectMeta, Opened, Store, StoreError,
-    StoreResult, Version,
+    Block, BlockSource, Commit, Committed, Container, Entry, Geometry, NewVersion, ObjectMeta, Opened, Store,
+    StoreError, StoreResult, Version,
 };
 use crate::blocks::BlockHash;
 use bytes::Bytes;
@@ -278,6 +278,12 @@ impl<S: Store> Store for FaultyStore<S> {
         self.run(StoreOp::Commit, self.inner.commit(container, name, new, blocks)).await
     }
 
+    /// Computed here, not a call to the store: no fault meets it (the
+    /// blocks it reads and the HEAD before it are calls of their own).
+    async fn landed(&self, new: &NewVersion, blocks: Arc<dyn BlockSource>, now: &ObjectMeta) -> Option<Committed> {
+        self.inner.landed(new, blocks, now).await
+    }
+
     async fn upload_block(&self, container: &str, data: Bytes) -> StoreResult<BlockHash> {
         self.run(StoreOp::UploadBlock, self.inner.upload_block(container, data)).await
     }
@@ -362,6 +368,9 @@ mod tests {
         }
         async fn commit(&self, _: &str, _: &str, _: &NewVersion, _: Arc<dyn BlockSource>) -> StoreResult<Commit> {
             Err(StoreError::NotFound)
+        }
+        async fn landed(&self, _: &NewVersion, _: Arc<dyn BlockSource>, _: &ObjectMeta) -> Option<Committed> {
+            None
         }
         async fn upload_block(&self, _: &str, _: Bytes) -> StoreResult<BlockHash> {
             Ok(BlockHash::empty())

@@ -373,6 +373,19 @@ pub trait Store: Send + Sync + 'static {
         blocks: Arc<dyn BlockSource>,
     ) -> impl Future<Output = StoreResult<Commit>> + Send;
 
+    /// The version `now` describes (what a HEAD says the object is now),
+    /// when it holds exactly the content of `new`: a commit the store took
+    /// although its reply was lost, refused when tried again by its own
+    /// condition. Told from `new`'s blocks and the store's name for a
+    /// content (no request beyond reading blocks `blocks` does not hold);
+    /// None when it is other content, or cannot be told.
+    fn landed(
+        &self,
+        new: &NewVersion,
+        blocks: Arc<dyn BlockSource>,
+        now: &ObjectMeta,
+    ) -> impl Future<Output = Option<Committed>> + Send;
+
     /// Sends one block to `container` ahead of the version that lists it;
     /// answers the hash the store computed.
     fn upload_block(&self, container: &str, data: Bytes) -> impl Future<Output = StoreResult<BlockHash>> + Send;

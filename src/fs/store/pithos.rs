@@ -212,6 +212,25 @@ impl Store for PithosStore {
         }
     }
 
+    /// Pithos names a version by the Merkle hash of its blocks' hashes.
+    async fn landed(&self, new: &NewVersion, blocks: Arc<dyn BlockSource>, now: &ObjectMeta) -> Option<Committed> {
+        let algorithm = new.content_hash?;
+        let hashes = tokio::task::block_in_place(|| blocks.hashes(algorithm)).ok()?;
+        let top = blocks::merkle(algorithm, &hashes).to_hex();
+        if now.bytes != new.size || now.hash.as_deref() != Some(top.as_str()) {
+            return None;
+        }
+        let version = Version {
+            size: new.size,
+            block_size: new.block_size,
+            content_hash: Some(algorithm),
+            pin: now.version.clone(),
+            id: now.version.clone(),
+            tag: now.tag.clone().or(Some(top)),
+        };
+        Some(Committed { version, keys: hashes.to_vec() })
+    }
+
     async fn upload_block(&self, container: &str, data: Bytes) -> StoreResult<BlockHash> {
         Ok(self.at(container).upload_block(data).await?)
     }

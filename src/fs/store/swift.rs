@@ -14,6 +14,7 @@ use crate::clients::storage::{GetOptions, ListOptions, Listed, ObjectStorage, Pu
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use lru::LruCache;
+use md5::Md5;
 use sha2::{Digest, Sha256};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -321,6 +322,39 @@ impl Store for SwiftStore {
         self.remember(container, &meta);
         let keys = plain_keys(&w.etag, new.size, new.block_size);
         Ok(Commit::Done(Committed { version: pinned(&w.etag, new.size), keys }))
+    }
+
+    /// Swift's ETag of an object written whole is the MD5 of its content:
+    /// the new version is read through (changed blocks from memory or the
+    /// spill file, the others from the cache or, pinned to the version they
+    /// come from, the store) and hashed.
+    async fn landed(&self, new: &NewVersion, blocks: Arc<dyn BlockSource>, now: &ObjectMeta) -> Option<Committed> {
+        let etag = now.tag.clone()?;
+        if now.bytes != new.size {
+            return None;
+        }
+        let mut sum = Md5::new();
+        for i in 0..new.block_count() {
+            let block = blocks.block(i).await.ok()?;
+            let len = new.block_len(i);
+            let held = block.len().min(len);
+            // CPU work over up to a block: off the runtime's reactor.
+            tokio::task::block_in_place(|| {
+                sum.update(&block[..held]);
+                // Holes and grown ends are zeros, as the commit sends them.
+                let zeros = [0u8; 4096];
+                let mut left = len - held;
+                while left > 0 {
+                    let n = left.min(zeros.len());
+                    sum.update(&zeros[..n]);
+                    left -= n;
+                }
+            });
+        }
+        if !hex::encode(sum.finalize()).eq_ignore_ascii_case(&etag) {
+            return None;
+        }
+        Some(Committed { version: pinned(&etag, new.size), keys: plain_keys(&etag, new.size, new.block_size) })
     }
 
     /// Swift keeps no blocks apart from objects; commits never ask for any.
