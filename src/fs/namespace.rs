@@ -221,7 +221,7 @@ impl<S: Store> Fs<S> {
                 Err(StoreError::NotFound) => {}
                 Err(e) => return Err(errno_of(Op::Unlink, &e)),
             }
-            self.inodes().unbind(parent, name);
+            self.inodes().unlink(parent, name);
             Ok(())
         }
         .await;
