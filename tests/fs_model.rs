@@ -403,6 +403,10 @@ struct Play<'a, W: World> {
     d: Driver<W::Store>,
     m: Model,
     copies: Objects,
+    /// Each step as played, for the report of a failing case.
+    trace: Vec<String>,
+    /// Mixed into every content written (the case's number).
+    salt: u64,
 }
 
 type Check = std::result::Result<(), String>;
@@ -578,14 +582,50 @@ impl<'a, W: World> Play<'a, W> {
         let store = self.d.store();
         let met = store.met().len();
         let before_server = self.m.server.clone();
+        let what = self.describe(&step.act);
         if let Some(seed) = step.faults {
             store.chaos(seed, P_FAULT);
         }
         let mut allow = Allowance::default();
         let result = self.act(&step.act, met, &mut allow).await;
         let (faulted, _) = self.faults_since(met);
-        result?;
-        self.check_server(&before_server, faulted, &allow).await
+        let all = self.d.store().met();
+        let faults: Vec<String> = all[met.min(all.len())..].iter().map(|(op, f)| format!("{op:?} {f:?}")).collect();
+        let result = match result {
+            Ok(()) => self.check_server(&before_server, faulted, &allow).await,
+            e => e,
+        };
+        let faults = if faults.is_empty() { String::new() } else { format!(" [faults met: {}]", faults.join(", ")) };
+        let outcome = match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("FAILS: {e}"),
+        };
+        self.trace.push(format!("{what}{faults} → {outcome}"));
+        result
+    }
+
+    /// A step as played: the handle it picked (its number and path).
+    fn describe(&self, act: &Act) -> String {
+        let pick = |h: usize| match self.m.handle(h) {
+            Some(i) => {
+                let hm = &self.m.handles[i];
+                let n = &self.m.nodes[hm.node];
+                let rw = if hm.writable { "rw" } else { "ro" };
+                format!("#{} ({} {rw}{})", hm.id, n.path, if n.bound { "" } else { ", unlinked" })
+            }
+            None => "(no handle open: skipped)".to_string(),
+        };
+        match act {
+            Act::Write { h, offset, len, .. } => format!("write {} at {offset}, {len} bytes", pick(*h)),
+            Act::Read { h, offset, len } => format!("read {} at {offset}, {len} bytes", pick(*h)),
+            Act::Ftruncate { h, size } => format!("ftruncate {} to {size}", pick(*h)),
+            Act::Fsync(h) => format!("fsync {}", pick(*h)),
+            Act::Close(h) => format!("close {}", pick(*h)),
+            Act::Reopen(h) => format!("reopen {}", pick(*h)),
+            Act::Create(_) | Act::Open(..) if self.m.handles.len() >= MAX_HANDLES => format!("{act} (skipped)"),
+            Act::Create(_) | Act::Open(..) => format!("{act} → #{}", self.m.opened),
+            _ => act.to_string(),
+        }
     }
 
     /// Ends the call's chaos: whether a fault met a store call since `met`
@@ -663,7 +703,10 @@ impl<'a, W: World> Play<'a, W> {
             }
             Act::Write { h, offset, len, seed } => {
                 let Some(i) = self.m.handle(h) else { return Ok(()) };
-                let data = random_bytes(len as usize, seed as u64 + 1);
+                // Each case writes its own bytes: blocks a case before it
+                // left on the server (blocks are shared by the account)
+                // would spare uploads, and so change which call a fault meets.
+                let data = random_bytes(len as usize, self.salt.wrapping_add(seed as u64 + 1));
                 let fh = self.m.handles[i].fh;
                 let got = self.d.fs.write(fh, offset as u64, &data).await;
                 let (faulted, quota) = self.faults_since(met);
@@ -1006,7 +1049,16 @@ async fn play<W: World>(world: &W, n: u64, case: &Case) -> Check {
     };
     client.put_object("d", Vec::new().into(), &dir).await.map_err(|e| format!("mkdir d: {e}"))?;
     let d = driver(world, &client, &container);
-    let mut p = Play { world, client, container, d, m: Model::default(), copies: Objects::new() };
+    let mut p = Play {
+        world,
+        client,
+        container,
+        d,
+        m: Model::default(),
+        copies: Objects::new(),
+        trace: Vec::new(),
+        salt: n << 8,
+    };
     let mut played = Ok(());
     for (i, step) in case.0.iter().enumerate() {
         if let Err(e) = p.step(step).await {
@@ -1018,7 +1070,7 @@ async fn play<W: World>(world: &W, n: u64, case: &Case) -> Check {
         played = p.finish().await.map_err(|e| format!("at the end: {e}"));
     }
     world.remove(&p.client).await;
-    played
+    played.map_err(|e| format!("{e}\nas played:\n  {}", p.trace.join("\n  ")))
 }
 
 // ---------------------------------------------------------------------------
@@ -1055,7 +1107,11 @@ fn run<W: World>(rt: &tokio::runtime::Runtime, world: &W, default_cases: u32) {
     let counter = std::sync::atomic::AtomicU64::new(0);
     let result = runner.run(&case(), |case| {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        rt.block_on(play(world, n, &case)).map_err(TestCaseError::fail)
+        let r = rt.block_on(play(world, n, &case));
+        if std::env::var_os("PITHOSFS_MODEL_DEBUG").is_some() {
+            println!("case {n}: {case:?}: {r:?}");
+        }
+        r.map_err(TestCaseError::fail)
     });
     let played = counter.load(std::sync::atomic::Ordering::Relaxed);
     println!("{}: {played} cases played (shrinking included) in {:.1?}", world.name(), started.elapsed());
