@@ -267,7 +267,14 @@ impl<S: Store> Fs<S> {
         let done = async {
             let from = self.locate(ino)?;
             let mut replaces_file = false;
-            if let Ok((existing_ino, existing)) = self.find(new_parent, new_name).await {
+            // What the target is must be known: a failed lookup is no answer
+            // (it would skip the checks below, and the file to take away).
+            let target = match self.find(new_parent, new_name).await {
+                Ok(found) => Some(found),
+                Err(Errno::NOENT) => None,
+                Err(e) => return Err(e),
+            };
+            if let Some((existing_ino, existing)) = target {
                 self.release_node(existing_ino);
                 replaces_file = existing.kind != Kind::Dir;
                 match (attr.kind == Kind::Dir, existing.kind == Kind::Dir) {
