@@ -66,7 +66,7 @@ const MAX_HANDLES: usize = 4;
 const MAX_STEPS: usize = 24;
 
 /// Each store call of a step under chaos fails with this probability.
-const P_FAULT: f64 = 0.15;
+const P_FAULT: f64 = 0.3;
 
 /// Cases by default (`PITHOSFS_MODEL_CASES` or `PROPTEST_CASES` override).
 const CASES: u32 = 64;
@@ -170,8 +170,8 @@ fn act() -> impl Strategy<Value = Act> {
     let len = prop_oneof![1..64u32, 1..2 * BLOCK];
     let size = prop_oneof![Just(0u32), 0..3 * BLOCK, BLOCK - 40..BLOCK + 40];
     prop_oneof![
-        3 => name.clone().prop_map(Act::Create),
-        2 => (name.clone(), any::<bool>()).prop_map(|(n, w)| Act::Open(n, w)),
+        4 => name.clone().prop_map(Act::Create),
+        3 => (name.clone(), any::<bool>()).prop_map(|(n, w)| Act::Open(n, w)),
         5 => (h.clone(), offset.clone(), len.clone(), any::<u8>())
             .prop_map(|(h, offset, len, seed)| Act::Write { h, offset, len, seed }),
         3 => (h.clone(), offset, len).prop_map(|(h, offset, len)| Act::Read { h, offset, len }),
@@ -188,7 +188,7 @@ fn act() -> impl Strategy<Value = Act> {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    let step = (act(), prop::option::weighted(0.3, any::<u64>())).prop_map(|(act, faults)| Step { act, faults });
+    let step = (act(), prop::option::weighted(0.35, any::<u64>())).prop_map(|(act, faults)| Step { act, faults });
     prop::collection::vec(step, 1..MAX_STEPS).prop_map(Case)
 }
 
@@ -419,23 +419,50 @@ struct Play<'a, W: World> {
     trace: Vec<String>,
     /// Mixed into every content written (the case's number).
     salt: u64,
+    stats: std::cell::Cell<Stats>,
 }
 
 type Check = std::result::Result<(), String>;
 
-/// The answer a call gave, against the one the model expects: equal, or
-/// (only when a fault met the step) the errno the fault allows.
-fn allowed(got: &Result<()>, want: &Result<()>, faulted: bool, quota: bool) -> Check {
-    if got == want {
-        return Ok(());
-    }
-    match got {
-        Err(e) if faulted && (*e == Errno::IO || (quota && *e == Errno::DQUOT)) => Ok(()),
-        _ => Err(format!("answered {got:?}, the model says {want:?}{}", if faulted { " (or EIO)" } else { "" })),
+/// What a run did, for its report.
+#[derive(Default, Debug, Clone, Copy)]
+struct Stats {
+    steps: u64,
+    /// Steps a fault met (at least one store call failed or was cut).
+    faulted: u64,
+    faults: u64,
+    /// Calls that answered an errno only a fault allows.
+    excused: u64,
+    /// Conflict copies the model foresaw (without a fault).
+    conflicts: u64,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.steps += o.steps;
+        self.faulted += o.faulted;
+        self.faults += o.faults;
+        self.excused += o.excused;
+        self.conflicts += o.conflicts;
     }
 }
 
 impl<'a, W: World> Play<'a, W> {
+    /// The answer a call gave, against the one the model expects: equal, or
+    /// (only when a fault met the step) the errno the fault allows.
+    fn allowed(&self, got: &Result<()>, want: &Result<()>, faulted: bool, quota: bool) -> Check {
+        if got == want {
+            return Ok(());
+        }
+        match got {
+            Err(e) if faulted && (*e == Errno::IO || (quota && *e == Errno::DQUOT)) => {
+                self.stats.set(Stats { excused: self.stats.get().excused + 1, ..self.stats.get() });
+                Ok(())
+            }
+            _ => Err(format!("answered {got:?}, the model says {want:?}{}", if faulted { " (or EIO)" } else { "" })),
+        }
+    }
+
     /// Opens `path` through the driver: (ino, fh).
     async fn open_path(&self, path: &str, write: bool, truncate: bool) -> Result<(u64, u64)> {
         let ino = self.d.lookup(path).await?;
@@ -486,7 +513,7 @@ impl<'a, W: World> Play<'a, W> {
         if h_changed == Some(false) || (!node.bound && h_changed.is_some()) {
             // Nothing to commit; or a file unlinked (or replaced) while open,
             // whose content goes with its last close, as POSIX says.
-            allowed(&call, &Ok(()), faulted, quota)?;
+            self.allowed(&call, &Ok(()), faulted, quota)?;
             if !node.bound {
                 self.m.handles[i].changed = Some(false);
             }
@@ -503,7 +530,7 @@ impl<'a, W: World> Play<'a, W> {
                 self.m.handles[i].changed = Some(false);
                 return Ok(());
             }
-            allowed(&call, &Err(Errno::IO), faulted, quota)?;
+            self.allowed(&call, &Err(Errno::IO), faulted, quota)?;
             return self.after_failed_commit(i, &node.path, &cur, &h, true).await;
         }
         if lands {
@@ -513,7 +540,7 @@ impl<'a, W: World> Play<'a, W> {
                     Ok(())
                 }
                 Err(_) => {
-                    allowed(&call, &Ok(()), faulted, quota)?;
+                    self.allowed(&call, &Ok(()), faulted, quota)?;
                     // A conflict copy may have been made if the check of
                     // what landed met a fault.
                     allow.copies.push((node.path.clone(), h.content.clone()));
@@ -523,7 +550,7 @@ impl<'a, W: World> Play<'a, W> {
         } else {
             // Someone (this mount, through another handle or name) changed
             // the object since this handle opened it: a conflict copy, EIO.
-            allowed(&call, &Err(Errno::IO), faulted, quota)?;
+            self.allowed(&call, &Err(Errno::IO), faulted, quota)?;
             allow.copies.push((node.path.clone(), h.content.clone()));
             if !faulted {
                 allow.must_copy = Some((node.path.clone(), h.content.clone()));
@@ -616,6 +643,12 @@ impl<'a, W: World> Play<'a, W> {
             Ok(()) => self.check_server(&before_server, faulted, &allow).await,
             e => e,
         };
+        let mut stats = self.stats.get();
+        stats.steps += 1;
+        stats.faulted += faulted as u64;
+        stats.faults += faults.len() as u64;
+        stats.conflicts += (allow.must_copy.is_some() && result.is_ok()) as u64;
+        self.stats.set(stats);
         let faults = if faults.is_empty() { String::new() } else { format!(" [faults met: {}]", faults.join(", ")) };
         let outcome = match &result {
             Ok(()) => "ok".to_string(),
@@ -718,7 +751,7 @@ impl<'a, W: World> Play<'a, W> {
                         if let Ok(()) = got {
                             return Err(format!("{act}: opened, the model says {want:?}"));
                         }
-                        allowed(&got, &want, faulted, quota)
+                        self.allowed(&got, &want, faulted, quota)
                     }
                 }
             }
@@ -733,7 +766,7 @@ impl<'a, W: World> Play<'a, W> {
                 let (faulted, quota) = self.faults_since(met);
                 let hm = &mut self.m.handles[i];
                 if !hm.writable {
-                    return allowed(&got.map(drop), &Err(Errno::BADF), false, false);
+                    return self.allowed(&got.map(drop), &Err(Errno::BADF), false, false);
                 }
                 let before = hm.content.clone();
                 let end = offset as usize + data.len();
@@ -751,7 +784,7 @@ impl<'a, W: World> Play<'a, W> {
                     }
                     Ok(n) => Err(format!("a short write: {n} of {} bytes", data.len())),
                     Err(e) => {
-                        allowed(&Err(e), &Ok(()), faulted, quota)?;
+                        self.allowed(&Err(e), &Ok(()), faulted, quota)?;
                         // A failed write may have changed some of its blocks:
                         // each block is as before or as written.
                         self.adopt_partial_write(i, &before, &after).await
@@ -774,7 +807,7 @@ impl<'a, W: World> Play<'a, W> {
                         want.len(),
                         first_difference(&data, want)
                     )),
-                    Err(e) => allowed(&Err(e), &Ok(()), faulted, quota),
+                    Err(e) => self.allowed(&Err(e), &Ok(()), faulted, quota),
                 }
             }
             Act::Ftruncate { h, size } => {
@@ -796,7 +829,7 @@ impl<'a, W: World> Play<'a, W> {
                         self.m.nodes[node].pending = true;
                         Ok(())
                     }
-                    Err(e) => allowed(&Err(e), &Ok(()), faulted, quota),
+                    Err(e) => self.allowed(&Err(e), &Ok(()), faulted, quota),
                 }
             }
             Act::Truncate { name, size } => {
@@ -808,17 +841,17 @@ impl<'a, W: World> Play<'a, W> {
                 };
                 let (faulted, quota) = self.faults_since(met);
                 if !exists {
-                    return allowed(&got, &Err(Errno::NOENT), faulted, quota);
+                    return self.allowed(&got, &Err(Errno::NOENT), faulted, quota);
                 }
                 // A handle of its own: opened, cut, committed, closed.
                 let mut h = match self.model_open(path, true, false) {
                     Ok(h) => h,
-                    Err(e) => return allowed(&got, &Err(e), faulted, quota),
+                    Err(e) => return self.allowed(&got, &Err(e), faulted, quota),
                 };
                 if got.is_err() && self.m.server == server(&self.client).await?.0 {
                     // Failed before its commit changed anything (or the commit
                     // failed and nothing landed).
-                    return allowed(&got, &Ok(()), faulted, quota);
+                    return self.allowed(&got, &Ok(()), faulted, quota);
                 }
                 if h.content.len() != size as usize {
                     h.content.resize(size as usize, 0);
@@ -837,7 +870,7 @@ impl<'a, W: World> Play<'a, W> {
                 let got = self.d.rename(from, to).await;
                 let (faulted, quota) = self.faults_since(met);
                 if !self.m.visible(from) {
-                    return allowed(&got, &Err(Errno::NOENT), faulted, quota);
+                    return self.allowed(&got, &Err(Errno::NOENT), faulted, quota);
                 }
                 let mut after = self.m.server.clone();
                 if let Some(c) = after.remove(from) {
@@ -858,7 +891,7 @@ impl<'a, W: World> Play<'a, W> {
                         Ok(())
                     }
                     Err(e) => {
-                        allowed(&Err(e), &Ok(()), faulted, quota)?;
+                        self.allowed(&Err(e), &Ok(()), faulted, quota)?;
                         self.adopt(&[after]).await
                     }
                 }
@@ -868,7 +901,7 @@ impl<'a, W: World> Play<'a, W> {
                 let got = self.d.unlink(path).await;
                 let (faulted, quota) = self.faults_since(met);
                 if !self.m.visible(path) {
-                    return allowed(&got, &Err(Errno::NOENT), faulted, quota);
+                    return self.allowed(&got, &Err(Errno::NOENT), faulted, quota);
                 }
                 let mut after = self.m.server.clone();
                 after.remove(path);
@@ -879,7 +912,7 @@ impl<'a, W: World> Play<'a, W> {
                         Ok(())
                     }
                     Err(e) => {
-                        allowed(&Err(e), &Ok(()), faulted, quota)?;
+                        self.allowed(&Err(e), &Ok(()), faulted, quota)?;
                         self.adopt(&[after]).await
                     }
                 }
@@ -892,7 +925,7 @@ impl<'a, W: World> Play<'a, W> {
                 };
                 let (faulted, quota) = self.faults_since(met);
                 if !self.m.visible(path) {
-                    return allowed(&got.map(drop), &Err(Errno::NOENT), faulted, quota);
+                    return self.allowed(&got.map(drop), &Err(Errno::NOENT), faulted, quota);
                 }
                 let open_here = self.m.bound.get(path).is_some_and(|&n| self.m.nodes[n].open > 0);
                 match (got, self.m.server.get(path)) {
@@ -900,7 +933,7 @@ impl<'a, W: World> Play<'a, W> {
                         Err(format!("stat {path}: size {size}, the server holds {} bytes", c.len()))
                     }
                     (Ok(_), _) => Ok(()),
-                    (Err(e), _) => allowed(&Err(e), &Ok(()), faulted, quota),
+                    (Err(e), _) => self.allowed(&Err(e), &Ok(()), faulted, quota),
                 }
             }
             Act::Fsync(h) | Act::Close(h) | Act::Reopen(h) => {
@@ -1061,8 +1094,8 @@ fn first_difference(a: &[u8], b: &[u8]) -> String {
     }
 }
 
-/// Plays a case on a fresh container.
-async fn play<W: World>(world: &W, n: u64, case: &Case) -> Check {
+/// Plays a case on a fresh container; adds what it did to `stats`.
+async fn play<W: World>(world: &W, n: u64, case: &Case, stats: &std::sync::Mutex<Stats>) -> Check {
     let (client, container) = world.container(n).await;
     let dir = pithosfs::clients::storage::PutOptions {
         content_type: Some("application/directory".into()),
@@ -1079,6 +1112,7 @@ async fn play<W: World>(world: &W, n: u64, case: &Case) -> Check {
         copies: Objects::new(),
         trace: Vec::new(),
         salt: n << 8,
+        stats: Default::default(),
     };
     let mut played = Ok(());
     for (i, step) in case.0.iter().enumerate() {
@@ -1091,6 +1125,7 @@ async fn play<W: World>(world: &W, n: u64, case: &Case) -> Check {
         played = p.finish().await.map_err(|e| format!("at the end: {e}"));
     }
     world.remove(&p.client).await;
+    *stats.lock().unwrap() += p.stats.get();
     played.map_err(|e| format!("{e}\nas played:\n  {}", p.trace.join("\n  ")))
 }
 
@@ -1126,16 +1161,28 @@ fn run<W: World>(rt: &tokio::runtime::Runtime, world: &W, default_cases: u32) {
     let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
     let started = Instant::now();
     let counter = std::sync::atomic::AtomicU64::new(0);
+    let stats = std::sync::Mutex::new(Stats::default());
     let result = runner.run(&case(), |case| {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let r = rt.block_on(play(world, n, &case));
+        let r = rt.block_on(play(world, n, &case, &stats));
         if std::env::var_os("PITHOSFS_MODEL_DEBUG").is_some() {
             println!("case {n}: {case:?}: {r:?}");
         }
         r.map_err(TestCaseError::fail)
     });
     let played = counter.load(std::sync::atomic::Ordering::Relaxed);
+    let st = stats.lock().unwrap();
     println!("{}: {played} cases played (shrinking included) in {:.1?}", world.name(), started.elapsed());
+    println!(
+        "{}: {} steps; {} met {} faults; {} calls answered an errno a fault allows; {} conflict copies foreseen",
+        world.name(),
+        st.steps,
+        st.faulted,
+        st.faults,
+        st.excused,
+        st.conflicts
+    );
+    drop(st);
     match result {
         Ok(()) => {}
         Err(TestError::Fail(why, case)) => {
