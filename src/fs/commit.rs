@@ -60,8 +60,17 @@ impl<S: Store> Fs<S> {
         }
         let loc = self.locate(f.ino())?;
         let (mut attr, touched) = {
-            let t = self.inodes();
-            let n = t.get(f.ino()).ok_or(Errno::NOENT)?;
+            let mut t = self.inodes();
+            let n = t.get_mut(f.ino()).ok_or(Errno::NOENT)?;
+            if n.unlinked {
+                // Unlinked (or replaced by a rename) while open: as POSIX
+                // says, its content goes with its last close. Writing it
+                // back would bring the name back (or make a conflict copy).
+                n.pending = None;
+                n.unsent = false;
+                f.set_aside();
+                return Ok(());
+            }
             (n.attr.clone(), n.touched)
         };
         attr.mtime = touched.unwrap_or_else(now);

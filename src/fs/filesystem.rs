@@ -215,6 +215,13 @@ impl<S: Store> Fs<S> {
             let mut t = self.inodes();
             if let Some(n) = t.get_mut(ino) {
                 n.open = n.open.saturating_add_signed(delta);
+                if n.open == 0 {
+                    // The last handle is gone, and with it every change not
+                    // committed (its close failed): what the server holds is
+                    // the file now, not a size or a new file known only here.
+                    n.pending = None;
+                    n.unsent = false;
+                }
             }
             delta < 0 && t.release(ino) > 0
         };

@@ -86,6 +86,15 @@ impl OpenFile {
         f
     }
 
+    /// A file created here by another handle and not committed yet, opened
+    /// again: empty, and nothing to commit until this handle changes it (a
+    /// reader's close must not write the file, empty, over its creator's).
+    pub fn uncommitted(ino: u64, g: &Geometry, writable: bool) -> OpenFile {
+        let mut f = OpenFile::with(ino, g.block_size, g.content_hash, g.max_size);
+        f.writable = writable;
+        f
+    }
+
     pub fn ino(&self) -> u64 {
         self.ino
     }

@@ -39,6 +39,9 @@ pub struct Node {
     pub touched: Option<f64>,
     /// Created here and not on the server yet (its first commit makes it).
     pub unsent: bool,
+    /// No name leads to it any more (unlinked, or replaced by a rename)
+    /// while a handle still holds it: nothing of it is written back.
+    pub unlinked: bool,
     /// Entries the kernel was given, less those it forgot.
     lookups: u64,
     /// Children bound by name.
@@ -75,6 +78,7 @@ impl Node {
             pending: None,
             touched: None,
             unsent: false,
+            unlinked: false,
             lookups: 0,
             children: HashMap::new(),
             dependents: 0,
@@ -264,6 +268,16 @@ impl InodeTable {
         Some(ino)
     }
 
+    /// `name` is gone (unlinked): its node, if still held (an open handle),
+    /// is no file any more.
+    pub fn unlink(&mut self, parent: u64, name: &str) -> Option<u64> {
+        let ino = self.unbind(parent, name)?;
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.unlinked = true;
+        }
+        Some(ino)
+    }
+
     /// Adds (or updates) `name` in `parent`'s listing, if it has one.
     pub fn list(&mut self, parent: u64, name: &str, ino: u64, attr: Attr) {
         if let Some(l) = self.nodes.get_mut(&parent).and_then(|p| p.listing.as_mut()) {
@@ -274,7 +288,7 @@ impl InodeTable {
     /// Moves a node to a new (parent, name), replacing what was there.
     pub fn rename(&mut self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> Option<u64> {
         let ino = self.unbind(parent, name)?;
-        let replaced = self.unbind(new_parent, new_name);
+        let replaced = self.unlink(new_parent, new_name);
         if let Some(p) = self.nodes.get_mut(&parent) {
             p.dependents = p.dependents.saturating_sub(1);
         }

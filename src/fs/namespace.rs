@@ -221,7 +221,7 @@ impl<S: Store> Fs<S> {
                 Err(StoreError::NotFound) => {}
                 Err(e) => return Err(errno_of(Op::Unlink, &e)),
             }
-            self.inodes().unbind(parent, name);
+            self.inodes().unlink(parent, name);
             Ok(())
         }
         .await;
@@ -266,8 +266,17 @@ impl<S: Store> Fs<S> {
         let (ino, attr) = self.find(parent, name).await?;
         let done = async {
             let from = self.locate(ino)?;
-            if let Ok((existing_ino, existing)) = self.find(new_parent, new_name).await {
+            let mut replaces_file = false;
+            // What the target is must be known: a failed lookup is no answer
+            // (it would skip the checks below, and the file to take away).
+            let target = match self.find(new_parent, new_name).await {
+                Ok(found) => Some(found),
+                Err(Errno::NOENT) => None,
+                Err(e) => return Err(e),
+            };
+            if let Some((existing_ino, existing)) = target {
                 self.release_node(existing_ino);
+                replaces_file = existing.kind != Kind::Dir;
                 match (attr.kind == Kind::Dir, existing.kind == Kind::Dir) {
                     (false, true) => return Err(Errno::ISDIR),
                     (true, false) => return Err(Errno::NOTDIR),
@@ -289,7 +298,16 @@ impl<S: Store> Fs<S> {
                     Err(e) => return Err(errno_of(Op::Rename, &e)),
                 }
             } else if self.pending_new(ino) {
-                // Not committed yet: the commit will write at the new name.
+                // Not committed yet: the commit will write at the new name,
+                // as a new object; the file it replaces goes now, as a move
+                // over it would take it (else that commit finds it there and
+                // makes a conflict copy).
+                if replaces_file {
+                    match self.store.delete(&to.container, &to.path).await {
+                        Ok(()) | Err(StoreError::NotFound) => {}
+                        Err(e) => return Err(errno_of(Op::Rename, &e)),
+                    }
+                }
             } else {
                 match self.store.rename(&from.container, &from.path, &to.container, &to.path).await {
                     Ok(()) => {}

@@ -40,7 +40,7 @@ impl<S: Store> Fs<S> {
             // Created here and not committed yet: nothing remote to pin.
             Err(StoreError::NotFound) if self.pending_new(ino) => {
                 let geometry = self.geometry(&loc.container, Op::Open).await?;
-                (OpenFile::created(ino, &geometry), false)
+                (OpenFile::uncommitted(ino, &geometry, write), false)
             }
             Err(e) => return Err(errno_of(Op::Open, &e)),
         };

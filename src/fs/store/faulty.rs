@@ -18,6 +18,8 @@ use super::{
 };
 use crate::blocks::BlockHash;
 use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -91,6 +93,41 @@ struct Plan {
     faults: HashMap<(StoreOp, u64), Fault>,
     /// From this call number on, every call of the operation fails.
     down: HashMap<StoreOp, (u64, StoreError)>,
+    /// Random faults: each call fails with this probability.
+    chaos: Option<(StdRng, f64)>,
+    /// Every fault that met a call, in order.
+    met: Vec<(StoreOp, Fault)>,
+}
+
+impl StoreOp {
+    /// Whether the call writes something (a quota can refuse it).
+    fn takes_room(self) -> bool {
+        matches!(self, StoreOp::Commit | StoreOp::UploadBlock | StoreOp::WriteObject)
+    }
+
+    /// Whether the call answers bytes (a reply can be cut).
+    fn reads_bytes(self) -> bool {
+        matches!(self, StoreOp::ReadBlock | StoreOp::ReadRange | StoreOp::ReadObject)
+    }
+}
+
+/// A random fault for a call of `op`: Unavailable before or after the call
+/// reaches the store, Quota for calls that write, a cut reply for reads.
+fn random_fault(rng: &mut StdRng, op: StoreOp) -> Fault {
+    let unavailable = || StoreError::Unavailable("injected at random".into());
+    let mut kinds = 2;
+    if op.takes_room() {
+        kinds += 1;
+    }
+    if op.reads_bytes() {
+        kinds += 1;
+    }
+    match rng.random_range(0..kinds) {
+        0 => Fault::Fail(unavailable()),
+        1 => Fault::FailAfter(unavailable()),
+        2 if op.takes_room() => Fault::Fail(StoreError::Quota),
+        _ => Fault::Cut(rng.random_range(0..4096)),
+    }
 }
 
 /// Any store, with counted calls and faults placed on purpose.
@@ -129,11 +166,30 @@ impl<S: Store> FaultyStore<S> {
         self
     }
 
-    /// Removes every fault not yet met.
+    /// Removes every fault not yet met (and stops chaos).
     pub fn heal(&self) {
         let mut plan = self.plan();
         plan.faults.clear();
         plan.down.clear();
+        plan.chaos = None;
+    }
+
+    /// From now on each call fails with `probability`, drawn from a
+    /// generator seeded with `seed`, with a fault the call can meet (see
+    /// `random_fault`); faults placed on purpose come first. Until
+    /// [`FaultyStore::calm`] or [`FaultyStore::heal`].
+    pub fn chaos(&self, seed: u64, probability: f64) {
+        self.plan().chaos = Some((StdRng::seed_from_u64(seed), probability));
+    }
+
+    /// Stops chaos (faults placed on purpose stay).
+    pub fn calm(&self) {
+        self.plan().chaos = None;
+    }
+
+    /// Every fault that met a call so far, in order.
+    pub fn met(&self) -> Vec<(StoreOp, Fault)> {
+        self.plan().met.clone()
     }
 
     /// Calls of `op` so far.
@@ -164,12 +220,19 @@ impl<S: Store> FaultyStore<S> {
         let n = plan.calls.entry(op).or_insert(0);
         *n += 1;
         let n = *n;
-        if let Some((from, e)) = plan.down.get(&op) {
-            if n >= *from {
-                return Some(Fault::Fail(e.clone()));
-            }
+        let fault = match plan.down.get(&op) {
+            Some((from, e)) if n >= *from => Some(Fault::Fail(e.clone())),
+            _ => plan.faults.remove(&(op, n)),
+        };
+        let fault = fault.or_else(|| {
+            let (rng, p) = plan.chaos.as_mut()?;
+            let p = *p;
+            rng.random_bool(p.clamp(0.0, 1.0)).then(|| random_fault(rng, op))
+        });
+        if let Some(f) = &fault {
+            plan.met.push((op, f.clone()));
         }
-        plan.faults.remove(&(op, n))
+        fault
     }
 
     /// Runs `call` under the fault planned for it.
@@ -425,5 +488,49 @@ mod tests {
         let before = s.counts();
         s.stat("c", "o").await.unwrap_err();
         assert_eq!(s.since(&before), vec![(StoreOp::Stat, 1)]);
+    }
+
+    #[tokio::test]
+    async fn chaos_fails_calls_at_random_from_its_seed_and_logs_them() {
+        let v = Version { size: 10, block_size: 10, content_hash: None, pin: None, id: None, tag: None };
+        // What 200 calls meet, for a seed and a probability.
+        async fn run(seed: u64, p: f64, v: &Version) -> Vec<(StoreOp, Fault)> {
+            let s = FaultyStore::new(Nothing);
+            s.chaos(seed, p);
+            for i in 0..100 {
+                let _ = s.upload_block("c", Bytes::new()).await;
+                let _ = s.read_range("c", "o", v, 0, 10).await;
+                if i == 49 {
+                    s.calm();
+                    assert!(s.delete("c", "o").await.is_ok(), "calm: no more faults");
+                    s.chaos(seed + 1, p);
+                }
+            }
+            s.met()
+        }
+        assert!(run(1, 0.0, &v).await.is_empty());
+        assert_eq!(run(1, 1.0, &v).await.len(), 200, "every call");
+        let some = run(7, 0.3, &v).await;
+        assert_eq!(some, run(7, 0.3, &v).await, "the same seed, the same faults");
+        assert!((30..=90).contains(&some.len()), "about 30% of 200: {}", some.len());
+        // Each kind a call can meet, and only those: Quota for uploads, cuts for reads.
+        let kinds = |op: StoreOp| {
+            let mut k: Vec<&str> = some
+                .iter()
+                .filter(|(o, _)| *o == op)
+                .map(|(_, f)| match f {
+                    Fault::Fail(StoreError::Quota) => "quota",
+                    Fault::Fail(_) => "before",
+                    Fault::FailAfter(_) => "after",
+                    Fault::Cut(_) => "cut",
+                    Fault::Delay(_) => "delay",
+                })
+                .collect();
+            k.sort();
+            k.dedup();
+            k
+        };
+        assert_eq!(kinds(StoreOp::UploadBlock), ["after", "before", "quota"]);
+        assert_eq!(kinds(StoreOp::ReadRange), ["after", "before", "cut"]);
     }
 }
