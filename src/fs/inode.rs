@@ -13,6 +13,12 @@
 //! Numbers are stable while the kernel holds a node or its folder's listing
 //! names it, across renames (a rename re-parents the node, and a moved
 //! folder's children follow since paths are computed by walking up).
+//!
+//! A hard-linked file (a link group, see `links`) is one node with several
+//! names: its first name is the one its path is computed from, the others
+//! are aliases bound in their folders to the same number. Unbinding the
+//! first name promotes an alias. Every name of a group gets the group's
+//! number, in listings as in lookups.
 
 use super::attr::Attr;
 use std::collections::{BTreeMap, HashMap};
@@ -46,6 +52,8 @@ pub struct Node {
     /// Nodes whose parent this is (bound, or unlinked and still open): they
     /// need it to know their path.
     dependents: u32,
+    /// Other names of the same node (hard links): (folder, name).
+    aliases: Vec<(u64, String)>,
 }
 
 /// A folder's entries as last listed, by name (the servers' byte order).
@@ -78,7 +86,13 @@ impl Node {
             lookups: 0,
             children: HashMap::new(),
             dependents: 0,
+            aliases: Vec::new(),
         }
+    }
+
+    /// Names this node has besides the one its path is computed from.
+    pub fn aliases(&self) -> &[(u64, String)] {
+        &self.aliases
     }
 
     /// Whether changes made here are not on the server yet.
@@ -113,13 +127,15 @@ impl Node {
 pub struct InodeTable {
     nodes: HashMap<u64, Node>,
     next: u64,
+    /// The number of each link group seen (all its names go by it).
+    groups: HashMap<String, u64>,
 }
 
 impl InodeTable {
     pub fn new(root: Attr) -> InodeTable {
         let mut nodes = HashMap::new();
         nodes.insert(ROOT, Node::new(ROOT, "", root, Instant::now()));
-        InodeTable { nodes, next: ROOT + 1 }
+        InodeTable { nodes, next: ROOT + 1, groups: HashMap::new() }
     }
 
     /// Nodes held now.
@@ -152,26 +168,75 @@ impl InodeTable {
 
     /// The number `name` under `parent` goes by in a new listing: its
     /// node's, else the previous listing's, else a new one.
-    pub fn number_for(&mut self, parent: u64, name: &str, previous: Option<&Listing>) -> u64 {
+    pub fn number_for(&mut self, parent: u64, name: &str, attr: &Attr, previous: Option<&Listing>) -> u64 {
         if let Some(ino) = self.child(parent, name) {
             return ino;
         }
-        previous.and_then(|l| l.entries.get(name)).map(|e| e.ino).unwrap_or_else(|| self.allocate())
+        if let Some(ino) = attr.link.as_ref().and_then(|g| self.groups.get(g)) {
+            return *ino;
+        }
+        let ino = previous.and_then(|l| l.entries.get(name)).map(|e| e.ino).unwrap_or_else(|| self.allocate());
+        if let Some(g) = &attr.link {
+            self.groups.insert(g.clone(), ino);
+        }
+        ino
+    }
+
+    /// Link group `group` goes by `ino`.
+    pub fn set_group_number(&mut self, group: &str, ino: u64) {
+        self.groups.insert(group.to_string(), ino);
     }
 
     /// Binds `name` (not bound yet) under `parent` to a new node, numbered
     /// `ino` when that number is free.
     fn bind_new(&mut self, parent: u64, name: &str, ino: Option<u64>, attr: Attr, learnt: Instant) -> u64 {
-        let ino = match ino.filter(|i| *i != ROOT && !self.nodes.contains_key(i)) {
+        // Another name of a linked node already held: this name is an alias.
+        let group = attr.link.as_ref().and_then(|g| self.groups.get(g).copied());
+        if let Some(existing) = group.filter(|i| self.nodes.contains_key(i)) {
+            self.bind_alias(parent, name, existing);
+            return existing;
+        }
+        let ino = match group.or(ino).filter(|i| *i != ROOT && !self.nodes.contains_key(i)) {
             Some(i) => i,
             None => self.allocate(),
         };
+        if let Some(g) = &attr.link {
+            self.groups.insert(g.clone(), ino);
+        }
         self.nodes.insert(ino, Node::new(parent, name, attr, learnt));
         if let Some(p) = self.nodes.get_mut(&parent) {
             p.children.insert(name.to_string(), ino);
             p.dependents += 1;
         }
         ino
+    }
+
+    /// Binds one more name to `ino` (a hard link), replacing what the name
+    /// was bound to.
+    pub fn bind_alias(&mut self, parent: u64, name: &str, ino: u64) {
+        if self.child(parent, name) == Some(ino) {
+            return;
+        }
+        if let Some(old) = self.unbind(parent, name) {
+            self.release(old);
+        }
+        let Some(n) = self.nodes.get_mut(&ino) else { return };
+        n.aliases.push((parent, name.to_string()));
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.children.insert(name.to_string(), ino);
+            p.dependents += 1;
+        }
+    }
+
+    /// Every name of `ino` bound now: (folder, name), its path's name first.
+    pub fn names_of(&self, ino: u64) -> Vec<(u64, String)> {
+        let Some(n) = self.nodes.get(&ino) else { return Vec::new() };
+        let mut out = Vec::new();
+        if self.child(n.parent, &n.name) == Some(ino) {
+            out.push((n.parent, n.name.clone()));
+        }
+        out.extend(n.aliases.iter().cloned());
+        out
     }
 
     /// The node a listing entry names (made now, with the number and
@@ -241,8 +306,20 @@ impl InodeTable {
                 break;
             }
             let (parent, name) = (n.parent, n.name.clone());
+            let aliases = n.aliases.clone();
             self.nodes.remove(&cur);
             gone += 1;
+            for (ap, an) in aliases {
+                if let Some(p) = self.nodes.get_mut(&ap) {
+                    if p.children.get(&an) == Some(&cur) {
+                        p.children.remove(&an);
+                    }
+                    p.dependents = p.dependents.saturating_sub(1);
+                }
+                if ap != parent {
+                    gone += self.release(ap);
+                }
+            }
             let Some(p) = self.nodes.get_mut(&parent) else { break };
             if p.children.get(&name) == Some(&cur) {
                 p.children.remove(&name);
@@ -255,12 +332,33 @@ impl InodeTable {
 
     /// Forgets the binding of `name` and its listing entry (the node itself
     /// stays while the kernel or an open handle holds it).
+    /// A linked node keeps its other names: unbinding the name its path is
+    /// computed from promotes another.
     pub fn unbind(&mut self, parent: u64, name: &str) -> Option<u64> {
         let p = self.nodes.get_mut(&parent)?;
         if let Some(l) = p.listing.as_mut() {
             l.entries.remove(name);
         }
         let ino = p.children.remove(name)?;
+        let n = self.nodes.get_mut(&ino)?;
+        let promoted = if let Some(i) = n.aliases.iter().position(|(ap, an)| *ap == parent && an == name) {
+            n.aliases.remove(i);
+            true
+        } else if n.parent == parent && n.name == name && !n.aliases.is_empty() {
+            let (ap, an) = n.aliases.remove(0);
+            n.parent = ap;
+            n.name = an;
+            true
+        } else {
+            false
+        };
+        // The folder no longer names the node: it no longer depends on it
+        // (a name with no other stays, for an open file's path, until release).
+        if promoted {
+            if let Some(p) = self.nodes.get_mut(&parent) {
+                p.dependents = p.dependents.saturating_sub(1);
+            }
+        }
         Some(ino)
     }
 
@@ -274,8 +372,21 @@ impl InodeTable {
     /// Moves a node to a new (parent, name), replacing what was there.
     pub fn rename(&mut self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> Option<u64> {
         let ino = self.unbind(parent, name)?;
-        let replaced = self.unbind(new_parent, new_name);
-        if let Some(p) = self.nodes.get_mut(&parent) {
+        let replaced = self.unbind(new_parent, new_name).filter(|r| *r != ino);
+        // A linked node whose path still goes by another name gains an alias.
+        let named = self.nodes.get(&ino).is_some_and(|n| self.child(n.parent, &n.name) == Some(ino));
+        if named {
+            self.bind_alias(new_parent, new_name, ino);
+            let attr = self.nodes.get(&ino)?.attr.clone();
+            self.list(new_parent, new_name, ino, attr);
+            if let Some(r) = replaced {
+                self.release(r);
+            }
+            self.release(parent);
+            return Some(ino);
+        }
+        let old_parent = self.nodes.get(&ino)?.parent;
+        if let Some(p) = self.nodes.get_mut(&old_parent) {
             p.dependents = p.dependents.saturating_sub(1);
         }
         let attr = self.nodes.get_mut(&ino).map(|n| {
