@@ -77,7 +77,7 @@ fn file_attr<S: Store>(fs: &Fs<S>, ino: u64, a: &Attr) -> FileAttr {
         crtime: mtime,
         kind,
         perm: a.permissions(default_mode, fs.opts.suid),
-        nlink: if a.kind == Kind::Dir { 2 } else { a.nlink.max(1) },
+        nlink: if a.kind == Kind::Dir { 2 } else { a.nlink },
         uid,
         gid,
         rdev: a.rdev,

@@ -217,7 +217,7 @@ impl InodeTable {
         if self.child(parent, name) == Some(ino) {
             return;
         }
-        if let Some(old) = self.unbind(parent, name) {
+        if let Some(old) = self.unbind_name(parent, name) {
             self.release(old);
         }
         let Some(n) = self.nodes.get_mut(&ino) else { return };
@@ -339,7 +339,12 @@ impl InodeTable {
         if let Some(l) = p.listing.as_mut() {
             l.entries.remove(name);
         }
-        let ino = p.children.remove(name)?;
+        self.unbind_name(parent, name)
+    }
+
+    /// Unbinds `name` from its node, its listing entry kept.
+    fn unbind_name(&mut self, parent: u64, name: &str) -> Option<u64> {
+        let ino = self.nodes.get_mut(&parent)?.children.remove(name)?;
         let n = self.nodes.get_mut(&ino)?;
         let promoted = if let Some(i) = n.aliases.iter().position(|(ap, an)| *ap == parent && an == name) {
             n.aliases.remove(i);

@@ -233,7 +233,16 @@ impl<S: Store> Fs<S> {
                 Err(StoreError::NotFound) => {}
                 Err(e) => return Err(errno_of(Op::Unlink, &e)),
             }
-            self.inodes().unbind(parent, name);
+            {
+                let mut t = self.inodes();
+                t.unbind(parent, name);
+                // A file still open after its last name went has no link (fstat says 0).
+                if t.names_of(ino).is_empty() {
+                    if let Some(n) = t.get_mut(ino) {
+                        n.attr.nlink = 0;
+                    }
+                }
+            }
             self.unlinked(ino, &attr, &loc).await
         }
         .await;
