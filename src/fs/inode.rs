@@ -453,6 +453,35 @@ mod tests {
     }
 
     #[test]
+    fn a_linked_node_has_several_names_and_one_number() {
+        let mut t = InodeTable::new(Attr::dir(0.0));
+        let a = t.upsert(ROOT, "a", Attr::dir(0.0));
+        let b = t.upsert(ROOT, "b", Attr::dir(0.0));
+        t.remember(a, 1);
+        t.remember(b, 1);
+        let mut linked = Attr::new_file(0.0);
+        linked.link = Some("ab12".into());
+        let f = t.upsert(a, "f", linked.clone());
+        t.remember(f, 1);
+        t.set_group_number("ab12", f);
+        // A listing of another folder naming the group gives the same number,
+        // and binding it makes an alias, not a node.
+        assert_eq!(t.number_for(b, "g", &linked, None), f);
+        assert_eq!(t.bind_listed(b, "g", f, &linked, Instant::now()), f);
+        assert_eq!((t.len(), t.child(b, "g")), (4, Some(f)));
+        assert_eq!(t.names_of(f), vec![(a, "f".to_string()), (b, "g".to_string())]);
+        // Renaming the alias keeps the path's name; unbinding that promotes the alias.
+        assert_eq!(t.rename(b, "g", b, "h"), Some(f));
+        assert_eq!(t.components(f).unwrap(), vec!["a", "f"]);
+        assert_eq!(t.unbind(a, "f"), Some(f));
+        assert_eq!(t.components(f).unwrap(), vec!["b", "h"]);
+        assert_eq!(t.names_of(f), vec![(b, "h".to_string())]);
+        // Once forgotten, the node goes with its names (its folders stay: the kernel holds them).
+        assert_eq!(t.forget(f, 1), 1);
+        assert_eq!(t.child(b, "h"), None);
+    }
+
+    #[test]
     fn nodes_go_when_the_kernel_forgets_them_and_nothing_else_holds_them() {
         let mut t = InodeTable::new(Attr::dir(0.0));
         let d = t.upsert(ROOT, "d", Attr::dir(0.0));
