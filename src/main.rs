@@ -88,6 +88,10 @@ struct MountArgs {
     /// (only for a cloud you trust: by default they are masked).
     #[arg(long)]
     suid: bool,
+    /// Mount without `nodev`: device nodes on the mount open their devices
+    /// (only for a cloud you trust; by default they cannot be opened).
+    #[arg(long)]
+    dev: bool,
     /// Stay in the foreground (Ctrl-C unmounts).
     #[arg(short, long)]
     foreground: bool,
@@ -253,6 +257,7 @@ fn mount(a: MountArgs) -> Result<(), String> {
     let mut fs = pithosfs::fs::FsOptions { owners, ..Default::default() };
     fs.read_only = a.read_only;
     fs.suid = a.suid;
+    fs.dev = a.dev;
     fs.container = a.container;
     fs.cache_size = a.cache_size.max(16) << 20;
     fs.attr_ttl = std::time::Duration::from_secs_f64(a.attr_ttl.clamp(0.0, 3600.0));

@@ -331,3 +331,126 @@ async fn swift_ls_l_heads_each_object_once() {
     assert_eq!(d.fs.lookup(dir, "f03").await.unwrap().1.mode, Some(0o640));
     sw.remove().await;
 }
+
+// ---------------------------------------------------------------------------
+// special files and hard links
+// ---------------------------------------------------------------------------
+
+/// FIFOs, sockets and device nodes are objects of their own types, and a
+/// folder of them lists in one request with their kinds and device numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_of_special_files_lists_in_one_request() {
+    use pithosfs::fs::attr::Kind;
+    let tc = cloud().await;
+    let d = pithos(&tc);
+    d.mkdir("dev").await.unwrap();
+    let before = d.store().counts();
+    for i in 0..40 {
+        d.mknod(&format!("dev/p{i:02}"), libc::S_IFIFO | 0o640, 0).await.unwrap();
+    }
+    assert_eq!(d.store().since(&before), vec![(StoreOp::WriteObject, 40)], "one PUT each, no commit");
+    d.mknod("dev/tty", libc::S_IFCHR | 0o600, libc::makedev(4, 1) as u32).await.unwrap();
+    d.mknod("dev/loop", libc::S_IFBLK | 0o660, libc::makedev(7, 0) as u32).await.unwrap();
+    d.mknod("dev/sock", libc::S_IFSOCK | 0o755, 0).await.unwrap();
+    let info = alice(&tc).get_object_info("dev/tty").await.unwrap();
+    assert_eq!(info.content_type, "inode/chardevice");
+    assert_eq!(info.meta.get("posix-rdev").map(String::as_str), Some(&*libc::makedev(4, 1).to_string()));
+    // Another mount: the listing alone tells every kind and rdev.
+    let e = pithos(&tc);
+    let dir = e.lookup("dev").await.unwrap();
+    let before = e.store().counts();
+    assert_eq!(e.ls_at(dir).await.unwrap().len(), 43);
+    let kinds: Vec<(Kind, u32, Option<u32>)> = ["p07", "tty", "loop", "sock"]
+        .iter()
+        .map(|n| e.fs.cached_lookup(dir, n).unwrap().map(|(_, a)| (a.kind, a.rdev, a.mode)).unwrap())
+        .collect();
+    assert_eq!(e.store().since(&before), vec![(StoreOp::ListPage, 1)], "one listing, no request per entry");
+    assert_eq!(
+        kinds,
+        vec![
+            (Kind::Fifo, 0, Some(0o640)),
+            (Kind::CharDevice, libc::makedev(4, 1) as u32, Some(0o600)),
+            (Kind::BlockDevice, libc::makedev(7, 0) as u32, Some(0o660)),
+            (Kind::Socket, 0, Some(0o755)),
+        ]
+    );
+    // A special file holds no data: opening it here is refused (the kernel opens them itself).
+    let p = e.lookup("dev/p00").await.unwrap();
+    assert_eq!(e.fs.open(p, false, false).await.map(drop), Err(Errno(libc::ENXIO)));
+    e.unlink("dev/p00").await.unwrap();
+    assert!(alice(&tc).get_object_info("dev/p00").await.is_err());
+}
+
+/// `link` on Pithos is one server-side copy (no block moves) and one
+/// metadata update of the first name; both names are one node; a write
+/// through one reaches the other; after a remount the group is found again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_link_is_one_server_side_copy_and_stays_one_file() {
+    let tc = cloud().await;
+    let d = pithos(&tc);
+    let data = random_bytes(3 * BS + 5, 7);
+    d.mkdir("a").await.unwrap();
+    d.mkdir("b").await.unwrap();
+    d.put("a/f", &data).await.unwrap();
+    let (requests, before) = (d.requests(), d.store().counts());
+    let ino = d.link("a/f", "b/g").await.unwrap();
+    assert_eq!(d.store().since(&before), vec![(StoreOp::SetMeta, 1), (StoreOp::Copy, 1)]);
+    assert_eq!(d.requests() - requests, 2, "a copy and a metadata update: no block upload");
+    assert_eq!(on_server(&tc, "b/g").await.as_deref(), Some(&data[..]));
+    let (f, fa) = d.stat("a/f").await.unwrap();
+    let (g, ga) = d.stat("b/g").await.unwrap();
+    assert_eq!((f, g, fa.nlink, ga.nlink), (ino, ino, 2, 2), "one inode, two names");
+    // A write through one name is seen through the other, and on the server.
+    let fh = d.open("b/g", true).await.unwrap();
+    d.write(fh, 0, b"HELLO").await.unwrap();
+    d.release(fh).await.unwrap();
+    let mut want = data.clone();
+    want[..5].copy_from_slice(b"HELLO");
+    assert_eq!(on_server(&tc, "a/f").await.as_deref(), Some(&want[..]));
+    assert_eq!(on_server(&tc, "b/g").await.as_deref(), Some(&want[..]));
+    d.chmod("a/f", 0o600).await.unwrap();
+    assert_eq!(
+        alice(&tc).get_object_info("b/g").await.unwrap().meta.get("posix-mode").map(String::as_str),
+        Some("600")
+    );
+    // Remount: both names are one node again; the group is found by one search.
+    let e = pithos(&tc);
+    let (f, fa) = e.stat("a/f").await.unwrap();
+    let (g, _) = e.stat("b/g").await.unwrap();
+    assert_eq!((f == g, fa.nlink, fa.mode), (true, 2, Some(0o600)));
+    e.link("b/g", "a/h").await.unwrap();
+    assert_eq!(e.store().calls(StoreOp::FindByMeta), 1, "the group's names, found by one search");
+    assert_eq!(e.stat("a/f").await.unwrap().1.nlink, 3);
+    // Unlinking a name leaves the others, with the new count.
+    e.unlink("a/f").await.unwrap();
+    assert_eq!(on_server(&tc, "a/f").await, None);
+    assert_eq!(e.stat("b/g").await.unwrap().1.nlink, 2);
+    assert_eq!(alice(&tc).get_object_info("a/h").await.unwrap().meta.get("posix-nlink").map(String::as_str), Some("2"));
+    e.unlink("a/h").await.unwrap();
+    let last = alice(&tc).get_object_info("b/g").await.unwrap();
+    assert!(!last.meta.contains_key("posix-link"), "a last name is an ordinary file again");
+    assert_eq!(e.get("b/g").await.unwrap(), want);
+}
+
+/// Over a real Swift, a hard link is a server-side copy too (Swift copies
+/// the data), and the group is found again after a remount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swift_hard_links_and_special_files() {
+    let Some(sw) = SwiftBox::new("links").await else { return };
+    let d = sw.driver(|_| {});
+    d.put("f", b"one").await.unwrap();
+    d.mknod("p", libc::S_IFIFO | 0o644, 0).await.unwrap();
+    let ino = d.link("f", "g").await.unwrap();
+    assert_eq!((d.stat("g").await.unwrap().0, d.stat("f").await.unwrap().0), (ino, ino));
+    d.put("g", b"two!").await.unwrap();
+    assert_eq!(sw.get("f").await.as_deref(), Some(&b"two!"[..]));
+    let e = sw.driver(|_| {});
+    let (f, fa) = e.stat("f").await.unwrap();
+    let (g, _) = e.stat("g").await.unwrap();
+    assert_eq!((f == g, fa.nlink), (true, 2));
+    assert_eq!(e.stat("p").await.unwrap().1.kind, pithosfs::fs::attr::Kind::Fifo);
+    e.unlink("g").await.unwrap();
+    assert_eq!(e.stat("f").await.unwrap().1.nlink, 1);
+    assert_eq!(sw.get("g").await, None);
+    sw.remove().await;
+}

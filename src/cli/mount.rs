@@ -81,13 +81,15 @@ fn serve<S: Store>(
     let mut options = vec![
         fuser::MountOption::FSName(what.clone()),
         fuser::MountOption::Subtype("pithosfs".into()),
-        fuser::MountOption::NoDev,
         // The kernel checks modes, owners and groups on every call, for
         // every user (with --allow-other too), as on a local filesystem.
         fuser::MountOption::DefaultPermissions,
     ];
     // fuser mounts nosuid unless told otherwise: say which, explicitly.
     options.push(if req.fs.suid { fuser::MountOption::Suid } else { fuser::MountOption::NoSuid });
+    // A device node is an object anyone with the account's token can write:
+    // it opens a device only when asked (--dev).
+    options.push(if req.fs.dev { fuser::MountOption::Dev } else { fuser::MountOption::NoDev });
     if req.fs.read_only {
         options.push(fuser::MountOption::RO);
     }

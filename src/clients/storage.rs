@@ -687,14 +687,28 @@ pub trait ObjectStorage {
 
     /// Server-side copy (`X-Copy-From`) into this client's container.
     async fn copy_object(&self, src_container: &str, src: &str, dst: &str) -> Result<Written, ClientError> {
+        self.copy_object_with(src_container, src, dst, &[]).await
+    }
+
+    /// Server-side copy whose metadata is the source's merged with `meta`
+    /// (Pithos and Swift both merge the request's `X-Object-Meta-*`).
+    async fn copy_object_with(
+        &self,
+        src_container: &str,
+        src: &str,
+        dst: &str,
+        meta: &[(String, String)],
+    ) -> Result<Written, ClientError> {
         let s = self.storage();
-        let r = s
+        let mut call = s
             .http
             .request(Method::PUT, &self.object_path(dst))
             .header("X-Copy-From", copy_source(&s.http, src_container, src)?)
-            .ok(&[201])
-            .send()
-            .await?;
+            .ok(&[201]);
+        for (k, v) in meta {
+            call = call.header(&format!("X-Object-Meta-{}", s.http.quote_header(k)?), s.http.quote_header(v)?);
+        }
+        let r = call.send().await?;
         Ok(Written::of(&r))
     }
 

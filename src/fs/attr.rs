@@ -20,7 +20,24 @@ pub const META_GID: &str = "posix-gid";
 pub const META_MTIME: &str = "posix-mtime";
 /// The machine that recorded `posix-uid`/`-gid` (see `owners`).
 pub const META_HOST: &str = "posix-host";
+/// When the node's metadata last changed (nanoseconds, as mtime); absent: mtime.
+pub const META_CTIME: &str = "posix-ctime";
+/// A device node's device number (`rdev`, decimal).
+pub const META_RDEV: &str = "posix-rdev";
+/// The hard-link group a name belongs to (see `links`), and how many names
+/// the group had when this one was last written.
+pub const META_LINK: &str = "posix-link";
+pub const META_NLINK: &str = "posix-nlink";
 pub const SYMLINK_TYPE: &str = "inode/symlink";
+/// Special files, by their shared-mime-info names (as `inode/symlink`).
+pub const FIFO_TYPE: &str = "inode/fifo";
+pub const SOCKET_TYPE: &str = "inode/socket";
+pub const CHAR_DEVICE_TYPE: &str = "inode/chardevice";
+pub const BLOCK_DEVICE_TYPE: &str = "inode/blockdevice";
+
+/// The most names a link group has (`EMLINK` past it): every write through
+/// one name is copied to the others.
+pub const LINK_MAX: u32 = 1000;
 
 /// The longest symlink target (bytes): what the kernel's `readlink` takes
 /// (`PATH_MAX` less its NUL).
@@ -48,6 +65,54 @@ pub enum Kind {
     File,
     Dir,
     Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+impl Kind {
+    /// The kind an object of `content_type` is.
+    pub fn of_content_type(content_type: &str) -> Kind {
+        match content_type.split(';').next().unwrap_or("").trim() {
+            SYMLINK_TYPE => Kind::Symlink,
+            FIFO_TYPE => Kind::Fifo,
+            SOCKET_TYPE => Kind::Socket,
+            CHAR_DEVICE_TYPE => Kind::CharDevice,
+            BLOCK_DEVICE_TYPE => Kind::BlockDevice,
+            _ if is_directory_type(content_type) => Kind::Dir,
+            _ => Kind::File,
+        }
+    }
+
+    /// The kind of a mknod(2) mode's file type (None: not a node mknod makes here).
+    pub fn of_mode(mode: u32) -> Option<Kind> {
+        match mode & libc::S_IFMT {
+            libc::S_IFREG => Some(Kind::File),
+            libc::S_IFIFO => Some(Kind::Fifo),
+            libc::S_IFSOCK => Some(Kind::Socket),
+            libc::S_IFCHR => Some(Kind::CharDevice),
+            libc::S_IFBLK => Some(Kind::BlockDevice),
+            _ => None,
+        }
+    }
+
+    /// The content type of a special file's object.
+    pub fn special_type(self) -> Option<&'static str> {
+        match self {
+            Kind::Fifo => Some(FIFO_TYPE),
+            Kind::Socket => Some(SOCKET_TYPE),
+            Kind::CharDevice => Some(CHAR_DEVICE_TYPE),
+            Kind::BlockDevice => Some(BLOCK_DEVICE_TYPE),
+            Kind::File | Kind::Dir | Kind::Symlink => None,
+        }
+    }
+
+    /// Whether the kernel opens it itself (FIFOs, sockets, devices): the
+    /// object holds no data, only the node's attributes.
+    pub fn is_special(self) -> bool {
+        self.special_type().is_some()
+    }
 }
 
 /// What getattr reports for one node.
@@ -57,6 +122,13 @@ pub struct Attr {
     pub size: u64,
     /// Seconds since the epoch.
     pub mtime: f64,
+    /// When the metadata last changed (None: as mtime).
+    pub ctime: Option<f64>,
+    /// A device node's device number (0 for anything else).
+    pub rdev: u32,
+    /// The hard-link group of the name, and how many names it has.
+    pub link: Option<String>,
+    pub nlink: u32,
     /// Permission bits; None: the mount's default.
     pub mode: Option<u32>,
     pub uid: Option<u32>,
@@ -80,6 +152,10 @@ impl Attr {
             kind: Kind::Dir,
             size: 0,
             mtime,
+            ctime: None,
+            rdev: 0,
+            link: None,
+            nlink: 1,
             mode: None,
             uid: None,
             gid: None,
@@ -97,13 +173,7 @@ impl Attr {
     }
 
     fn from_parts(content_type: &str, size: u64, last_modified: Option<f64>, meta: &BTreeMap<String, String>) -> Attr {
-        let kind = if content_type.split(';').next().unwrap_or("").trim() == SYMLINK_TYPE {
-            Kind::Symlink
-        } else if is_directory_type(content_type) {
-            Kind::Dir
-        } else {
-            Kind::File
-        };
+        let kind = Kind::of_content_type(content_type);
         // (uid_t)-1 means "no owner" to the kernel: not an owner to show.
         let num = |k: &str| meta.get(k).and_then(|v| v.trim().parse::<u32>().ok()).filter(|n| *n != u32::MAX);
         let mode = meta.get(META_MODE).and_then(|v| u32::from_str_radix(v.trim(), 8).ok()).map(|m| m & 0o7777);
@@ -113,12 +183,33 @@ impl Attr {
             .and_then(sane_time)
             .or_else(|| last_modified.and_then(sane_time))
             .unwrap_or(0.0);
+        let ctime = meta.get(META_CTIME).and_then(|v| v.trim().parse::<f64>().ok()).and_then(sane_time);
+        // A link group id is a token of ours: hex, bounded.
+        let link = meta
+            .get(META_LINK)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_string);
+        let nlink = match &link {
+            Some(_) => meta.get(META_NLINK).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(1).clamp(1, LINK_MAX),
+            None => 1,
+        };
+        let rdev = match kind {
+            Kind::CharDevice | Kind::BlockDevice => {
+                meta.get(META_RDEV).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(0)
+            }
+            _ => 0,
+        };
         let user: BTreeMap<String, String> =
             meta.iter().filter(|(k, _)| !k.starts_with("posix-")).map(|(k, v)| (k.clone(), v.clone())).collect();
         Attr {
             kind,
-            size: if kind == Kind::Dir { 0 } else { size },
+            size: if kind == Kind::Dir || kind.is_special() { 0 } else { size },
             mtime,
+            ctime,
+            rdev,
+            link,
+            nlink,
             mode,
             uid: num(META_UID),
             gid: num(META_GID),
@@ -165,7 +256,22 @@ impl Attr {
             out.push((META_HOST.into(), h.clone()));
         }
         out.push((META_MTIME.into(), format!("{:.9}", self.mtime)));
+        if let Some(c) = self.ctime {
+            out.push((META_CTIME.into(), format!("{c:.9}")));
+        }
+        if self.rdev != 0 {
+            out.push((META_RDEV.into(), self.rdev.to_string()));
+        }
+        if let Some(l) = &self.link {
+            out.push((META_LINK.into(), l.clone()));
+            out.push((META_NLINK.into(), self.nlink.to_string()));
+        }
         out
+    }
+
+    /// When the metadata last changed: ctime where recorded, else mtime.
+    pub fn changed(&self) -> f64 {
+        self.ctime.unwrap_or(self.mtime)
     }
 }
 

@@ -74,6 +74,8 @@ impl<S: Store> Fs<S> {
             (n.attr.clone(), n.touched)
         };
         attr.mtime = touched.unwrap_or_else(now);
+        // A write changes the metadata's time too, where one is kept.
+        attr.ctime = attr.ctime.map(|_| now());
         let mut new = NewVersion {
             size: f.size(),
             block_size: f.block_size(),
@@ -96,9 +98,10 @@ impl<S: Store> Fs<S> {
             Ok(c) => {
                 self.keep_written(f, &snapshot, &c.keys);
                 let Committed { version, keys } = c;
-                self.note_committed(f.ino(), &version, attr);
+                self.note_committed(f.ino(), &version, attr.clone());
                 f.committed(version, keys);
-                Ok(())
+                // A linked file's other names get the new content.
+                self.spread_content(&attr, &loc).await
             }
             Err(StoreError::Changed) => {
                 let copy = format!("{}.conflict-{}", loc.path, now() as u64);

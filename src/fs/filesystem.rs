@@ -45,6 +45,8 @@ pub struct FsOptions {
     /// Show setuid/setgid bits the server records (`--suid`; the mount is
     /// then not `nosuid` either). Off: they are masked.
     pub suid: bool,
+    /// Let device nodes open their devices (`--dev`; off: the mount is `nodev`).
+    pub dev: bool,
 }
 
 /// Blocks sent ahead of a commit at once (4 MiB each on Pithos).
@@ -72,6 +74,7 @@ impl Default for FsOptions {
             listing_page: crate::clients::storage::PAGE,
             spill_dir: default_cache_dir().join("spill"),
             suid: false,
+            dev: false,
         }
     }
 }
@@ -111,6 +114,8 @@ pub struct Fs<S: Store> {
     geometries: Mutex<HashMap<String, Geometry>>,
     /// Permits for blocks sent ahead of a commit (each holds a block in memory).
     pub(super) early_uploads: Arc<tokio::sync::Semaphore>,
+    /// The names of each link group known here (see `links`).
+    pub(super) links: Mutex<HashMap<String, super::links::Members>>,
 }
 
 /// A lock that a panic elsewhere left held is still the map it was: go on.
@@ -132,6 +137,7 @@ impl<S: Store> Fs<S> {
             opened_versions: Mutex::new(HashMap::new()),
             geometries: Mutex::new(HashMap::new()),
             early_uploads: Arc::new(tokio::sync::Semaphore::new(EARLY_UPLOADS)),
+            links: Mutex::new(HashMap::new()),
         }
     }
 

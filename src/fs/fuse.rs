@@ -51,14 +51,18 @@ fn file_type(k: Kind) -> FileType {
         Kind::Dir => FileType::Directory,
         Kind::File => FileType::RegularFile,
         Kind::Symlink => FileType::Symlink,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+        Kind::CharDevice => FileType::CharDevice,
+        Kind::BlockDevice => FileType::BlockDevice,
     }
 }
 
 fn file_attr<S: Store>(fs: &Fs<S>, ino: u64, a: &Attr) -> FileAttr {
     let default_mode = match a.kind {
         Kind::Dir => fs.opts.dir_mode,
-        Kind::File => fs.opts.file_mode,
         Kind::Symlink => 0o777,
+        _ => fs.opts.file_mode,
     };
     let kind = file_type(a.kind);
     let mtime = time(a.mtime);
@@ -69,14 +73,14 @@ fn file_attr<S: Store>(fs: &Fs<S>, ino: u64, a: &Attr) -> FileAttr {
         blocks: a.size.div_ceil(512),
         atime: mtime,
         mtime,
-        ctime: mtime,
+        ctime: time(a.changed()),
         crtime: mtime,
         kind,
         perm: a.permissions(default_mode, fs.opts.suid),
-        nlink: if a.kind == Kind::Dir { 2 } else { 1 },
+        nlink: if a.kind == Kind::Dir { 2 } else { a.nlink },
         uid,
         gid,
-        rdev: 0,
+        rdev: a.rdev,
         blksize: 4 << 20,
         flags: 0,
     }
@@ -434,18 +438,9 @@ impl<S: Store> Filesystem for FuseAdapter<S> {
         }
     }
 
-    /// A regular file by mknod(2) is created like any other; other node
-    /// types cannot be objects.
-    fn mknod(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        _rdev: u32,
-        reply: ReplyEntry,
-    ) {
+    /// A regular file by mknod(2) is created like any other; FIFOs, sockets
+    /// and device nodes are objects of their own types.
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         let name = match name_of(name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
@@ -453,16 +448,16 @@ impl<S: Store> Filesystem for FuseAdapter<S> {
         let (uid, gid) = (req.uid(), req.gid());
         self.spawn(|fs| async move {
             let perm = mode & !umask & 0o7777;
-            entry(&fs, reply, fs.mknod(parent.0, &name, (mode & libc::S_IFMT) | perm, uid, gid).await)
+            entry(&fs, reply, fs.mknod(parent.0, &name, (mode & libc::S_IFMT) | perm, rdev, uid, gid).await)
         });
     }
 
-    fn link(&self, _req: &Request, _ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
         let name = match name_of(newname) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        reply.error(errno(self.fs.link(newparent.0, &name)))
+        self.spawn(|fs| async move { entry(&fs, reply, fs.link(ino.0, newparent.0, &name).await) });
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -13,6 +13,12 @@
 //! Numbers are stable while the kernel holds a node or its folder's listing
 //! names it, across renames (a rename re-parents the node, and a moved
 //! folder's children follow since paths are computed by walking up).
+//!
+//! A hard-linked file (a link group, see `links`) is one node with several
+//! names: its first name is the one its path is computed from, the others
+//! are aliases bound in their folders to the same number. Unbinding the
+//! first name promotes an alias. Every name of a group gets the group's
+//! number, in listings as in lookups.
 
 use super::attr::Attr;
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +55,8 @@ pub struct Node {
     /// Nodes whose parent this is (bound, or unlinked and still open): they
     /// need it to know their path.
     dependents: u32,
+    /// Other names of the same node (hard links): (folder, name).
+    aliases: Vec<(u64, String)>,
 }
 
 /// A folder's entries as last listed, by name (the servers' byte order).
@@ -82,7 +90,13 @@ impl Node {
             lookups: 0,
             children: HashMap::new(),
             dependents: 0,
+            aliases: Vec::new(),
         }
+    }
+
+    /// Names this node has besides the one its path is computed from.
+    pub fn aliases(&self) -> &[(u64, String)] {
+        &self.aliases
     }
 
     /// Whether changes made here are not on the server yet.
@@ -117,13 +131,15 @@ impl Node {
 pub struct InodeTable {
     nodes: HashMap<u64, Node>,
     next: u64,
+    /// The number of each link group seen (all its names go by it).
+    groups: HashMap<String, u64>,
 }
 
 impl InodeTable {
     pub fn new(root: Attr) -> InodeTable {
         let mut nodes = HashMap::new();
         nodes.insert(ROOT, Node::new(ROOT, "", root, Instant::now()));
-        InodeTable { nodes, next: ROOT + 1 }
+        InodeTable { nodes, next: ROOT + 1, groups: HashMap::new() }
     }
 
     /// Nodes held now.
@@ -156,26 +172,75 @@ impl InodeTable {
 
     /// The number `name` under `parent` goes by in a new listing: its
     /// node's, else the previous listing's, else a new one.
-    pub fn number_for(&mut self, parent: u64, name: &str, previous: Option<&Listing>) -> u64 {
+    pub fn number_for(&mut self, parent: u64, name: &str, attr: &Attr, previous: Option<&Listing>) -> u64 {
         if let Some(ino) = self.child(parent, name) {
             return ino;
         }
-        previous.and_then(|l| l.entries.get(name)).map(|e| e.ino).unwrap_or_else(|| self.allocate())
+        if let Some(ino) = attr.link.as_ref().and_then(|g| self.groups.get(g)) {
+            return *ino;
+        }
+        let ino = previous.and_then(|l| l.entries.get(name)).map(|e| e.ino).unwrap_or_else(|| self.allocate());
+        if let Some(g) = &attr.link {
+            self.groups.insert(g.clone(), ino);
+        }
+        ino
+    }
+
+    /// Link group `group` goes by `ino`.
+    pub fn set_group_number(&mut self, group: &str, ino: u64) {
+        self.groups.insert(group.to_string(), ino);
     }
 
     /// Binds `name` (not bound yet) under `parent` to a new node, numbered
     /// `ino` when that number is free.
     fn bind_new(&mut self, parent: u64, name: &str, ino: Option<u64>, attr: Attr, learnt: Instant) -> u64 {
-        let ino = match ino.filter(|i| *i != ROOT && !self.nodes.contains_key(i)) {
+        // Another name of a linked node already held: this name is an alias.
+        let group = attr.link.as_ref().and_then(|g| self.groups.get(g).copied());
+        if let Some(existing) = group.filter(|i| self.nodes.contains_key(i)) {
+            self.bind_alias(parent, name, existing);
+            return existing;
+        }
+        let ino = match group.or(ino).filter(|i| *i != ROOT && !self.nodes.contains_key(i)) {
             Some(i) => i,
             None => self.allocate(),
         };
+        if let Some(g) = &attr.link {
+            self.groups.insert(g.clone(), ino);
+        }
         self.nodes.insert(ino, Node::new(parent, name, attr, learnt));
         if let Some(p) = self.nodes.get_mut(&parent) {
             p.children.insert(name.to_string(), ino);
             p.dependents += 1;
         }
         ino
+    }
+
+    /// Binds one more name to `ino` (a hard link), replacing what the name
+    /// was bound to.
+    pub fn bind_alias(&mut self, parent: u64, name: &str, ino: u64) {
+        if self.child(parent, name) == Some(ino) {
+            return;
+        }
+        if let Some(old) = self.unbind_name(parent, name) {
+            self.release(old);
+        }
+        let Some(n) = self.nodes.get_mut(&ino) else { return };
+        n.aliases.push((parent, name.to_string()));
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.children.insert(name.to_string(), ino);
+            p.dependents += 1;
+        }
+    }
+
+    /// Every name of `ino` bound now: (folder, name), its path's name first.
+    pub fn names_of(&self, ino: u64) -> Vec<(u64, String)> {
+        let Some(n) = self.nodes.get(&ino) else { return Vec::new() };
+        let mut out = Vec::new();
+        if self.child(n.parent, &n.name) == Some(ino) {
+            out.push((n.parent, n.name.clone()));
+        }
+        out.extend(n.aliases.iter().cloned());
+        out
     }
 
     /// The node a listing entry names (made now, with the number and
@@ -245,8 +310,20 @@ impl InodeTable {
                 break;
             }
             let (parent, name) = (n.parent, n.name.clone());
+            let aliases = n.aliases.clone();
             self.nodes.remove(&cur);
             gone += 1;
+            for (ap, an) in aliases {
+                if let Some(p) = self.nodes.get_mut(&ap) {
+                    if p.children.get(&an) == Some(&cur) {
+                        p.children.remove(&an);
+                    }
+                    p.dependents = p.dependents.saturating_sub(1);
+                }
+                if ap != parent {
+                    gone += self.release(ap);
+                }
+            }
             let Some(p) = self.nodes.get_mut(&parent) else { break };
             if p.children.get(&name) == Some(&cur) {
                 p.children.remove(&name);
@@ -259,23 +336,58 @@ impl InodeTable {
 
     /// Forgets the binding of `name` and its listing entry (the node itself
     /// stays while the kernel or an open handle holds it).
+    /// A linked node keeps its other names: unbinding the name its path is
+    /// computed from promotes another.
     pub fn unbind(&mut self, parent: u64, name: &str) -> Option<u64> {
         let p = self.nodes.get_mut(&parent)?;
         if let Some(l) = p.listing.as_mut() {
             l.entries.remove(name);
         }
-        let ino = p.children.remove(name)?;
+        self.unbind_name(parent, name)
+    }
+
+    /// Unbinds `name` from its node, its listing entry kept.
+    fn unbind_name(&mut self, parent: u64, name: &str) -> Option<u64> {
+        let ino = self.nodes.get_mut(&parent)?.children.remove(name)?;
+        let n = self.nodes.get_mut(&ino)?;
+        let promoted = if let Some(i) = n.aliases.iter().position(|(ap, an)| *ap == parent && an == name) {
+            n.aliases.remove(i);
+            true
+        } else if n.parent == parent && n.name == name && !n.aliases.is_empty() {
+            let (ap, an) = n.aliases.remove(0);
+            n.parent = ap;
+            n.name = an;
+            true
+        } else {
+            false
+        };
+        // The folder no longer names the node: it no longer depends on it
+        // (a name with no other stays, for an open file's path, until release).
+        if promoted {
+            if let Some(p) = self.nodes.get_mut(&parent) {
+                p.dependents = p.dependents.saturating_sub(1);
+            }
+        }
         Some(ino)
     }
 
-    /// `name` is gone (unlinked): its node, if still held (an open handle),
-    /// is no file any more.
+    /// `name` is gone (unlinked): its node, if still held (an open handle)
+    /// and named no more, is no file any more.
     pub fn unlink(&mut self, parent: u64, name: &str) -> Option<u64> {
         let ino = self.unbind(parent, name)?;
-        if let Some(n) = self.nodes.get_mut(&ino) {
-            n.unlinked = true;
-        }
+        self.mark_if_nameless(ino);
         Some(ino)
+    }
+
+    /// A node whose last name went (a linked one keeps its others) is no
+    /// file any more: never written back, and fstat says nlink 0.
+    fn mark_if_nameless(&mut self, ino: u64) {
+        if self.names_of(ino).is_empty() {
+            if let Some(n) = self.nodes.get_mut(&ino) {
+                n.unlinked = true;
+                n.attr.nlink = 0;
+            }
+        }
     }
 
     /// Adds (or updates) `name` in `parent`'s listing, if it has one.
@@ -288,8 +400,24 @@ impl InodeTable {
     /// Moves a node to a new (parent, name), replacing what was there.
     pub fn rename(&mut self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> Option<u64> {
         let ino = self.unbind(parent, name)?;
-        let replaced = self.unlink(new_parent, new_name);
-        if let Some(p) = self.nodes.get_mut(&parent) {
+        let replaced = self.unbind(new_parent, new_name).filter(|r| *r != ino);
+        if let Some(r) = replaced {
+            self.mark_if_nameless(r);
+        }
+        // A linked node whose path still goes by another name gains an alias.
+        let named = self.nodes.get(&ino).is_some_and(|n| self.child(n.parent, &n.name) == Some(ino));
+        if named {
+            self.bind_alias(new_parent, new_name, ino);
+            let attr = self.nodes.get(&ino)?.attr.clone();
+            self.list(new_parent, new_name, ino, attr);
+            if let Some(r) = replaced {
+                self.release(r);
+            }
+            self.release(parent);
+            return Some(ino);
+        }
+        let old_parent = self.nodes.get(&ino)?.parent;
+        if let Some(p) = self.nodes.get_mut(&old_parent) {
             p.dependents = p.dependents.saturating_sub(1);
         }
         let attr = self.nodes.get_mut(&ino).map(|n| {
@@ -348,6 +476,35 @@ mod tests {
         assert_eq!(t.unbind(d, "f"), Some(f));
         assert_eq!(t.child(d, "f"), None);
         assert!(t.get(f).is_some(), "an unbound node stays while the kernel holds it");
+    }
+
+    #[test]
+    fn a_linked_node_has_several_names_and_one_number() {
+        let mut t = InodeTable::new(Attr::dir(0.0));
+        let a = t.upsert(ROOT, "a", Attr::dir(0.0));
+        let b = t.upsert(ROOT, "b", Attr::dir(0.0));
+        t.remember(a, 1);
+        t.remember(b, 1);
+        let mut linked = Attr::new_file(0.0);
+        linked.link = Some("ab12".into());
+        let f = t.upsert(a, "f", linked.clone());
+        t.remember(f, 1);
+        t.set_group_number("ab12", f);
+        // A listing of another folder naming the group gives the same number,
+        // and binding it makes an alias, not a node.
+        assert_eq!(t.number_for(b, "g", &linked, None), f);
+        assert_eq!(t.bind_listed(b, "g", f, &linked, Instant::now()), f);
+        assert_eq!((t.len(), t.child(b, "g")), (4, Some(f)));
+        assert_eq!(t.names_of(f), vec![(a, "f".to_string()), (b, "g".to_string())]);
+        // Renaming the alias keeps the path's name; unbinding that promotes the alias.
+        assert_eq!(t.rename(b, "g", b, "h"), Some(f));
+        assert_eq!(t.components(f).unwrap(), vec!["a", "f"]);
+        assert_eq!(t.unbind(a, "f"), Some(f));
+        assert_eq!(t.components(f).unwrap(), vec!["b", "h"]);
+        assert_eq!(t.names_of(f), vec![(b, "h".to_string())]);
+        // Once forgotten, the node goes with its names (its folders stay: the kernel holds them).
+        assert_eq!(t.forget(f, 1), 1);
+        assert_eq!(t.child(b, "h"), None);
     }
 
     #[test]

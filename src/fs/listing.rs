@@ -164,7 +164,7 @@ impl<S: Store> Fs<S> {
                         t.learn(bound, attr.clone());
                         bound
                     }
-                    None => t.number_for(ino, &name, previous.as_ref()),
+                    None => t.number_for(ino, &name, &attr, previous.as_ref()),
                 };
                 (name, Listed { ino: number, attr })
             })

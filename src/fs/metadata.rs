@@ -89,7 +89,8 @@ impl<S: Store> Fs<S> {
             }
         }
         match self.store.set_meta(&loc.container, &loc.path, &merge).await {
-            Ok(()) => Ok(()),
+            // A linked file's other names carry the same attributes.
+            Ok(()) => self.spread_meta(attr, loc, &merge).await,
             Err(StoreError::NotFound) if attr.kind == Kind::Dir => {
                 let marker = self.store.write_object(&loc.container, &loc.path, Bytes::new(), DIRECTORY_TYPE, &pairs);
                 marker.await.during(Op::Setattr)

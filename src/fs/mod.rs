@@ -28,6 +28,7 @@ pub mod filesystem;
 pub mod fuse;
 pub mod handle;
 pub mod inode;
+mod links;
 pub mod listing;
 mod metadata;
 pub mod names;

@@ -158,30 +158,41 @@ impl<S: Store> Fs<S> {
     }
 
     /// mknod: a regular file is created (and committed empty) as by
-    /// `create`; devices, FIFOs and sockets cannot be objects (`EPERM`).
+    /// `create`; a FIFO, socket or device node is an empty object of its own
+    /// content type, with its mode, owner and `rdev` in metadata (one PUT).
+    #[allow(clippy::too_many_arguments)]
     pub async fn mknod(
         self: &Arc<Self>,
         parent: u64,
         name: &str,
         mode: u32,
+        rdev: u32,
         uid: u32,
         gid: u32,
     ) -> FsResult<(u64, Attr)> {
         self.check_writable()?;
-        self.child_loc(parent, name)?;
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(Errno::PERM);
+        let loc = self.child_loc(parent, name)?;
+        let kind = Kind::of_mode(mode).ok_or(Errno::INVAL)?;
+        let Some(content_type) = kind.special_type() else {
+            let (ino, fh, _) = self.create(parent, name, mode, uid, gid).await?;
+            self.release(fh).await?;
+            return Ok((ino, self.attr_of(ino)?));
+        };
+        if self.is_account_root(parent) {
+            return Err(Errno::PERM); // only containers live at the account root
         }
-        let (ino, fh, _) = self.create(parent, name, mode, uid, gid).await?;
-        self.release(fh).await?;
-        Ok((ino, self.attr_of(ino)?))
-    }
-
-    /// Hard links cannot be made (an object has one name): `EPERM`, as
-    /// POSIX says for a filesystem without them, once the name is checked.
-    pub fn link(&self, new_parent: u64, new_name: &str) -> Errno {
-        let checked = self.check_writable().and_then(|()| self.child_loc(new_parent, new_name));
-        checked.err().unwrap_or(Errno::PERM)
+        let mut attr = Attr::new_file(now());
+        attr.kind = kind;
+        attr.mode = Some(mode & 0o7777);
+        if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
+            attr.rdev = rdev;
+        }
+        self.opts.owners.record(&mut attr, uid, gid);
+        attr.stored = true;
+        let meta = attr.to_meta();
+        let made = self.store.write_object(&loc.container, &loc.path, Bytes::new(), content_type, &meta);
+        made.await.during(Op::Create)?;
+        Ok((self.bind(parent, name, attr.clone()), attr))
     }
 
     /// A new folder owned by the caller (a container at the account root:
@@ -213,7 +224,8 @@ impl<S: Store> Fs<S> {
             if attr.kind == Kind::Dir {
                 return Err(Errno::ISDIR);
             }
-            let loc = self.locate(ino)?;
+            // This name's object (a linked file has one per name).
+            let loc = self.child_loc(parent, name)?;
             match self.store.delete(&loc.container, &loc.path).await {
                 Ok(()) => {}
                 // Created here and never committed; or gone already, as asked
@@ -221,8 +233,10 @@ impl<S: Store> Fs<S> {
                 Err(StoreError::NotFound) => {}
                 Err(e) => return Err(errno_of(Op::Unlink, &e)),
             }
+            // A file still open after its last name went is no file any
+            // more: never written back, and fstat says nlink 0.
             self.inodes().unlink(parent, name);
-            Ok(())
+            self.unlinked(ino, &attr, &loc).await
         }
         .await;
         self.release_node(ino);
@@ -265,8 +279,8 @@ impl<S: Store> Fs<S> {
         }
         let (ino, attr) = self.find(parent, name).await?;
         let done = async {
-            let from = self.locate(ino)?;
-            let mut replaces_file = false;
+            // This name's object (a linked file has one per name).
+            let from = self.child_loc(parent, name)?;
             // What the target is must be known: a failed lookup is no answer
             // (it would skip the checks below, and the file to take away).
             let target = match self.find(new_parent, new_name).await {
@@ -274,9 +288,14 @@ impl<S: Store> Fs<S> {
                 Err(Errno::NOENT) => None,
                 Err(e) => return Err(e),
             };
+            let mut replaced = None;
             if let Some((existing_ino, existing)) = target {
                 self.release_node(existing_ino);
-                replaces_file = existing.kind != Kind::Dir;
+                if existing_ino == ino {
+                    // Two names of one file: POSIX says succeed and do nothing.
+                    return Ok(());
+                }
+                replaced = Some((existing_ino, existing.clone()));
                 match (attr.kind == Kind::Dir, existing.kind == Kind::Dir) {
                     (false, true) => return Err(Errno::ISDIR),
                     (true, false) => return Err(Errno::NOTDIR),
@@ -302,7 +321,7 @@ impl<S: Store> Fs<S> {
                 // as a new object; the file it replaces goes now, as a move
                 // over it would take it (else that commit finds it there and
                 // makes a conflict copy).
-                if replaces_file {
+                if replaced.as_ref().is_some_and(|(_, existing)| existing.kind != Kind::Dir) {
                     match self.store.delete(&to.container, &to.path).await {
                         Ok(()) | Err(StoreError::NotFound) => {}
                         Err(e) => return Err(errno_of(Op::Rename, &e)),
@@ -317,12 +336,19 @@ impl<S: Store> Fs<S> {
                     Err(e) => return Err(errno_of(Op::Rename, &e)),
                 }
             }
-            let mut t = self.inodes();
-            t.rename(parent, name, new_parent, new_name);
-            if let Some(n) = t.get_mut(ino) {
-                n.listing = None;
+            {
+                let mut t = self.inodes();
+                t.rename(parent, name, new_parent, new_name);
+                if let Some(n) = t.get_mut(ino) {
+                    n.listing = None;
+                }
             }
-            Ok(())
+            self.link_moved(&attr, &from, &to);
+            // A linked name replaced: its group has one name fewer.
+            match replaced {
+                Some((r, existing)) => self.unlinked(r, &existing, &to).await,
+                _ => Ok(()),
+            }
         }
         .await;
         self.release_node(ino);

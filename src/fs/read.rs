@@ -24,6 +24,9 @@ impl<S: Store> Fs<S> {
         match attr.kind {
             Kind::Dir => return Err(Errno::ISDIR),
             Kind::Symlink => return Err(Errno::INVAL),
+            // The kernel opens FIFOs, sockets and devices itself; an open
+            // that reaches here anyway finds no data behind them.
+            Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice => return Err(Errno(libc::ENXIO)),
             Kind::File => {}
         }
         let loc = self.locate(ino)?;

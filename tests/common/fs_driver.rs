@@ -17,7 +17,7 @@
 //! - `ls(path)`: opendir, every entry as readdirplus gives it (so each is one
 //!   more node the kernel holds), releasedir; what `ls -l` costs;
 //! - `mkdir`, `unlink`, `rmdir`, `rename`, `symlink`, `readlink`, `chmod`,
-//!   `utimes`, `setxattr`, `getxattr`;
+//!   `utimes`, `setxattr`, `getxattr`, `mknod`, `link`, `stat`;
 //! - `store()`: the `FaultyStore`, for `calls(op)`, `counts()`/`since()`
 //!   (calls per operation) and `inject(op, nth, fault)`; `requests()`: the
 //!   HTTP requests the store's client made.
@@ -211,6 +211,29 @@ impl<S: Store> Driver<S> {
         let (ino, _) = self.fs.symlink(parent, &name, target, 0, 0).await?;
         self.hold(ino);
         Ok(())
+    }
+
+    /// `mknod path mode rdev` (the file type in `mode`, as `libc::S_IFIFO`).
+    pub async fn mknod(&self, path: &str, mode: u32, rdev: u32) -> Result<u64> {
+        let (parent, name) = self.parent_of(path).await?;
+        let (ino, _) = self.fs.mknod(parent, &name, mode, rdev, 0, 0).await?;
+        self.hold(ino);
+        Ok(ino)
+    }
+
+    /// `ln from to`: the node both names now share.
+    pub async fn link(&self, from: &str, to: &str) -> Result<u64> {
+        let ino = self.lookup(from).await?;
+        let (parent, name) = self.parent_of(to).await?;
+        let (ino, _) = self.fs.link(ino, parent, &name).await?;
+        self.hold(ino);
+        Ok(ino)
+    }
+
+    /// What `stat` says of `path`: (inode number, attributes).
+    pub async fn stat(&self, path: &str) -> Result<(u64, pithosfs::fs::attr::Attr)> {
+        let ino = self.lookup(path).await?;
+        Ok((ino, self.fs.getattr(ino).await?))
     }
 
     pub async fn readlink(&self, path: &str) -> Result<String> {

@@ -43,6 +43,8 @@ pub enum StoreOp {
     SetMeta,
     Delete,
     Rename,
+    Copy,
+    FindByMeta,
     RenameFolder,
     CreateContainer,
     DeleteContainer,
@@ -50,7 +52,7 @@ pub enum StoreOp {
 }
 
 impl StoreOp {
-    pub const ALL: [StoreOp; 19] = [
+    pub const ALL: [StoreOp; 21] = [
         StoreOp::Geometry,
         StoreOp::ListContainers,
         StoreOp::ListPage,
@@ -66,6 +68,8 @@ impl StoreOp {
         StoreOp::SetMeta,
         StoreOp::Delete,
         StoreOp::Rename,
+        StoreOp::Copy,
+        StoreOp::FindByMeta,
         StoreOp::RenameFolder,
         StoreOp::CreateContainer,
         StoreOp::DeleteContainer,
@@ -374,6 +378,27 @@ impl<S: Store> Store for FaultyStore<S> {
         self.run(StoreOp::Rename, self.inner.rename(from_container, from, to_container, to)).await
     }
 
+    async fn copy(
+        &self,
+        from_container: &str,
+        from: &str,
+        to_container: &str,
+        to: &str,
+        meta: &[(String, String)],
+    ) -> StoreResult<()> {
+        self.run(StoreOp::Copy, self.inner.copy(from_container, from, to_container, to, meta)).await
+    }
+
+    async fn find_by_meta(
+        &self,
+        container: &str,
+        key: &str,
+        value: &str,
+        like: &ObjectMeta,
+    ) -> StoreResult<Vec<ObjectMeta>> {
+        self.run(StoreOp::FindByMeta, self.inner.find_by_meta(container, key, value, like)).await
+    }
+
     async fn rename_folder(&self, from_container: &str, from: &str, to_container: &str, to: &str) -> StoreResult<()> {
         self.run(StoreOp::RenameFolder, self.inner.rename_folder(from_container, from, to_container, to)).await
     }
@@ -449,6 +474,12 @@ mod tests {
         }
         async fn rename(&self, _: &str, _: &str, _: &str, _: &str) -> StoreResult<()> {
             Ok(())
+        }
+        async fn copy(&self, _: &str, _: &str, _: &str, _: &str, _: &[(String, String)]) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn find_by_meta(&self, _: &str, _: &str, _: &str, _: &ObjectMeta) -> StoreResult<Vec<ObjectMeta>> {
+            Ok(Vec::new())
         }
         async fn rename_folder(&self, _: &str, _: &str, _: &str, _: &str) -> StoreResult<()> {
             Ok(())

@@ -419,6 +419,29 @@ pub trait Store: Send + Sync + 'static {
         to: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// A server-side copy of one object (no data moves on Pithos: the
+    /// hashmap is copied), its metadata merged with `meta`.
+    fn copy(
+        &self,
+        from_container: &str,
+        from: &str,
+        to_container: &str,
+        to: &str,
+        meta: &[(String, String)],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Every object of `container` whose metadata `key` is `value`, anywhere
+    /// in it. `like` is one of them: the others hold the same content (a
+    /// store that cannot search metadata looks only at objects with its tag
+    /// and size).
+    fn find_by_meta(
+        &self,
+        container: &str,
+        key: &str,
+        value: &str,
+        like: &ObjectMeta,
+    ) -> impl Future<Output = StoreResult<Vec<ObjectMeta>>> + Send;
+
     /// Moves a folder: its marker (if any) and every object under `from/`.
     fn rename_folder(
         &self,

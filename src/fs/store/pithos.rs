@@ -265,6 +265,38 @@ impl Store for PithosStore {
         Ok(())
     }
 
+    /// `X-Copy-From` with the metadata to merge: the server copies the
+    /// hashmap, no block moves.
+    async fn copy(
+        &self,
+        from_container: &str,
+        from: &str,
+        to_container: &str,
+        to: &str,
+        meta: &[(String, String)],
+    ) -> StoreResult<()> {
+        check_name(to_container, to)?;
+        self.at(to_container).copy_object_with(from_container, from, to, meta).await?;
+        Ok(())
+    }
+
+    /// One listing of the container with Pithos's metadata filter (`meta=key=value`).
+    async fn find_by_meta(
+        &self,
+        container: &str,
+        key: &str,
+        value: &str,
+        _like: &ObjectMeta,
+    ) -> StoreResult<Vec<ObjectMeta>> {
+        let o = ListOptions { meta: Some(format!("{key}={value}")), ..Default::default() };
+        let listed = self.at(container).list_objects(&o).await?;
+        let found = listed.into_iter().filter_map(|l| match entry_of(l) {
+            Entry::Object(m) if m.meta.get(key).map(|v| v.trim()) == Some(value) => Some(m),
+            _ => None,
+        });
+        Ok(found.collect())
+    }
+
     /// `X-Move-From` with `delimiter=/`: the folder and everything under it, in one request.
     async fn rename_folder(&self, from_container: &str, from: &str, to_container: &str, to: &str) -> StoreResult<()> {
         check_name(to_container, to)?;

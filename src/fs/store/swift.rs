@@ -407,6 +407,50 @@ impl Store for SwiftStore {
         Ok(())
     }
 
+    /// `X-Copy-From` (Swift copies the data); the request's metadata is
+    /// merged with the source's, as on Pithos.
+    async fn copy(
+        &self,
+        from_container: &str,
+        from: &str,
+        to_container: &str,
+        to: &str,
+        meta: &[(String, String)],
+    ) -> StoreResult<()> {
+        check_name(to_container, to)?;
+        self.at(to_container).copy_object_with(from_container, from, to, meta).await?;
+        self.known().pop(&(to_container.to_string(), to.to_string()));
+        Ok(())
+    }
+
+    /// Swift cannot search metadata: the whole container is listed, and
+    /// only objects of `like`'s ETag and size (the same content) are asked
+    /// for their metadata.
+    async fn find_by_meta(
+        &self,
+        container: &str,
+        key: &str,
+        value: &str,
+        like: &ObjectMeta,
+    ) -> StoreResult<Vec<ObjectMeta>> {
+        let sc = self.at(container);
+        let listed = sc.list_objects(&ListOptions::default()).await?;
+        let mut entries: Vec<Entry> = listed
+            .into_iter()
+            .map(entry_of)
+            .filter(|e| match e {
+                Entry::Object(o) => o.bytes == like.bytes && o.tag.is_some() && o.tag == like.tag,
+                Entry::Folder(_) => false,
+            })
+            .collect();
+        self.complete(container, &mut entries).await?;
+        let found = entries.into_iter().filter_map(|e| match e {
+            Entry::Object(m) if m.meta.get(key).map(|v| v.trim()) == Some(value) => Some(m),
+            _ => None,
+        });
+        Ok(found.collect())
+    }
+
     /// Swift has no folder move: every object under the folder (and its
     /// marker) is copied, then the originals deleted. Not atomic: a failure
     /// midway leaves both names partly filled, never a lost object.
