@@ -58,13 +58,30 @@ impl<S: Store> Fs<S> {
         if !f.is_changed() {
             return Ok(());
         }
+        if self.is_unlinked(f.ino()) {
+            // Its name was removed (or another file renamed over it) while
+            // open: what it holds lives on in this handle only, as on a
+            // local disk, and is never written back under a name.
+            f.set_aside();
+            let mut t = self.inodes();
+            if let Some(n) = t.get_mut(f.ino()) {
+                n.attr.size = f.size();
+                n.pending = None;
+                n.unsent = false;
+            }
+            return Ok(());
+        }
         let loc = self.locate(f.ino())?;
         let (mut attr, touched) = {
             let t = self.inodes();
             let n = t.get(f.ino()).ok_or(Errno::NOENT)?;
             (n.attr.clone(), n.touched)
         };
-        attr.mtime = touched.unwrap_or_else(now);
+        // A new version changes the content: mtime (unless set since the
+        // last write) and ctime are the commit's.
+        let at = now();
+        attr.mtime = touched.unwrap_or(at);
+        attr.ctime = at;
         let mut new = NewVersion {
             size: f.size(),
             block_size: f.block_size(),
@@ -188,6 +205,7 @@ impl<S: Store> Fs<S> {
             n.pending = None;
             n.touched = None;
             n.unsent = false;
+            n.local_times = None;
         }
         drop(t);
         if let Some(v) = &version.pin {

@@ -39,6 +39,10 @@ pub struct Node {
     pub touched: Option<f64>,
     /// Created here and not on the server yet (its first commit makes it).
     pub unsent: bool,
+    /// Times changed here and kept only here (mtime, ctime): a folder's,
+    /// when entries are made or removed in it, and a file's ctime when it
+    /// is renamed. What a server lists later does not take them back.
+    pub local_times: Option<(f64, f64)>,
     /// Entries the kernel was given, less those it forgot.
     lookups: u64,
     /// Children bound by name.
@@ -75,6 +79,7 @@ impl Node {
             pending: None,
             touched: None,
             unsent: false,
+            local_times: None,
             lookups: 0,
             children: HashMap::new(),
             dependents: 0,
@@ -105,8 +110,26 @@ impl Node {
         if self.attr.version != attr.version {
             self.target = None;
         }
+        let mut attr = attr;
+        // Times changed here stay until the server's are later.
+        if let Some((mtime, ctime)) = self.local_times {
+            if attr.mtime >= mtime && attr.ctime >= ctime {
+                self.local_times = None;
+            } else {
+                attr.mtime = attr.mtime.max(mtime);
+                attr.ctime = attr.ctime.max(ctime);
+            }
+        }
         self.attr = attr;
         self.attr_at = Instant::now();
+    }
+
+    /// Entries were made or removed here (`content`), or the node itself
+    /// changed in a way the server does not record: its times move to
+    /// `at`, kept here only.
+    pub fn touch(&mut self, at: f64, content: bool) {
+        self.attr.changed(at, content);
+        self.local_times = Some((self.attr.mtime, self.attr.ctime));
     }
 }
 
@@ -210,6 +233,23 @@ impl InodeTable {
     pub fn learn(&mut self, ino: u64, attr: Attr) {
         if let Some(n) = self.nodes.get_mut(&ino) {
             n.learn(attr);
+        }
+    }
+
+    /// Attributes the mount just wrote to the server: they are the node's
+    /// now, times kept only here included (they were written with them).
+    pub fn learn_own(&mut self, ino: u64, attr: Attr) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.attr = attr;
+            n.attr_at = Instant::now();
+            n.local_times = None;
+        }
+    }
+
+    /// See `Node::touch`.
+    pub fn touch(&mut self, ino: u64, at: f64, content: bool) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.touch(at, content);
         }
     }
 

@@ -29,7 +29,7 @@ pub mod fuse;
 pub mod handle;
 pub mod inode;
 pub mod listing;
-mod metadata;
+pub mod metadata;
 pub mod names;
 mod namespace;
 pub mod owners;
