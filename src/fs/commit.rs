@@ -72,16 +72,9 @@ impl<S: Store> Fs<S> {
             return Ok(());
         }
         let loc = self.locate(f.ino())?;
-        let (mut attr, touched) = {
-            let t = self.inodes();
-            let n = t.get(f.ino()).ok_or(Errno::NOENT)?;
-            (n.attr.clone(), n.touched)
-        };
-        // A new version changes the content: mtime (unless set since the
-        // last write) and ctime are the commit's.
-        let at = now();
-        attr.mtime = touched.unwrap_or(at);
-        attr.ctime = at;
+        // Its times are those of the last write, truncate or setattr (not
+        // the commit's): what stat showed meanwhile.
+        let attr = self.attr_of(f.ino())?;
         let mut new = NewVersion {
             size: f.size(),
             block_size: f.block_size(),
@@ -203,7 +196,6 @@ impl<S: Store> Fs<S> {
             };
             n.attr_at = Instant::now();
             n.pending = None;
-            n.touched = None;
             n.unsent = false;
             n.local_times = None;
         }

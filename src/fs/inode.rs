@@ -35,8 +35,6 @@ pub struct Node {
     pub open: u32,
     /// Size of changes not committed yet (what stat must report meanwhile).
     pub pending: Option<u64>,
-    /// An mtime set (utimes) after the last write, for the commit to keep.
-    pub touched: Option<f64>,
     /// Created here and not on the server yet (its first commit makes it).
     pub unsent: bool,
     /// Times changed here and kept only here (mtime, ctime): a folder's,
@@ -77,7 +75,6 @@ impl Node {
             target: None,
             open: 0,
             pending: None,
-            touched: None,
             unsent: false,
             local_times: None,
             lookups: 0,

@@ -71,12 +71,9 @@ impl<S: Store> Fs<S> {
         attr.changed(now(), false);
         let uncommitted = self.inodes().get(ino).is_some_and(|n| n.pending.is_some()) || self.pending_new(ino);
         if uncommitted {
-            // The coming commit carries these; an mtime set now outlives it.
+            // The coming commit carries these.
             if let Some(n) = self.inodes().get_mut(ino) {
                 n.attr = attr.clone();
-                if times.mtime.is_some() {
-                    n.touched = times.mtime;
-                }
             }
             return self.getattr(ino).await;
         }
