@@ -110,8 +110,12 @@ impl From<std::io::Error> for StoreError {
 /// Longest container name a store takes (bytes).
 pub const MAX_CONTAINER_NAME: usize = 255;
 
-/// Longest object name a store takes (bytes).
+/// Longest object name any store takes (bytes): the local cloud's.
 pub const MAX_OBJECT_NAME: usize = super::names::MAX_OBJECT_NAME;
+
+/// Longest object name Synnefo takes, and Swift in its default
+/// configuration (bytes).
+pub const SERVER_MAX_OBJECT_NAME: usize = 1024;
 
 /// A name the store can hold, or `NameTooLong` before any request.
 pub fn check_name(container: &str, name: &str) -> StoreResult<()> {
@@ -119,6 +123,19 @@ pub fn check_name(container: &str, name: &str) -> StoreResult<()> {
         return Err(StoreError::NameTooLong);
     }
     Ok(())
+}
+
+/// What a client's failure on a request that makes object `name` means: a
+/// 400 for a name past `SERVER_MAX_OBJECT_NAME` is that server's limit on
+/// names (`ENAMETOOLONG`), not a request the mount got wrong (`EIO`).
+pub fn naming(name: &str) -> impl FnOnce(ClientError) -> StoreError + '_ {
+    move |e| {
+        if e.status == 400 && name.len() > SERVER_MAX_OBJECT_NAME {
+            StoreError::NameTooLong
+        } else {
+            e.into()
+        }
+    }
 }
 
 /// An object as the store describes it (a listing entry, or a HEAD).

@@ -4,8 +4,8 @@
 //! folder moves in one request, and listings carry each object's metadata.
 
 use super::{
-    check_name, entry_of, meta_of_info, put_options, Block, BlockSource, Commit, Committed, Container, Entry, Geometry,
-    NewVersion, ObjectMeta, Opened, Store, StoreError, StoreResult, Version,
+    check_name, entry_of, meta_of_info, naming, put_options, Block, BlockSource, Commit, Committed, Container, Entry,
+    Geometry, NewVersion, ObjectMeta, Opened, Store, StoreError, StoreResult, Version,
 };
 use crate::blocks::{self, Algorithm, BlockHash};
 use crate::clients::pithos::PithosClient;
@@ -182,7 +182,7 @@ impl Store for PithosStore {
             let mut data = if count == 0 { Vec::new() } else { blocks.block(0).await?.to_vec() };
             data.resize(size, 0);
             let keys = if count == 0 { Vec::new() } else { vec![blocks::hash_block(algorithm, &data)] };
-            let w = pc.put_object(name, Bytes::from(data), &opts).await?;
+            let w = pc.put_object(name, Bytes::from(data), &opts).await.map_err(naming(name))?;
             return Ok(Commit::Done(Committed { version: written(new, algorithm, w.etag, w.version), keys }));
         }
         if count as u64 > blocks::MAX_BLOCKS_PER_OBJECT {
@@ -191,7 +191,7 @@ impl Store for PithosStore {
         // Hashing is CPU work (and spilled blocks are read back): off the
         // runtime's reactor.
         let hashes = tokio::task::block_in_place(|| blocks.hashes(algorithm))?;
-        match pc.put_hashmap(name, new.size, &hashes, &opts).await? {
+        match pc.put_hashmap(name, new.size, &hashes, &opts).await.map_err(naming(name))? {
             Ok(w) => {
                 let version = written(new, algorithm, w.etag, w.version);
                 Ok(Commit::Done(Committed { version, keys: hashes.to_vec() }))
@@ -245,7 +245,7 @@ impl Store for PithosStore {
     ) -> StoreResult<()> {
         check_name(container, name)?;
         let o = PutOptions { content_type: Some(content_type.to_string()), meta: meta.to_vec(), ..Default::default() };
-        self.at(container).put_object(name, data, &o).await?;
+        self.at(container).put_object(name, data, &o).await.map_err(naming(name))?;
         Ok(())
     }
 
@@ -261,14 +261,14 @@ impl Store for PithosStore {
     /// `X-Move-From`: one request.
     async fn rename(&self, from_container: &str, from: &str, to_container: &str, to: &str) -> StoreResult<()> {
         check_name(to_container, to)?;
-        self.at(to_container).move_object(from_container, from, to).await?;
+        self.at(to_container).move_object(from_container, from, to).await.map_err(naming(to))?;
         Ok(())
     }
 
     /// `X-Move-From` with `delimiter=/`: the folder and everything under it, in one request.
     async fn rename_folder(&self, from_container: &str, from: &str, to_container: &str, to: &str) -> StoreResult<()> {
         check_name(to_container, to)?;
-        self.at(to_container).move_tree(from_container, from, to).await?;
+        self.at(to_container).move_tree(from_container, from, to).await.map_err(naming(to))?;
         Ok(())
     }
 
