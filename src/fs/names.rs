@@ -29,9 +29,14 @@ pub fn check_component(name: &str) -> FsResult<()> {
     Ok(())
 }
 
-/// Whether an object name (the path inside its container) fits the server.
+/// Whether an object name (the path inside its container) fits any server.
 pub fn check_object_name(path: &str) -> FsResult<()> {
-    if path.len() > MAX_OBJECT_NAME {
+    check_object_name_within(path, MAX_OBJECT_NAME)
+}
+
+/// Whether an object name fits a server that takes at most `max` bytes.
+pub fn check_object_name_within(path: &str, max: usize) -> FsResult<()> {
+    if path.len() > max.min(MAX_OBJECT_NAME) {
         return Err(Errno::NAMETOOLONG);
     }
     Ok(())

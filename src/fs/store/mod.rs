@@ -31,6 +31,7 @@ use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What went wrong with a store call. The variants say what happened, so
@@ -127,10 +128,12 @@ pub fn check_name(container: &str, name: &str) -> StoreResult<()> {
 
 /// What a client's failure on a request that makes object `name` means: a
 /// 400 for a name past `SERVER_MAX_OBJECT_NAME` is that server's limit on
-/// names (`ENAMETOOLONG`), not a request the mount got wrong (`EIO`).
-pub fn naming(name: &str) -> impl FnOnce(ClientError) -> StoreError + '_ {
+/// names (`ENAMETOOLONG`, and `limit` learns it), not a request the mount
+/// got wrong (`EIO`).
+pub fn naming<'a>(name: &'a str, limit: &'a AtomicUsize) -> impl FnOnce(ClientError) -> StoreError + 'a {
     move |e| {
         if e.status == 400 && name.len() > SERVER_MAX_OBJECT_NAME {
+            limit.fetch_min(SERVER_MAX_OBJECT_NAME, Ordering::Relaxed);
             StoreError::NameTooLong
         } else {
             e.into()
@@ -330,6 +333,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The most entries one folder shows (the client's listing cap).
     fn listing_cap(&self) -> usize;
+
+    /// The longest object name the store takes (bytes), as far as it knows
+    /// now: a longer one is `ENAMETOOLONG` before any request.
+    fn max_object_name(&self) -> usize {
+        MAX_OBJECT_NAME
+    }
 
     /// One page of the account's containers, after `marker`.
     fn list_containers(

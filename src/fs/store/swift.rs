@@ -167,6 +167,10 @@ impl Store for SwiftStore {
         self.client.http().options().max_listing
     }
 
+    fn max_object_name(&self) -> usize {
+        super::SERVER_MAX_OBJECT_NAME
+    }
+
     async fn list_containers(&self, marker: Option<&str>, limit: usize) -> StoreResult<Vec<Container>> {
         let o = ListOptions { marker: marker.map(str::to_string), limit: Some(limit), ..Default::default() };
         let listed = self.client.list_containers_with(&o).await?;
