@@ -67,6 +67,53 @@ async fn ls_l_of_a_folder_costs_one_listing() {
     assert_eq!(d.requests() - requests, 1, "one HTTP request");
 }
 
+/// A folder's mtime and ctime follow the entries made, moved and removed
+/// in it, and no request is paid for them: a `cp -r` of many files costs
+/// what the files cost. They outlive the folder being listed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_s_times_follow_its_entries_at_no_request() {
+    let tc = cloud().await;
+    // No TTLs: every getattr lists the folder's parent again.
+    let d = Driver::new(PithosStore::new(alice(&tc)), "pithos", |o| {
+        o.attr_ttl = Duration::ZERO;
+        o.dir_ttl = Duration::ZERO;
+    });
+    d.mkdir("d").await.unwrap();
+    d.mkdir("e").await.unwrap();
+    d.utimes("d", 1_000_000_000.0).await.unwrap();
+    let times = |ino| {
+        let fs = &d.fs;
+        async move {
+            let a = fs.getattr(ino).await.unwrap();
+            (a.mtime, a.ctime)
+        }
+    };
+    let (dir, other) = (d.lookup("d").await.unwrap(), d.lookup("e").await.unwrap());
+    let (m0, c0) = times(dir).await;
+    assert_eq!(m0, 1_000_000_000.0);
+    let before = d.store().counts();
+    for i in 0..3 {
+        d.put(&format!("d/f{i}"), b"x").await.unwrap();
+    }
+    d.rename("d/f0", "e/f0").await.unwrap();
+    d.unlink("d/f1").await.unwrap();
+    let ops = d.store().since(&before);
+    let paid = |op| ops.iter().find(|(o, _)| *o == op).map_or(0, |(_, n)| *n);
+    assert_eq!(
+        (paid(StoreOp::Commit), paid(StoreOp::Delete), paid(StoreOp::Rename)),
+        (3, 1, 1),
+        "what the files cost: {ops:?}"
+    );
+    for op in [StoreOp::SetMeta, StoreOp::WriteObject, StoreOp::Stat] {
+        assert_eq!(paid(op), 0, "no request for the folders' times: {ops:?}");
+    }
+    // Each getattr lists the root again (no TTLs): the times stay.
+    let (m1, c1) = times(dir).await;
+    assert!(m1 > m0 && c1 > c0, "{m0} {c0} -> {m1} {c1}");
+    assert!(times(other).await.0 > 1_500_000_000.0, "the folder renamed into");
+    assert_eq!(times(dir).await, (m1, c1));
+}
+
 /// Reading a file cold costs its open and one read per block; warm, only
 /// the open (which pins the version).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,7 +371,7 @@ async fn swift_ls_l_heads_each_object_once() {
     assert_eq!(d.ls_at(dir).await.unwrap().len(), 20);
     assert_eq!(d.requests() - requests, 1, "listed again: no HEAD");
     // A chmod here keeps what is known (the ETag does not change).
-    d.fs.setattr(f03, Some(0o640), None, None, None, None, None).await.unwrap();
+    d.fs.setattr(f03, Some(0o640), None, None, None, Default::default(), None).await.unwrap();
     let requests = d.requests();
     d.ls_at(dir).await.unwrap();
     assert_eq!(d.requests() - requests, 1, "after a chmod: still no HEAD");

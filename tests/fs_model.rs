@@ -816,7 +816,19 @@ impl<'a, W: World> Play<'a, W> {
                     return Ok(()); // the kernel refuses it (EINVAL)
                 }
                 let (ino, fh) = (self.m.handles[i].ino, self.m.handles[i].fh);
-                let got = self.d.fs.setattr(ino, None, None, None, Some(size as u64), None, Some(fh)).await;
+                let got = self
+                    .d
+                    .fs
+                    .setattr(
+                        ino,
+                        None,
+                        None,
+                        None,
+                        Some(size as u64),
+                        pithosfs::fs::metadata::Times::default(),
+                        Some(fh),
+                    )
+                    .await;
                 let (faulted, quota) = self.faults_since(met);
                 match got {
                     Ok(_) => {
@@ -836,7 +848,20 @@ impl<'a, W: World> Play<'a, W> {
                 let path = NAMES[name];
                 let exists = self.m.visible(path);
                 let got = match self.d.lookup(path).await {
-                    Ok(ino) => self.d.fs.setattr(ino, None, None, None, Some(size as u64), None, None).await.map(drop),
+                    Ok(ino) => self
+                        .d
+                        .fs
+                        .setattr(
+                            ino,
+                            None,
+                            None,
+                            None,
+                            Some(size as u64),
+                            pithosfs::fs::metadata::Times::default(),
+                            None,
+                        )
+                        .await
+                        .map(drop),
                     Err(e) => Err(e),
                 };
                 let (faulted, quota) = self.faults_since(met);

@@ -442,7 +442,7 @@ fn bad_object_names_hide_only_themselves() {
     assert!(hits.get() >= 1);
     let log = w.log();
     assert!(log.contains("pithos/names: not showing"), "{log}");
-    assert!(log.contains("the object name is past 1024 bytes"), "{log}");
+    assert!(log.contains("the object name is past 8192 bytes"), "{log}");
     assert!(log.contains("the name is past 255 bytes"), "{log}");
     assert!(log.contains("no file can have that name"), "{log}");
     assert!(log.contains("it is outside the folder listed"), "{log}");

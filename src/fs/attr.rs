@@ -1,6 +1,6 @@
 //! POSIX attributes kept in object metadata, and read back from listings.
 //!
-//! Mode, owner, group and mtime travel as `X-Object-Meta-Posix-*`; symlinks are
+//! Mode, owner, group and the times travel as `X-Object-Meta-Posix-*`; symlinks are
 //! objects of type `inode/symlink` holding their target. JSON listings of the
 //! local cloud carry user metadata, so `ls -l` needs no request per file.
 //!
@@ -18,10 +18,14 @@ pub const META_MODE: &str = "posix-mode";
 pub const META_UID: &str = "posix-uid";
 pub const META_GID: &str = "posix-gid";
 pub const META_MTIME: &str = "posix-mtime";
+/// The last change of the object's content or attributes (see SEMANTICS,
+/// "Times"); absent on objects no mount wrote: their mtime.
+pub const META_CTIME: &str = "posix-ctime";
+/// An access time set explicitly (utimensat); absent: the mtime (reads do
+/// not update it, as with `noatime`).
+pub const META_ATIME: &str = "posix-atime";
 /// The machine that recorded `posix-uid`/`-gid` (see `owners`).
 pub const META_HOST: &str = "posix-host";
-/// When the node's metadata last changed (nanoseconds, as mtime); absent: mtime.
-pub const META_CTIME: &str = "posix-ctime";
 /// A device node's device number (`rdev`, decimal).
 pub const META_RDEV: &str = "posix-rdev";
 /// The hard-link group a name belongs to (see `links`), and how many names
@@ -122,8 +126,10 @@ pub struct Attr {
     pub size: u64,
     /// Seconds since the epoch.
     pub mtime: f64,
-    /// When the metadata last changed (None: as mtime).
-    pub ctime: Option<f64>,
+    /// The last change of content or attributes (seconds since the epoch).
+    pub ctime: f64,
+    /// An access time set explicitly; None: the mtime.
+    pub atime: Option<f64>,
     /// A device node's device number (0 for anything else).
     pub rdev: u32,
     /// The hard-link group of the name, and how many names it has.
@@ -152,7 +158,8 @@ impl Attr {
             kind: Kind::Dir,
             size: 0,
             mtime,
-            ctime: None,
+            ctime: mtime,
+            atime: None,
             rdev: 0,
             link: None,
             nlink: 1,
@@ -177,13 +184,8 @@ impl Attr {
         // (uid_t)-1 means "no owner" to the kernel: not an owner to show.
         let num = |k: &str| meta.get(k).and_then(|v| v.trim().parse::<u32>().ok()).filter(|n| *n != u32::MAX);
         let mode = meta.get(META_MODE).and_then(|v| u32::from_str_radix(v.trim(), 8).ok()).map(|m| m & 0o7777);
-        let mtime = meta
-            .get(META_MTIME)
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .and_then(sane_time)
-            .or_else(|| last_modified.and_then(sane_time))
-            .unwrap_or(0.0);
-        let ctime = meta.get(META_CTIME).and_then(|v| v.trim().parse::<f64>().ok()).and_then(sane_time);
+        let time = |k: &str| meta.get(k).and_then(|v| v.trim().parse::<f64>().ok()).and_then(sane_time);
+        let mtime = time(META_MTIME).or_else(|| last_modified.and_then(sane_time)).unwrap_or(0.0);
         // A link group id is a token of ours: hex, bounded.
         let link = meta
             .get(META_LINK)
@@ -206,7 +208,8 @@ impl Attr {
             kind,
             size: if kind == Kind::Dir || kind.is_special() { 0 } else { size },
             mtime,
-            ctime,
+            ctime: time(META_CTIME).unwrap_or(mtime),
+            atime: time(META_ATIME),
             rdev,
             link,
             nlink,
@@ -256,8 +259,9 @@ impl Attr {
             out.push((META_HOST.into(), h.clone()));
         }
         out.push((META_MTIME.into(), format!("{:.9}", self.mtime)));
-        if let Some(c) = self.ctime {
-            out.push((META_CTIME.into(), format!("{c:.9}")));
+        out.push((META_CTIME.into(), format!("{:.9}", self.ctime)));
+        if let Some(a) = self.atime {
+            out.push((META_ATIME.into(), format!("{a:.9}")));
         }
         if self.rdev != 0 {
             out.push((META_RDEV.into(), self.rdev.to_string()));
@@ -269,9 +273,18 @@ impl Attr {
         out
     }
 
-    /// When the metadata last changed: ctime where recorded, else mtime.
-    pub fn changed(&self) -> f64 {
-        self.ctime.unwrap_or(self.mtime)
+    /// The access time shown: the one set, else the mtime.
+    pub fn shown_atime(&self) -> f64 {
+        self.atime.unwrap_or(self.mtime)
+    }
+
+    /// A change of the node's content or attributes now: ctime (and, for
+    /// content, mtime) move to `at`.
+    pub fn changed(&mut self, at: f64, content: bool) {
+        if content {
+            self.mtime = at;
+        }
+        self.ctime = at;
     }
 }
 
@@ -293,9 +306,17 @@ mod tests {
         let a = Attr::from_parts("text/plain", 12, Some(1.0), &meta);
         assert_eq!((a.kind, a.mode, a.uid, a.gid, a.mtime), (Kind::File, Some(0o755), Some(1000), None, 1600000000.5));
         assert_eq!(a.meta.len(), 1);
+        // no ctime or atime recorded: both read as the mtime
+        assert_eq!((a.ctime, a.shown_atime()), (1600000000.5, 1600000000.5));
         let back: BTreeMap<String, String> = a.to_meta().into_iter().collect();
         assert_eq!(back.get(META_MODE).map(String::as_str), Some("755"));
         assert_eq!(back.get("color").map(String::as_str), Some("blue"));
+        assert_eq!(back.get(META_CTIME).map(String::as_str), Some("1600000000.500000000"));
+        assert!(!back.contains_key(META_ATIME), "an atime is written only once set");
+        meta.insert(META_CTIME.to_string(), "1700000000".to_string());
+        meta.insert(META_ATIME.to_string(), "1500000000".to_string());
+        let b = Attr::from_parts("text/plain", 12, Some(1.0), &meta);
+        assert_eq!((b.mtime, b.ctime, b.shown_atime()), (1600000000.5, 1700000000.0, 1500000000.0));
         assert_eq!(Attr::from_parts("application/directory", 0, None, &BTreeMap::new()).kind, Kind::Dir);
         assert_eq!(Attr::from_parts(SYMLINK_TYPE, 5, None, &BTreeMap::new()).kind, Kind::Symlink);
         // garbage in metadata is ignored, not trusted

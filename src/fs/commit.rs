@@ -58,24 +58,23 @@ impl<S: Store> Fs<S> {
         if !f.is_changed() {
             return Ok(());
         }
-        let loc = self.locate(f.ino())?;
-        let (mut attr, touched) = {
+        if self.is_unlinked(f.ino()) {
+            // Its name was removed (or another file renamed over it) while
+            // open: what it holds lives on in this handle only, as on a
+            // local disk, and is never written back under a name.
+            f.set_aside();
             let mut t = self.inodes();
-            let n = t.get_mut(f.ino()).ok_or(Errno::NOENT)?;
-            if n.unlinked {
-                // Unlinked (or replaced by a rename) while open: as POSIX
-                // says, its content goes with its last close. Writing it
-                // back would bring the name back (or make a conflict copy).
+            if let Some(n) = t.get_mut(f.ino()) {
+                n.attr.size = f.size();
                 n.pending = None;
                 n.unsent = false;
-                f.set_aside();
-                return Ok(());
             }
-            (n.attr.clone(), n.touched)
-        };
-        attr.mtime = touched.unwrap_or_else(now);
-        // A write changes the metadata's time too, where one is kept.
-        attr.ctime = attr.ctime.map(|_| now());
+            return Ok(());
+        }
+        let loc = self.locate(f.ino())?;
+        // Its times are those of the last write, truncate or setattr (not
+        // the commit's): what stat showed meanwhile.
+        let attr = self.attr_of(f.ino())?;
         let mut new = NewVersion {
             size: f.size(),
             block_size: f.block_size(),
@@ -198,8 +197,8 @@ impl<S: Store> Fs<S> {
             };
             n.attr_at = Instant::now();
             n.pending = None;
-            n.touched = None;
             n.unsent = false;
+            n.local_times = None;
         }
         drop(t);
         if let Some(v) = &version.pin {

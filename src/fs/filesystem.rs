@@ -169,7 +169,7 @@ impl<S: Store> Fs<S> {
 
     /// Where `name` under `parent` is (or would be) on the server, or
     /// `ENAMETOOLONG` when it cannot be: a component over `NAME_MAX`, or an
-    /// object name past the server's limit. Such a name cannot exist, so
+    /// object name past the server's limit (as far as the store knows it). Such a name cannot exist, so
     /// every call answers this, never `ENOENT`.
     pub(super) fn child_loc(&self, parent: u64, name: &str) -> FsResult<Loc> {
         names::check_component(name)?;
@@ -178,7 +178,7 @@ impl<S: Store> Fs<S> {
         }
         let at = self.locate(parent)?;
         let path = at.child(name);
-        names::check_object_name(&path)?;
+        names::check_object_name_within(&path, self.store.max_object_name())?;
         Ok(Loc { container: at.container, path })
     }
 

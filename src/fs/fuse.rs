@@ -5,6 +5,7 @@
 use super::attr::{Attr, Kind};
 use super::errno::{Errno, FsResult};
 use super::filesystem::Fs;
+use super::metadata::Times;
 use super::store::Store;
 use fuser::{
     FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
@@ -71,13 +72,13 @@ fn file_attr<S: Store>(fs: &Fs<S>, ino: u64, a: &Attr) -> FileAttr {
         ino: INodeNo(ino),
         size: a.size,
         blocks: a.size.div_ceil(512),
-        atime: mtime,
+        atime: time(a.shown_atime()),
         mtime,
-        ctime: time(a.changed()),
+        ctime: time(a.ctime),
         crtime: mtime,
         kind,
         perm: a.permissions(default_mode, fs.opts.suid),
-        nlink: if a.kind == Kind::Dir { 2 } else { a.nlink },
+        nlink: fs.nlink(ino, a),
         uid,
         gid,
         rdev: a.rdev,
@@ -180,7 +181,7 @@ impl<S: Store> Filesystem for FuseAdapter<S> {
         uid: Option<u32>,
         gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         fh: Option<FileHandle>,
@@ -191,7 +192,8 @@ impl<S: Store> Filesystem for FuseAdapter<S> {
         reply: ReplyAttr,
     ) {
         self.spawn(|fs| async move {
-            let r = fs.setattr(ino.0, mode, uid, gid, size, mtime.map(to_epoch), fh.map(|f| f.0)).await;
+            let times = Times { atime: atime.map(to_epoch), mtime: mtime.map(to_epoch) };
+            let r = fs.setattr(ino.0, mode, uid, gid, size, times, fh.map(|f| f.0)).await;
             match r {
                 Ok(a) => reply.attr(&fs.opts.attr_ttl, &file_attr(&fs, ino.0, &a)),
                 Err(e) => reply.error(errno(e)),

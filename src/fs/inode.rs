@@ -41,13 +41,15 @@ pub struct Node {
     pub open: u32,
     /// Size of changes not committed yet (what stat must report meanwhile).
     pub pending: Option<u64>,
-    /// An mtime set (utimes) after the last write, for the commit to keep.
-    pub touched: Option<f64>,
     /// Created here and not on the server yet (its first commit makes it).
     pub unsent: bool,
     /// No name leads to it any more (unlinked, or replaced by a rename)
     /// while a handle still holds it: nothing of it is written back.
     pub unlinked: bool,
+    /// Times changed here and kept only here (mtime, ctime): a folder's,
+    /// when entries are made or removed in it, and a file's ctime when it
+    /// is renamed. What a server lists later does not take them back.
+    pub local_times: Option<(f64, f64)>,
     /// Entries the kernel was given, less those it forgot.
     lookups: u64,
     /// Children bound by name.
@@ -84,9 +86,9 @@ impl Node {
             target: None,
             open: 0,
             pending: None,
-            touched: None,
             unsent: false,
             unlinked: false,
+            local_times: None,
             lookups: 0,
             children: HashMap::new(),
             dependents: 0,
@@ -123,8 +125,26 @@ impl Node {
         if self.attr.version != attr.version {
             self.target = None;
         }
+        let mut attr = attr;
+        // Times changed here stay until the server's are later.
+        if let Some((mtime, ctime)) = self.local_times {
+            if attr.mtime >= mtime && attr.ctime >= ctime {
+                self.local_times = None;
+            } else {
+                attr.mtime = attr.mtime.max(mtime);
+                attr.ctime = attr.ctime.max(ctime);
+            }
+        }
         self.attr = attr;
         self.attr_at = Instant::now();
+    }
+
+    /// Entries were made or removed here (`content`), or the node itself
+    /// changed in a way the server does not record: its times move to
+    /// `at`, kept here only.
+    pub fn touch(&mut self, at: f64, content: bool) {
+        self.attr.changed(at, content);
+        self.local_times = Some((self.attr.mtime, self.attr.ctime));
     }
 }
 
@@ -279,6 +299,23 @@ impl InodeTable {
     pub fn learn(&mut self, ino: u64, attr: Attr) {
         if let Some(n) = self.nodes.get_mut(&ino) {
             n.learn(attr);
+        }
+    }
+
+    /// Attributes the mount just wrote to the server: they are the node's
+    /// now, times kept only here included (they were written with them).
+    pub fn learn_own(&mut self, ino: u64, attr: Attr) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.attr = attr;
+            n.attr_at = Instant::now();
+            n.local_times = None;
+        }
+    }
+
+    /// See `Node::touch`.
+    pub fn touch(&mut self, ino: u64, at: f64, content: bool) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.touch(at, content);
         }
     }
 

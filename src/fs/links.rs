@@ -68,7 +68,7 @@ impl<S: Store> Fs<S> {
         let mut new = attr.clone();
         new.link = Some(group.clone());
         new.nlink = members.len() as u32 + 1;
-        new.ctime = Some(now());
+        new.ctime = now();
         let meta = new.to_meta();
         self.store.copy(&from.container, &from.path, &to.container, &to.path, &meta).await.during(Op::Create)?;
         members.insert(key(&to));
@@ -94,7 +94,7 @@ impl<S: Store> Fs<S> {
         members.remove(&key(loc));
         let mut new = attr.clone();
         new.nlink = members.len().max(1) as u32;
-        new.ctime = Some(now());
+        new.ctime = now();
         if members.len() <= 1 {
             new.link = None;
         }
@@ -152,7 +152,7 @@ impl<S: Store> Fs<S> {
         let pairs = vec![
             (META_LINK.to_string(), new.link.clone().unwrap_or_default()),
             (META_NLINK.to_string(), if new.link.is_some() { new.nlink.to_string() } else { String::new() }),
-            (META_CTIME.to_string(), format!("{:.9}", new.changed())),
+            (META_CTIME.to_string(), format!("{:.9}", new.ctime)),
         ];
         let mut gone = Vec::new();
         for m in members.iter().filter(|m| made.map(key).as_ref() != Some(*m)) {

@@ -2,20 +2,40 @@
 //! kept in the object's metadata, and what the account's quota leaves
 //! (`statfs`).
 
-use super::attr::{Attr, Kind, META_GID, META_HOST, META_UID};
+use super::attr::{now, Attr, Kind, META_ATIME, META_GID, META_HOST, META_UID};
 use super::errno::{errno_of, During, Errno, FsResult, Op};
 use super::filesystem::{Fs, Loc};
 use super::namespace::DIRECTORY_TYPE;
 use super::store::{Store, StoreError};
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::Instant;
+
+/// Times a setattr sets (seconds since the epoch): None leaves one as it
+/// is (`UTIME_OMIT`); `UTIME_NOW` arrives as the time of the call.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Times {
+    pub atime: Option<f64>,
+    pub mtime: Option<f64>,
+}
+
+impl Times {
+    /// Only the mtime (`touch -m`).
+    pub fn mtime(t: f64) -> Times {
+        Times { atime: None, mtime: Some(t) }
+    }
+
+    fn any(&self) -> bool {
+        self.atime.is_some() || self.mtime.is_some()
+    }
+}
 
 impl<S: Store> Fs<S> {
-    /// chmod, chown, utimes and truncate. Who may do which was checked by
-    /// the kernel (`default_permissions`): only the owner or root changes a
-    /// mode, only root an owner. Here they are recorded (owners through
-    /// `owners`, so a number is kept only with this machine's tag).
+    /// chmod, chown, utimensat and truncate. Who may do which was checked
+    /// by the kernel (`default_permissions`): only the owner or root changes
+    /// a mode or sets explicit times, the owner or a writer sets them to
+    /// now, only root gives a file away. Here they are recorded (owners
+    /// through `owners`, so a number is kept only with this machine's tag),
+    /// with the ctime of the change, in the one request that writes them.
     #[allow(clippy::too_many_arguments)]
     pub async fn setattr(
         self: &Arc<Self>,
@@ -24,15 +44,15 @@ impl<S: Store> Fs<S> {
         uid: Option<u32>,
         gid: Option<u32>,
         size: Option<u64>,
-        mtime: Option<f64>,
+        times: Times,
         fh: Option<u64>,
     ) -> FsResult<Attr> {
         self.check_writable()?;
         if let Some(size) = size {
-            self.truncate(ino, size, mtime.is_some(), fh).await?;
+            self.truncate(ino, size, times.mtime.is_some(), fh).await?;
         }
         let mut attr = self.attr_of(ino)?;
-        if mode.is_none() && uid.is_none() && gid.is_none() && mtime.is_none() {
+        if mode.is_none() && uid.is_none() && gid.is_none() && !times.any() {
             return self.getattr(ino).await;
         }
         let before = (attr.mode, self.opts.owners.shown(&attr));
@@ -42,17 +62,18 @@ impl<S: Store> Fs<S> {
         if uid.is_some() || gid.is_some() {
             self.opts.owners.chown(&mut attr, uid, gid);
         }
-        if let Some(t) = mtime {
+        if let Some(t) = times.mtime {
             attr.mtime = t;
         }
+        if let Some(t) = times.atime {
+            attr.atime = Some(t);
+        }
+        attr.changed(now(), false);
         let uncommitted = self.inodes().get(ino).is_some_and(|n| n.pending.is_some()) || self.pending_new(ino);
         if uncommitted {
-            // The coming commit carries these; an mtime set now outlives it.
+            // The coming commit carries these.
             if let Some(n) = self.inodes().get_mut(ino) {
                 n.attr = attr.clone();
-                if mtime.is_some() {
-                    n.touched = mtime;
-                }
             }
             return self.getattr(ino).await;
         }
@@ -65,14 +86,17 @@ impl<S: Store> Fs<S> {
             if shown(asked, self.opts.dir_mode) != shown(before, self.opts.dir_mode) {
                 return Err(Errno::PERM);
             }
-        } else {
-            self.store_meta(ino, &loc, &attr).await?;
+            // Their times are kept here only, as for entries made in them.
+            let mut t = self.inodes();
+            if let Some(n) = t.get_mut(ino) {
+                n.attr = attr.clone();
+                n.local_times = Some((attr.mtime, attr.ctime));
+            }
+            return Ok(attr);
         }
+        self.store_meta(ino, &loc, &attr).await?;
         attr.stored = attr.stored || attr.kind == Kind::Dir;
-        if let Some(n) = self.inodes().get_mut(ino) {
-            n.attr = attr.clone();
-            n.attr_at = Instant::now();
-        }
+        self.inodes().learn_own(ino, attr.clone());
         Ok(attr)
     }
 
@@ -83,7 +107,7 @@ impl<S: Store> Fs<S> {
         // The merge keeps other keys: an owner no longer recorded (given back
         // to the account owner) is deleted by an empty value.
         let mut merge = pairs.clone();
-        for key in [META_UID, META_GID, META_HOST] {
+        for key in [META_UID, META_GID, META_HOST, META_ATIME] {
             if !merge.iter().any(|(k, _)| k == key) {
                 merge.push((key.to_string(), String::new()));
             }

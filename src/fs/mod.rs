@@ -30,7 +30,7 @@ pub mod handle;
 pub mod inode;
 mod links;
 pub mod listing;
-mod metadata;
+pub mod metadata;
 pub mod names;
 mod namespace;
 pub mod owners;

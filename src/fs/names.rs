@@ -9,9 +9,13 @@ use super::errno::{Errno, FsResult};
 /// Longest name of one path component, in bytes (Linux's `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
 
-/// Longest object name a Synnefo server takes, in bytes (a folder path and
-/// its file name joined by `/`, without the container).
-pub const MAX_OBJECT_NAME: usize = 1024;
+/// Longest object name the mount asks any server for, in bytes (a folder
+/// path and its file name joined by `/`, without the container): the local
+/// cloud's limit, twice `PATH_MAX`, so that a path of `PATH_MAX` works
+/// below any folder short of 4 KiB. Synnefo (and Swift by default) take
+/// 1,024: there a longer name is refused by the server, and that refusal
+/// reads as `ENAMETOOLONG` too (`store::naming`).
+pub const MAX_OBJECT_NAME: usize = 8192;
 
 /// Whether `name` can be one component of a POSIX path: not empty, not `.`
 /// or `..`, no `/` or NUL, at most `NAME_MAX` bytes.
@@ -25,9 +29,14 @@ pub fn check_component(name: &str) -> FsResult<()> {
     Ok(())
 }
 
-/// Whether an object name (the path inside its container) fits the server.
+/// Whether an object name (the path inside its container) fits any server.
 pub fn check_object_name(path: &str) -> FsResult<()> {
-    if path.len() > MAX_OBJECT_NAME {
+    check_object_name_within(path, MAX_OBJECT_NAME)
+}
+
+/// Whether an object name fits a server that takes at most `max` bytes.
+pub fn check_object_name_within(path: &str, max: usize) -> FsResult<()> {
+    if path.len() > max.min(MAX_OBJECT_NAME) {
         return Err(Errno::NAMETOOLONG);
     }
     Ok(())
@@ -47,7 +56,7 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a\0b"] {
             assert_eq!(check_component(bad), Err(Errno::INVAL), "{bad:?}");
         }
-        assert_eq!(check_object_name(&"d/".repeat(512)), Ok(()));
-        assert_eq!(check_object_name(&"d/".repeat(513)), Err(Errno::NAMETOOLONG));
+        assert_eq!(check_object_name(&"d/".repeat(4096)), Ok(()));
+        assert_eq!(check_object_name(&"d/".repeat(4097)), Err(Errno::NAMETOOLONG));
     }
 }

@@ -6,7 +6,7 @@ use super::attr::{now, Attr, Kind, SYMLINK_MAX, SYMLINK_TYPE};
 use super::errno::{errno_of, During, Errno, FsResult, Op};
 use super::filesystem::{lock, Fs, Loc};
 use super::handle::OpenFile;
-use super::inode::ROOT;
+use super::inode::{Listing, ROOT};
 use super::listing::{shorten, DirEntry};
 use super::store::{Store, StoreError};
 use bytes::Bytes;
@@ -113,16 +113,37 @@ impl<S: Store> Fs<S> {
         }
         match self.store.stat(&loc.container, &loc.path).await {
             Ok(meta) => {
-                let a = Attr::from_object(&meta);
-                if let Some(n) = self.inodes().get_mut(ino) {
-                    n.attr = a.clone();
-                    n.attr_at = Instant::now();
-                }
-                Ok(a)
+                let mut t = self.inodes();
+                t.learn(ino, Attr::from_object(&meta));
+                t.get(ino).map(|n| n.attr.clone()).ok_or(Errno::NOENT)
             }
             Err(StoreError::NotFound) if attr.kind == Kind::Dir => Ok(attr),
             Err(e) => Err(errno_of(Op::Getattr, &e)),
         }
+    }
+
+    /// The link count shown: a folder's is 2 and one per subfolder (from
+    /// its listing; 2 while it was never listed), a file's the names of its
+    /// link group (1 unlinked), or 0 once its last name is removed while it
+    /// is still open.
+    pub fn nlink(&self, ino: u64, attr: &Attr) -> u32 {
+        let t = self.inodes();
+        let Some(n) = t.get(ino) else { return attr.nlink.max(1) };
+        if attr.kind == Kind::Dir {
+            let subdirs =
+                n.listing.as_ref().map_or(0, |l| l.entries.values().filter(|e| e.attr.kind == Kind::Dir).count());
+            return 2u32.saturating_add(u32::try_from(subdirs).unwrap_or(u32::MAX));
+        }
+        if n.unlinked {
+            return 0;
+        }
+        attr.nlink.max(1)
+    }
+
+    /// Whether `ino` no longer has a name (removed, or replaced by a
+    /// rename, while still open).
+    pub(super) fn is_unlinked(&self, ino: u64) -> bool {
+        self.inodes().get(ino).is_some_and(|n| n.unlinked)
     }
 
     /// Binds a name made here (and lists it in its folder's listing): the
@@ -151,6 +172,7 @@ impl<S: Store> Fs<S> {
         if let Some(n) = self.inodes().get_mut(ino) {
             n.unsent = true;
         }
+        self.entries_changed(&[parent], attr.mtime);
         self.note_open(ino, 1);
         self.note_pending(ino, Some(0));
         let fh = self.add_handle(OpenFile::created(ino, &geometry));
@@ -214,7 +236,23 @@ impl<S: Store> Fs<S> {
             let marker = self.store.write_object(&loc.container, &loc.path, Bytes::new(), DIRECTORY_TYPE, &meta);
             marker.await.during(Op::Mkdir)?;
         }
-        Ok((self.bind(parent, name, attr.clone()), attr))
+        let ino = self.bind(parent, name, attr.clone());
+        // A folder made here holds nothing yet: known without listing it.
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.listing.get_or_insert_with(|| Listing { at: Instant::now(), entries: Default::default() });
+        }
+        self.entries_changed(&[parent], attr.mtime);
+        Ok((ino, attr))
+    }
+
+    /// Entries were made, removed or moved in these folders at `at`: their
+    /// mtime and ctime move, in the mount only (see SEMANTICS, "Times"), so
+    /// that a `cp -r` pays no request per file for its folders' times.
+    pub(super) fn entries_changed(&self, folders: &[u64], at: f64) {
+        let mut t = self.inodes();
+        for &f in folders {
+            t.touch(f, at, true);
+        }
     }
 
     pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
@@ -233,9 +271,15 @@ impl<S: Store> Fs<S> {
                 Err(StoreError::NotFound) => {}
                 Err(e) => return Err(errno_of(Op::Unlink, &e)),
             }
-            // A file still open after its last name went is no file any
-            // more: never written back, and fstat says nlink 0.
-            self.inodes().unlink(parent, name);
+            {
+                // A file still open after its last name went is no file any
+                // more: never written back, and fstat says nlink 0.
+                let mut t = self.inodes();
+                t.unlink(parent, name);
+                let at = now();
+                t.touch(parent, at, true);
+                t.touch(ino, at, false);
+            }
             self.unlinked(ino, &attr, &loc).await
         }
         .await;
@@ -263,6 +307,7 @@ impl<S: Store> Fs<S> {
                 }
             }
             self.inodes().unbind(parent, name);
+            self.entries_changed(&[parent], now());
             Ok(())
         }
         .await;
@@ -342,6 +387,11 @@ impl<S: Store> Fs<S> {
                 if let Some(n) = t.get_mut(ino) {
                     n.listing = None;
                 }
+                // Both folders changed; the node itself changed (its ctime).
+                let at = now();
+                t.touch(parent, at, true);
+                t.touch(new_parent, at, true);
+                t.touch(ino, at, false);
             }
             self.link_moved(&attr, &from, &to);
             // A linked name replaced: its group has one name fewer.
@@ -406,6 +456,7 @@ impl<S: Store> Fs<S> {
         if let Some(n) = self.inodes().get_mut(ino) {
             n.target = Some(target.to_string());
         }
+        self.entries_changed(&[parent], attr.mtime);
         Ok((ino, attr))
     }
 

@@ -49,6 +49,7 @@ impl<S: Store> Fs<S> {
         };
         if truncate && write {
             file.set_size(0)?;
+            self.content_changed(ino);
         }
         if file.is_changed() {
             self.note_pending(ino, Some(file.size()));

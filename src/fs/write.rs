@@ -3,6 +3,7 @@
 //! names blocks by content they also start for it at once, so the commit at
 //! close finds them there. Truncation is a write of the size.
 
+use super::attr::now;
 use super::errno::{Errno, FsResult};
 use super::filesystem::Fs;
 use super::handle::OpenFile;
@@ -61,9 +62,7 @@ impl<S: Store> Fs<S> {
             pos += n as u64;
         }
         self.note_pending(f.ino(), Some(f.size()));
-        if let Some(n) = self.inodes().get_mut(f.ino()) {
-            n.touched = None; // a write after utimes: the mtime is the write's
-        }
+        self.content_changed(f.ino());
         if f.dirty_bytes_in_memory() > self.opts.dirty_limit {
             let dir = self.opts.spill_dir.clone();
             // Disk writes of tens of MiB: off the runtime's reactor.
@@ -127,10 +126,7 @@ impl<S: Store> Fs<S> {
             f.set_size(size)?;
             self.note_pending(ino, Some(f.size()));
             if !keeps_mtime {
-                // Like a write, a truncate sets the mtime to the commit's.
-                if let Some(n) = self.inodes().get_mut(ino) {
-                    n.touched = None;
-                }
+                self.content_changed(ino);
             }
             Ok::<(), Errno>(())
         }
@@ -138,5 +134,15 @@ impl<S: Store> Fs<S> {
         // A handle opened here is closed (committing the cut) whatever happened.
         let released = if temporary { self.release(fh).await } else { Ok(()) };
         cut.and(released)
+    }
+
+    /// The content changed now (a write, a truncate): mtime and ctime are
+    /// this moment's, for stat now and for the commit that writes them (an
+    /// mtime set by utimes before is overridden, as on a local disk; one
+    /// set after is what the commit keeps).
+    pub(super) fn content_changed(&self, ino: u64) {
+        if let Some(n) = self.inodes().get_mut(ino) {
+            n.attr.changed(now(), true);
+        }
     }
 }

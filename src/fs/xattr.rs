@@ -5,12 +5,12 @@ use super::errno::{During, Errno, FsResult, Op};
 use super::filesystem::Fs;
 use super::inode::ROOT;
 use super::store::Store;
-use std::time::Instant;
 
 /// User xattrs one file may carry (`ENOSPC` past it, as a full xattr block
 /// on ext4): Pithos keeps at most 32 metadata keys on an object, and the
-/// POSIX attributes take up to 5 (mode, uid, gid, host, mtime).
-pub const MAX_XATTRS: usize = 27;
+/// POSIX attributes take up to 10 (mode, uid, gid, host, the three times,
+/// a device's rdev, a hard link's group and count).
+pub const MAX_XATTRS: usize = 22;
 
 /// On the mount's root: how many nodes the inode table holds (a number in
 /// decimal), to see memory follow what the kernel holds. Not listed.
@@ -87,16 +87,14 @@ impl<S: Store> Fs<S> {
                 }
             }
         }
+        attr.changed(super::attr::now(), false);
         let loc = self.locate(ino)?;
         let mut pairs = attr.to_meta();
         if value.is_none() {
             pairs.push((key, String::new()));
         }
         self.store.set_meta(&loc.container, &loc.path, &pairs).await.during(Op::Xattr)?;
-        if let Some(n) = self.inodes().get_mut(ino) {
-            n.attr = attr;
-            n.attr_at = Instant::now();
-        }
+        self.inodes().learn_own(ino, attr);
         Ok(())
     }
 }

@@ -31,6 +31,7 @@ use pithosfs::clients::storage::{ListOptions, ObjectStorage, PutOptions, Storage
 use pithosfs::fs::cache::BlockCache;
 use pithosfs::fs::errno::Errno;
 use pithosfs::fs::inode::ROOT;
+use pithosfs::fs::metadata::Times;
 use pithosfs::fs::store::{FaultyStore, PithosStore, Store, SwiftStore};
 use pithosfs::fs::{Fs, FsOptions};
 use std::collections::HashMap;
@@ -247,19 +248,19 @@ impl<S: Store> Driver<S> {
 
     pub async fn chmod(&self, path: &str, mode: u32) -> Result<()> {
         let ino = self.lookup(path).await?;
-        self.fs.setattr(ino, Some(mode), None, None, None, None, None).await.map(drop)
+        self.fs.setattr(ino, Some(mode), None, None, None, Times::default(), None).await.map(drop)
     }
 
     /// `touch -d`: sets the mtime (seconds since the epoch).
     pub async fn utimes(&self, path: &str, mtime: f64) -> Result<()> {
         let ino = self.lookup(path).await?;
-        self.fs.setattr(ino, None, None, None, None, Some(mtime), None).await.map(drop)
+        self.fs.setattr(ino, None, None, None, None, Times::mtime(mtime), None).await.map(drop)
     }
 
     /// `truncate -s`: through the handle `fh` when given, else by path.
     pub async fn truncate(&self, path: &str, size: u64, fh: Option<u64>) -> Result<()> {
         let ino = self.lookup(path).await?;
-        self.fs.setattr(ino, None, None, None, Some(size), None, fh).await.map(drop)
+        self.fs.setattr(ino, None, None, None, Some(size), Times::default(), fh).await.map(drop)
     }
 
     pub async fn setxattr(&self, path: &str, name: &str, value: &[u8]) -> Result<()> {

@@ -20,7 +20,10 @@ use model::{Meta, Version};
 use std::sync::Arc;
 
 pub const MAX_CONTAINER_NAME: usize = 256;
-pub const MAX_OBJECT_NAME: usize = 1024;
+/// Longest object name (bytes). Synnefo takes 1,024; this cloud takes
+/// 8,192, twice `PATH_MAX`, so that a mounted path of `PATH_MAX` works below
+/// any folder short of 4 KiB (the mount asks for no longer names).
+pub const MAX_OBJECT_NAME: usize = 8192;
 /// Largest plain PUT body (5 GiB, as Pithos).
 pub const MAX_UPLOAD: u64 = 5 << 30;
 

@@ -280,6 +280,10 @@ impl<S: Store> Store for FaultyStore<S> {
         self.inner.listing_cap()
     }
 
+    fn max_object_name(&self) -> usize {
+        self.inner.max_object_name()
+    }
+
     async fn list_containers(&self, marker: Option<&str>, limit: usize) -> StoreResult<Vec<Container>> {
         self.run(StoreOp::ListContainers, self.inner.list_containers(marker, limit)).await
     }

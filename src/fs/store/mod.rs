@@ -31,6 +31,7 @@ use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What went wrong with a store call. The variants say what happened, so
@@ -110,8 +111,12 @@ impl From<std::io::Error> for StoreError {
 /// Longest container name a store takes (bytes).
 pub const MAX_CONTAINER_NAME: usize = 255;
 
-/// Longest object name a store takes (bytes).
+/// Longest object name any store takes (bytes): the local cloud's.
 pub const MAX_OBJECT_NAME: usize = super::names::MAX_OBJECT_NAME;
+
+/// Longest object name Synnefo takes, and Swift in its default
+/// configuration (bytes).
+pub const SERVER_MAX_OBJECT_NAME: usize = 1024;
 
 /// A name the store can hold, or `NameTooLong` before any request.
 pub fn check_name(container: &str, name: &str) -> StoreResult<()> {
@@ -119,6 +124,21 @@ pub fn check_name(container: &str, name: &str) -> StoreResult<()> {
         return Err(StoreError::NameTooLong);
     }
     Ok(())
+}
+
+/// What a client's failure on a request that makes object `name` means: a
+/// 400 for a name past `SERVER_MAX_OBJECT_NAME` is that server's limit on
+/// names (`ENAMETOOLONG`, and `limit` learns it), not a request the mount
+/// got wrong (`EIO`).
+pub fn naming<'a>(name: &'a str, limit: &'a AtomicUsize) -> impl FnOnce(ClientError) -> StoreError + 'a {
+    move |e| {
+        if e.status == 400 && name.len() > SERVER_MAX_OBJECT_NAME {
+            limit.fetch_min(SERVER_MAX_OBJECT_NAME, Ordering::Relaxed);
+            StoreError::NameTooLong
+        } else {
+            e.into()
+        }
+    }
 }
 
 /// An object as the store describes it (a listing entry, or a HEAD).
@@ -313,6 +333,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The most entries one folder shows (the client's listing cap).
     fn listing_cap(&self) -> usize;
+
+    /// The longest object name the store takes (bytes), as far as it knows
+    /// now: a longer one is `ENAMETOOLONG` before any request.
+    fn max_object_name(&self) -> usize {
+        MAX_OBJECT_NAME
+    }
 
     /// One page of the account's containers, after `marker`.
     fn list_containers(

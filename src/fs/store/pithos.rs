@@ -4,13 +4,14 @@
 //! folder moves in one request, and listings carry each object's metadata.
 
 use super::{
-    check_name, entry_of, meta_of_info, put_options, Block, BlockSource, Commit, Committed, Container, Entry, Geometry,
-    NewVersion, ObjectMeta, Opened, Store, StoreError, StoreResult, Version,
+    check_name, entry_of, meta_of_info, naming, put_options, Block, BlockSource, Commit, Committed, Container, Entry,
+    Geometry, NewVersion, ObjectMeta, Opened, Store, StoreError, StoreResult, Version,
 };
 use crate::blocks::{self, Algorithm, BlockHash};
 use crate::clients::pithos::PithosClient;
 use crate::clients::storage::{GetOptions, ListOptions, ObjectStorage, PutOptions};
 use bytes::Bytes;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The largest Pithos object with blocks of `block_size`: one hashmap of at
@@ -23,11 +24,22 @@ pub fn pithos_max_size(block_size: u64) -> u64 {
 #[derive(Clone, Debug)]
 pub struct PithosStore {
     client: PithosClient,
+    /// The longest object name the server takes: the local cloud's until a
+    /// server refuses a longer one (Synnefo takes 1,024), then that.
+    name_limit: Arc<AtomicUsize>,
 }
 
 impl PithosStore {
     pub fn new(client: PithosClient) -> PithosStore {
-        PithosStore { client }
+        PithosStore { client, name_limit: Arc::new(AtomicUsize::new(super::MAX_OBJECT_NAME)) }
+    }
+
+    /// A name the server takes, as far as is known, or `NameTooLong`.
+    fn check_name(&self, container: &str, name: &str) -> StoreResult<()> {
+        if name.len() > self.max_object_name() {
+            return Err(StoreError::NameTooLong);
+        }
+        check_name(container, name)
     }
 
     pub fn client(&self) -> &PithosClient {
@@ -59,6 +71,10 @@ impl Store for PithosStore {
 
     fn listing_cap(&self) -> usize {
         self.client.http().options().max_listing
+    }
+
+    fn max_object_name(&self) -> usize {
+        self.name_limit.load(Ordering::Relaxed)
     }
 
     async fn list_containers(&self, marker: Option<&str>, limit: usize) -> StoreResult<Vec<Container>> {
@@ -172,7 +188,7 @@ impl Store for PithosStore {
         new: &NewVersion,
         blocks: Arc<dyn BlockSource>,
     ) -> StoreResult<Commit> {
-        check_name(container, name)?;
+        self.check_name(container, name)?;
         let algorithm = new.content_hash.unwrap_or_default();
         let pc = self.at(container);
         let opts = put_options(new);
@@ -182,7 +198,7 @@ impl Store for PithosStore {
             let mut data = if count == 0 { Vec::new() } else { blocks.block(0).await?.to_vec() };
             data.resize(size, 0);
             let keys = if count == 0 { Vec::new() } else { vec![blocks::hash_block(algorithm, &data)] };
-            let w = pc.put_object(name, Bytes::from(data), &opts).await?;
+            let w = pc.put_object(name, Bytes::from(data), &opts).await.map_err(naming(name, &self.name_limit))?;
             return Ok(Commit::Done(Committed { version: written(new, algorithm, w.etag, w.version), keys }));
         }
         if count as u64 > blocks::MAX_BLOCKS_PER_OBJECT {
@@ -191,7 +207,7 @@ impl Store for PithosStore {
         // Hashing is CPU work (and spilled blocks are read back): off the
         // runtime's reactor.
         let hashes = tokio::task::block_in_place(|| blocks.hashes(algorithm))?;
-        match pc.put_hashmap(name, new.size, &hashes, &opts).await? {
+        match pc.put_hashmap(name, new.size, &hashes, &opts).await.map_err(naming(name, &self.name_limit))? {
             Ok(w) => {
                 let version = written(new, algorithm, w.etag, w.version);
                 Ok(Commit::Done(Committed { version, keys: hashes.to_vec() }))
@@ -243,9 +259,9 @@ impl Store for PithosStore {
         content_type: &str,
         meta: &[(String, String)],
     ) -> StoreResult<()> {
-        check_name(container, name)?;
+        self.check_name(container, name)?;
         let o = PutOptions { content_type: Some(content_type.to_string()), meta: meta.to_vec(), ..Default::default() };
-        self.at(container).put_object(name, data, &o).await?;
+        self.at(container).put_object(name, data, &o).await.map_err(naming(name, &self.name_limit))?;
         Ok(())
     }
 
@@ -260,8 +276,8 @@ impl Store for PithosStore {
 
     /// `X-Move-From`: one request.
     async fn rename(&self, from_container: &str, from: &str, to_container: &str, to: &str) -> StoreResult<()> {
-        check_name(to_container, to)?;
-        self.at(to_container).move_object(from_container, from, to).await?;
+        self.check_name(to_container, to)?;
+        self.at(to_container).move_object(from_container, from, to).await.map_err(naming(to, &self.name_limit))?;
         Ok(())
     }
 
@@ -275,7 +291,7 @@ impl Store for PithosStore {
         to: &str,
         meta: &[(String, String)],
     ) -> StoreResult<()> {
-        check_name(to_container, to)?;
+        self.check_name(to_container, to)?;
         self.at(to_container).copy_object_with(from_container, from, to, meta).await?;
         Ok(())
     }
@@ -299,8 +315,8 @@ impl Store for PithosStore {
 
     /// `X-Move-From` with `delimiter=/`: the folder and everything under it, in one request.
     async fn rename_folder(&self, from_container: &str, from: &str, to_container: &str, to: &str) -> StoreResult<()> {
-        check_name(to_container, to)?;
-        self.at(to_container).move_tree(from_container, from, to).await?;
+        self.check_name(to_container, to)?;
+        self.at(to_container).move_tree(from_container, from, to).await.map_err(naming(to, &self.name_limit))?;
         Ok(())
     }
 

@@ -6,8 +6,8 @@
 //! completed by a HEAD per object, once per ETag and size.
 
 use super::{
-    check_name, entry_of, meta_of_info, Block, BlockSource, Commit, Committed, Condition, Container, Entry, Geometry,
-    NewVersion, ObjectMeta, Opened, Store, StoreError, StoreResult, Version,
+    entry_of, meta_of_info, Block, BlockSource, Commit, Committed, Condition, Container, Entry, Geometry, NewVersion,
+    ObjectMeta, Opened, Store, StoreError, StoreResult, Version,
 };
 use crate::blocks::{self, BlockHash};
 use crate::clients::storage::{GetOptions, ListOptions, Listed, ObjectStorage, PutOptions, StorageClient};
@@ -167,6 +167,10 @@ impl Store for SwiftStore {
         self.client.http().options().max_listing
     }
 
+    fn max_object_name(&self) -> usize {
+        super::SERVER_MAX_OBJECT_NAME
+    }
+
     async fn list_containers(&self, marker: Option<&str>, limit: usize) -> StoreResult<Vec<Container>> {
         let o = ListOptions { marker: marker.map(str::to_string), limit: Some(limit), ..Default::default() };
         let listed = self.client.list_containers_with(&o).await?;
@@ -272,7 +276,7 @@ impl Store for SwiftStore {
         new: &NewVersion,
         blocks: Arc<dyn BlockSource>,
     ) -> StoreResult<Commit> {
-        check_name(container, name)?;
+        check_swift_name(container, name)?;
         if new.size > PLAIN_MAX_SIZE {
             return Err(StoreError::TooLarge);
         }
@@ -370,7 +374,7 @@ impl Store for SwiftStore {
         content_type: &str,
         meta: &[(String, String)],
     ) -> StoreResult<()> {
-        check_name(container, name)?;
+        check_swift_name(container, name)?;
         let o = PutOptions { content_type: Some(content_type.to_string()), meta: meta.to_vec(), ..Default::default() };
         self.at(container).put_object(name, data, &o).await?;
         Ok(())
@@ -401,7 +405,7 @@ impl Store for SwiftStore {
 
     /// A server-side copy, then the delete.
     async fn rename(&self, from_container: &str, from: &str, to_container: &str, to: &str) -> StoreResult<()> {
-        check_name(to_container, to)?;
+        check_swift_name(to_container, to)?;
         self.at(to_container).move_object(from_container, from, to).await?;
         self.carry(from_container, from, to_container, to);
         Ok(())
@@ -417,7 +421,7 @@ impl Store for SwiftStore {
         to: &str,
         meta: &[(String, String)],
     ) -> StoreResult<()> {
-        check_name(to_container, to)?;
+        check_swift_name(to_container, to)?;
         self.at(to_container).copy_object_with(from_container, from, to, meta).await?;
         self.known().pop(&(to_container.to_string(), to.to_string()));
         Ok(())
@@ -455,12 +459,12 @@ impl Store for SwiftStore {
     /// marker) is copied, then the originals deleted. Not atomic: a failure
     /// midway leaves both names partly filled, never a lost object.
     async fn rename_folder(&self, from_container: &str, from: &str, to_container: &str, to: &str) -> StoreResult<()> {
-        check_name(to_container, to)?;
+        check_swift_name(to_container, to)?;
         let names = self.folder_objects(from_container, from).await?;
         let jobs: Vec<(String, String)> =
             names.iter().filter_map(|n| n.strip_prefix(from).map(|rest| (n.clone(), format!("{to}{rest}")))).collect();
         for (_, t) in &jobs {
-            check_name(to_container, t)?;
+            check_swift_name(to_container, t)?;
         }
         let (src, dst) = (self.at(from_container), self.at(to_container));
         stream::iter(jobs.clone())
@@ -491,7 +495,7 @@ impl Store for SwiftStore {
     }
 
     async fn create_container(&self, name: &str) -> StoreResult<()> {
-        check_name(name, "")?;
+        check_swift_name(name, "")?;
         Ok(self.at(name).create_container(&[]).await?)
     }
 
@@ -509,6 +513,15 @@ impl Store for SwiftStore {
         let used = info.header("x-account-bytes-used").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
         Ok((0, used))
     }
+}
+
+/// A name Swift takes in its default configuration (object names of at most
+/// `SERVER_MAX_OBJECT_NAME` bytes), or `NameTooLong` before any request.
+fn check_swift_name(container: &str, name: &str) -> StoreResult<()> {
+    if name.len() > super::SERVER_MAX_OBJECT_NAME {
+        return Err(StoreError::NameTooLong);
+    }
+    super::check_name(container, name)
 }
 
 #[cfg(test)]
