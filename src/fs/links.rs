@@ -82,6 +82,8 @@ impl<S: Store> Fs<S> {
         t.bind_alias(new_parent, new_name, ino);
         t.list(new_parent, new_name, ino, new.clone());
         t.remember(ino, 1);
+        // A new entry: the folder's times move (in the mount, see SEMANTICS "Times").
+        t.touch(new_parent, new.ctime, true);
         Ok((ino, new))
     }
 

@@ -214,6 +214,7 @@ impl<S: Store> Fs<S> {
         let meta = attr.to_meta();
         let made = self.store.write_object(&loc.container, &loc.path, Bytes::new(), content_type, &meta);
         made.await.during(Op::Create)?;
+        self.entries_changed(&[parent], attr.mtime);
         Ok((self.bind(parent, name, attr.clone()), attr))
     }
 
