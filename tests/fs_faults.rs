@@ -701,7 +701,7 @@ where
             }
             Act::Utimes => {
                 let t = match d.lookup(&s.file).await {
-                    Ok(ino) => d.fs.getattr(ino).await.map(|a| a.mtime),
+                    Ok(ino) => d.fs.getattr(ino).await.map(|a| a.mtime.as_secs_f64()),
                     Err(e) => Err(e),
                 };
                 (new && t != Ok(MTIME)).then(|| format!("mtime {t:?}"))

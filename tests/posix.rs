@@ -327,3 +327,24 @@ fn a_file_removed_while_open_is_not_written_back() {
     assert!(out.starts_with("0\n") && out.ends_with("gone\n"), "{out}");
     assert!(!env.cloud.objects("pithos").iter().any(|o| o.starts_with("d/")), "{:?}", env.cloud.objects("pithos"));
 }
+
+/// Times set to the nanosecond read back exactly (pjdfstest's utimensat/08):
+/// by `stat`, after the listing's TTL, on the server and after a remount.
+#[test]
+fn times_round_trip_to_the_nanosecond() {
+    let mut env = Env::new();
+    env.mount(&[]);
+    env.sh(r#"cd "$M/pithos"; echo x > f; mkdir d
+        touch -m -d '2030-01-02 03:04:05.123456789 UTC' f d
+        touch -a -d '2001-02-03 04:05:06.987654321 UTC' f"#);
+    let want = "1893553445.123456789 981173106.987654321";
+    assert_eq!(stat(&env, "%.9Y %.9X", "f"), want);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(stat(&env, "%.9Y %.9X", "f"), want, "listed again");
+    assert_eq!(stat(&env, "%.9Y", "d"), "1893553445.123456789");
+    let meta = env.cloud.head("pithos", "f");
+    assert_eq!(meta.header("x-object-meta-posix-mtime").as_deref(), Some("1893553445.123456789"));
+    env.remount(&[]);
+    assert_eq!(stat(&env, "%.9Y %.9X", "f"), want, "after a remount");
+    assert_eq!(stat(&env, "%.9Y", "d"), "1893553445.123456789");
+}

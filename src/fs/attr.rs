@@ -10,6 +10,7 @@
 //! only to a mount that opted in (`--suid`).
 
 use super::store::ObjectMeta;
+pub use super::time::Time;
 use crate::blocks::{MAX_BLOCKS_PER_OBJECT, MAX_BLOCK_SIZE};
 use crate::clients::storage::is_directory_type;
 use std::collections::BTreeMap;
@@ -47,9 +48,6 @@ pub const LINK_MAX: u32 = 1000;
 /// (`PATH_MAX` less its NUL).
 pub const SYMLINK_MAX: usize = 4095;
 
-/// The latest time shown, 9999-12-31T23:59:59Z.
-pub const MAX_TIME: f64 = 253_402_300_799.0;
-
 /// The largest size a listing may report for an object the mount shows: the
 /// most blocks of the largest block size. Anything larger is no object this
 /// mount can read, whatever its block size.
@@ -57,12 +55,6 @@ pub const MAX_LISTED_SIZE: u64 = MAX_BLOCKS_PER_OBJECT * MAX_BLOCK_SIZE;
 
 /// Setuid and setgid: shown only with `--suid`.
 pub const SETID_BITS: u32 = 0o6000;
-
-/// A time from a server, made safe: None when it is no number (NaN,
-/// infinite); otherwise clamped into `0..=MAX_TIME` (earlier reads as the epoch).
-pub fn sane_time(t: f64) -> Option<f64> {
-    t.is_finite().then(|| t.clamp(0.0, MAX_TIME))
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -125,11 +117,11 @@ pub struct Attr {
     pub kind: Kind,
     pub size: u64,
     /// Seconds since the epoch.
-    pub mtime: f64,
+    pub mtime: Time,
     /// The last change of content or attributes (seconds since the epoch).
-    pub ctime: f64,
+    pub ctime: Time,
     /// An access time set explicitly; None: the mtime.
-    pub atime: Option<f64>,
+    pub atime: Option<Time>,
     /// A device node's device number (0 for anything else).
     pub rdev: u32,
     /// The hard-link group of the name, and how many names it has.
@@ -153,7 +145,7 @@ pub struct Attr {
 }
 
 impl Attr {
-    pub fn dir(mtime: f64) -> Attr {
+    pub fn dir(mtime: Time) -> Attr {
         Attr {
             kind: Kind::Dir,
             size: 0,
@@ -175,7 +167,7 @@ impl Attr {
         }
     }
 
-    pub fn new_file(mtime: f64) -> Attr {
+    pub fn new_file(mtime: Time) -> Attr {
         Attr { kind: Kind::File, ..Attr::dir(mtime) }
     }
 
@@ -184,8 +176,8 @@ impl Attr {
         // (uid_t)-1 means "no owner" to the kernel: not an owner to show.
         let num = |k: &str| meta.get(k).and_then(|v| v.trim().parse::<u32>().ok()).filter(|n| *n != u32::MAX);
         let mode = meta.get(META_MODE).and_then(|v| u32::from_str_radix(v.trim(), 8).ok()).map(|m| m & 0o7777);
-        let time = |k: &str| meta.get(k).and_then(|v| v.trim().parse::<f64>().ok()).and_then(sane_time);
-        let mtime = time(META_MTIME).or_else(|| last_modified.and_then(sane_time)).unwrap_or(0.0);
+        let time = |k: &str| meta.get(k).and_then(|v| Time::parse(v));
+        let mtime = time(META_MTIME).or_else(|| last_modified.and_then(Time::from_secs_f64)).unwrap_or(Time::EPOCH);
         // A link group id is a token of ours: hex, bounded.
         let link = meta
             .get(META_LINK)
@@ -258,8 +250,8 @@ impl Attr {
         if let Some(h) = &self.host {
             out.push((META_HOST.into(), h.clone()));
         }
-        out.push((META_MTIME.into(), format!("{:.9}", self.mtime)));
-        out.push((META_CTIME.into(), format!("{:.9}", self.ctime)));
+        out.push((META_MTIME.into(), self.mtime.to_string()));
+        out.push((META_CTIME.into(), self.ctime.to_string()));
         if let Some(a) = self.atime {
             out.push((META_ATIME.into(), format!("{a:.9}")));
         }
@@ -274,13 +266,13 @@ impl Attr {
     }
 
     /// The access time shown: the one set, else the mtime.
-    pub fn shown_atime(&self) -> f64 {
+    pub fn shown_atime(&self) -> Time {
         self.atime.unwrap_or(self.mtime)
     }
 
     /// A change of the node's content or attributes now: ctime (and, for
     /// content, mtime) move to `at`.
-    pub fn changed(&mut self, at: f64, content: bool) {
+    pub fn changed(&mut self, at: Time, content: bool) {
         if content {
             self.mtime = at;
         }
@@ -288,8 +280,8 @@ impl Attr {
     }
 }
 
-pub fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+pub fn now() -> Time {
+    Time::now()
 }
 
 #[cfg(test)]
@@ -304,10 +296,14 @@ mod tests {
         meta.insert(META_MTIME.to_string(), "1600000000.5".to_string());
         meta.insert("color".to_string(), "blue".to_string());
         let a = Attr::from_parts("text/plain", 12, Some(1.0), &meta);
-        assert_eq!((a.kind, a.mode, a.uid, a.gid, a.mtime), (Kind::File, Some(0o755), Some(1000), None, 1600000000.5));
+        let t = |s: &str| Time::parse(s).unwrap();
+        assert_eq!(
+            (a.kind, a.mode, a.uid, a.gid, a.mtime),
+            (Kind::File, Some(0o755), Some(1000), None, t("1600000000.5"))
+        );
         assert_eq!(a.meta.len(), 1);
         // no ctime or atime recorded: both read as the mtime
-        assert_eq!((a.ctime, a.shown_atime()), (1600000000.5, 1600000000.5));
+        assert_eq!((a.ctime, a.shown_atime()), (t("1600000000.5"), t("1600000000.5")));
         let back: BTreeMap<String, String> = a.to_meta().into_iter().collect();
         assert_eq!(back.get(META_MODE).map(String::as_str), Some("755"));
         assert_eq!(back.get("color").map(String::as_str), Some("blue"));
@@ -316,7 +312,12 @@ mod tests {
         meta.insert(META_CTIME.to_string(), "1700000000".to_string());
         meta.insert(META_ATIME.to_string(), "1500000000".to_string());
         let b = Attr::from_parts("text/plain", 12, Some(1.0), &meta);
-        assert_eq!((b.mtime, b.ctime, b.shown_atime()), (1600000000.5, 1700000000.0, 1500000000.0));
+        assert_eq!((b.mtime, b.ctime, b.shown_atime()), (t("1600000000.5"), t("1700000000"), t("1500000000")));
+        // nanoseconds survive the round trip exactly
+        meta.insert(META_MTIME.to_string(), "1900000000.100000000".to_string());
+        let c = Attr::from_parts("text/plain", 12, Some(1.0), &meta);
+        let back: BTreeMap<String, String> = c.to_meta().into_iter().collect();
+        assert_eq!(back.get(META_MTIME).map(String::as_str), Some("1900000000.100000000"));
         assert_eq!(Attr::from_parts("application/directory", 0, None, &BTreeMap::new()).kind, Kind::Dir);
         assert_eq!(Attr::from_parts(SYMLINK_TYPE, 5, None, &BTreeMap::new()).kind, Kind::Symlink);
         // garbage in metadata is ignored, not trusted
@@ -332,13 +333,13 @@ mod tests {
             Attr::from_parts("text/plain", 1, Some(1000.0), &meta)
         };
         // times: clamped, never a panic; not numbers fall back to Last-Modified
-        assert_eq!(with(META_MTIME, "1e300").mtime, MAX_TIME);
-        assert_eq!(with(META_MTIME, "-5").mtime, 0.0);
+        assert_eq!(with(META_MTIME, "1e300").mtime, Time::MAX);
+        assert_eq!(with(META_MTIME, "-5").mtime, Time::EPOCH);
         for not_a_time in ["NaN", "inf", "-inf", "x", ""] {
-            assert_eq!(with(META_MTIME, not_a_time).mtime, 1000.0, "{not_a_time}");
+            assert_eq!(with(META_MTIME, not_a_time).mtime, Time::new(1000, 0), "{not_a_time}");
         }
-        assert_eq!(Attr::from_parts("text/plain", 1, Some(f64::NAN), &BTreeMap::new()).mtime, 0.0);
-        assert_eq!(Attr::from_parts("text/plain", 1, Some(1e300), &BTreeMap::new()).mtime, MAX_TIME);
+        assert_eq!(Attr::from_parts("text/plain", 1, Some(f64::NAN), &BTreeMap::new()).mtime, Time::EPOCH);
+        assert_eq!(Attr::from_parts("text/plain", 1, Some(1e300), &BTreeMap::new()).mtime, Time::MAX);
         // owners: the "no owner" value and overflows are not owners
         assert_eq!(with(META_UID, "4294967295").uid, None);
         assert_eq!(with(META_UID, "4294967296").uid, None);
@@ -351,6 +352,6 @@ mod tests {
         let a = with(META_MODE, "6755");
         assert_eq!((a.permissions(0o644, false), a.permissions(0o644, true)), (0o755, 0o6755));
         assert_eq!(with(META_MODE, "1777").permissions(0o644, false), 0o1777);
-        assert_eq!(Attr::new_file(0.0).permissions(0o4644, false), 0o644);
+        assert_eq!(Attr::new_file(Time::EPOCH).permissions(0o4644, false), 0o644);
     }
 }

@@ -103,7 +103,7 @@ impl<S: Store> Fs<S> {
                 self.spread_content(&attr, &loc).await
             }
             Err(StoreError::Changed) => {
-                let copy = format!("{}.conflict-{}", loc.path, now() as u64);
+                let copy = format!("{}.conflict-{}", loc.path, now().secs());
                 new.condition = Condition::Any;
                 self.send_version(&loc.container, &copy, &new, &blocks).await.during(Op::Commit)?;
                 tracing::error!("{} changed remotely while open here; this side was saved as {copy}", loc.path);

@@ -2,7 +2,7 @@
 //! to the tokio runtime and answered from there, so no FUSE thread ever waits
 //! on the network. Nothing here decides anything: it translates.
 
-use super::attr::{Attr, Kind};
+use super::attr::{Attr, Kind, Time};
 use super::errno::{Errno, FsResult};
 use super::filesystem::Fs;
 use super::metadata::Times;
@@ -15,7 +15,7 @@ use fuser::{
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 pub struct FuseAdapter<S: Store> {
     fs: Arc<Fs<S>>,
@@ -39,12 +39,10 @@ fn errno(e: Errno) -> fuser::Errno {
     fuser::Errno::from_i32(e.0)
 }
 
-/// A time for the kernel. Times come from servers: one that is not a sane
-/// time since the epoch (NaN, infinite, negative, past year 9999) reads as
-/// the nearest that is (the epoch for no number at all), never a panic.
-fn time(t: f64) -> SystemTime {
-    let secs = super::attr::sane_time(t).unwrap_or(0.0);
-    Duration::try_from_secs_f64(secs).ok().and_then(|d| UNIX_EPOCH.checked_add(d)).unwrap_or(UNIX_EPOCH)
+/// A time for the kernel, exact to the nanosecond (every `Time` is sane:
+/// what servers say was bounded when it was read).
+fn time(t: Time) -> SystemTime {
+    t.to_system()
 }
 
 fn file_type(k: Kind) -> FileType {
@@ -107,10 +105,10 @@ fn name_of(n: &OsStr) -> Result<String, fuser::Errno> {
     n.to_str().map(str::to_string).ok_or(fuser::Errno::EINVAL)
 }
 
-fn to_epoch(t: TimeOrNow) -> f64 {
+fn to_epoch(t: TimeOrNow) -> Time {
     match t {
-        TimeOrNow::Now => super::attr::now(),
-        TimeOrNow::SpecificTime(st) => st.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+        TimeOrNow::Now => Time::now(),
+        TimeOrNow::SpecificTime(st) => Time::from_system(st),
     }
 }
 
@@ -585,18 +583,16 @@ impl<S: Store> Filesystem for FuseAdapter<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
-    fn server_times_never_panic() {
-        assert_eq!(time(1.5), UNIX_EPOCH + Duration::from_millis(1500));
-        // not numbers at all: the epoch
-        for t in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.0] {
-            assert_eq!(time(t), UNIX_EPOCH, "{t}");
-        }
-        // too late: the latest time shown
-        let last = UNIX_EPOCH + Duration::from_secs(super::super::attr::MAX_TIME as u64);
-        for t in [1e300, f64::MAX, 1e12] {
-            assert_eq!(time(t), last, "{t}");
-        }
+    fn times_reach_the_kernel_exactly() {
+        let set = UNIX_EPOCH + Duration::new(1_900_000_000, 100_000_000);
+        assert_eq!(time(to_epoch(TimeOrNow::SpecificTime(set))), set);
+        // before the epoch: the epoch; past year 9999: the latest time shown
+        let before = UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(time(to_epoch(TimeOrNow::SpecificTime(before))), UNIX_EPOCH);
+        let far = UNIX_EPOCH + Duration::from_secs(1 << 40);
+        assert_eq!(time(to_epoch(TimeOrNow::SpecificTime(far))), Time::MAX.to_system());
     }
 }

@@ -20,7 +20,7 @@
 //! first name promotes an alias. Every name of a group gets the group's
 //! number, in listings as in lookups.
 
-use super::attr::Attr;
+use super::attr::{Attr, Time};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
@@ -49,7 +49,7 @@ pub struct Node {
     /// Times changed here and kept only here (mtime, ctime): a folder's,
     /// when entries are made or removed in it, and a file's ctime when it
     /// is renamed. What a server lists later does not take them back.
-    pub local_times: Option<(f64, f64)>,
+    pub local_times: Option<(Time, Time)>,
     /// Entries the kernel was given, less those it forgot.
     lookups: u64,
     /// Children bound by name.
@@ -142,7 +142,7 @@ impl Node {
     /// Entries were made or removed here (`content`), or the node itself
     /// changed in a way the server does not record: its times move to
     /// `at`, kept here only.
-    pub fn touch(&mut self, at: f64, content: bool) {
+    pub fn touch(&mut self, at: Time, content: bool) {
         self.attr.changed(at, content);
         self.local_times = Some((self.attr.mtime, self.attr.ctime));
     }
@@ -313,7 +313,7 @@ impl InodeTable {
     }
 
     /// See `Node::touch`.
-    pub fn touch(&mut self, ino: u64, at: f64, content: bool) {
+    pub fn touch(&mut self, ino: u64, at: Time, content: bool) {
         if let Some(n) = self.nodes.get_mut(&ino) {
             n.touch(at, content);
         }
@@ -499,12 +499,12 @@ mod tests {
 
     #[test]
     fn numbers_are_stable_across_renames() {
-        let mut t = InodeTable::new(Attr::dir(0.0));
-        let d = t.upsert(ROOT, "dir", Attr::dir(0.0));
-        let f = t.upsert(d, "f", Attr::new_file(0.0));
-        assert_eq!(t.upsert(d, "f", Attr::new_file(1.0)), f);
+        let mut t = InodeTable::new(Attr::dir(Time::EPOCH));
+        let d = t.upsert(ROOT, "dir", Attr::dir(Time::EPOCH));
+        let f = t.upsert(d, "f", Attr::new_file(Time::EPOCH));
+        assert_eq!(t.upsert(d, "f", Attr::new_file(Time::new(1, 0))), f);
         assert_eq!(t.components(f).unwrap(), vec!["dir", "f"]);
-        let d2 = t.upsert(ROOT, "other", Attr::dir(0.0));
+        let d2 = t.upsert(ROOT, "other", Attr::dir(Time::EPOCH));
         assert_eq!(t.rename(ROOT, "dir", d2, "moved"), Some(d));
         assert_eq!(t.components(f).unwrap(), vec!["other", "moved", "f"]);
         assert_eq!(t.child(d2, "moved"), Some(d));
@@ -517,12 +517,12 @@ mod tests {
 
     #[test]
     fn a_linked_node_has_several_names_and_one_number() {
-        let mut t = InodeTable::new(Attr::dir(0.0));
-        let a = t.upsert(ROOT, "a", Attr::dir(0.0));
-        let b = t.upsert(ROOT, "b", Attr::dir(0.0));
+        let mut t = InodeTable::new(Attr::dir(Time::EPOCH));
+        let a = t.upsert(ROOT, "a", Attr::dir(Time::EPOCH));
+        let b = t.upsert(ROOT, "b", Attr::dir(Time::EPOCH));
         t.remember(a, 1);
         t.remember(b, 1);
-        let mut linked = Attr::new_file(0.0);
+        let mut linked = Attr::new_file(Time::EPOCH);
         linked.link = Some("ab12".into());
         let f = t.upsert(a, "f", linked.clone());
         t.remember(f, 1);
@@ -546,11 +546,11 @@ mod tests {
 
     #[test]
     fn nodes_go_when_the_kernel_forgets_them_and_nothing_else_holds_them() {
-        let mut t = InodeTable::new(Attr::dir(0.0));
-        let d = t.upsert(ROOT, "d", Attr::dir(0.0));
+        let mut t = InodeTable::new(Attr::dir(Time::EPOCH));
+        let d = t.upsert(ROOT, "d", Attr::dir(Time::EPOCH));
         t.remember(d, 1);
-        let a = t.upsert(d, "a", Attr::new_file(0.0));
-        let b = t.upsert(d, "b", Attr::new_file(0.0));
+        let a = t.upsert(d, "a", Attr::new_file(Time::EPOCH));
+        let b = t.upsert(d, "b", Attr::new_file(Time::EPOCH));
         t.remember(a, 2);
         t.remember(b, 1);
         t.get_mut(b).unwrap().open = 1;
@@ -566,7 +566,7 @@ mod tests {
         assert_eq!(t.release(b), 2, "b, then d, which nothing holds any more");
         assert_eq!((t.len(), t.child(ROOT, "d")), (1, None));
         // A listing entry keeps its number for the node made at the next lookup.
-        let file = Attr::new_file(0.0);
+        let file = Attr::new_file(Time::EPOCH);
         assert_eq!(t.bind_listed(ROOT, "x", 77, &file, Instant::now()), 77);
         assert_eq!(t.forget(77, 0), 1, "never given to the kernel: nothing holds it");
         assert_eq!(t.bind_listed(ROOT, "x", 77, &file, Instant::now()), 77, "the same number again");

@@ -28,7 +28,7 @@ pub(super) type Members = BTreeSet<(String, String)>;
 /// the first name, hashed).
 fn new_group_id(first: &Loc) -> String {
     let mut h = Sha256::new();
-    h.update(format!("{:.9}\0{}\0", now(), std::process::id()).as_bytes());
+    h.update(format!("{}\0{}\0", now(), std::process::id()).as_bytes());
     h.update(first.container.as_bytes());
     h.update([0]);
     h.update(first.path.as_bytes());
@@ -154,7 +154,7 @@ impl<S: Store> Fs<S> {
         let pairs = vec![
             (META_LINK.to_string(), new.link.clone().unwrap_or_default()),
             (META_NLINK.to_string(), if new.link.is_some() { new.nlink.to_string() } else { String::new() }),
-            (META_CTIME.to_string(), format!("{:.9}", new.ctime)),
+            (META_CTIME.to_string(), new.ctime.to_string()),
         ];
         let mut gone = Vec::new();
         for m in members.iter().filter(|m| made.map(key).as_ref() != Some(*m)) {

@@ -1,7 +1,7 @@
 //! Folders: their listings, paged from the store and checked before they are
 //! shown, and the snapshots open folders are read from.
 
-use super::attr::{sane_time, Attr, Kind, MAX_LISTED_SIZE};
+use super::attr::{Attr, Kind, Time, MAX_LISTED_SIZE};
 use super::errno::{During, Errno, FsResult, Op};
 use super::filesystem::{lock, Fs, Loc};
 use super::inode::{Listed, Listing};
@@ -96,7 +96,9 @@ impl<S: Store> Fs<S> {
             hidden.note_cap(containers.len(), cap);
             for c in containers {
                 match names::check_component(&c.name) {
-                    Ok(()) => found.push((c.name, Attr::dir(c.modified.and_then(sane_time).unwrap_or(0.0)))),
+                    Ok(()) => {
+                        found.push((c.name, Attr::dir(c.modified.and_then(Time::from_secs_f64).unwrap_or(Time::EPOCH))))
+                    }
                     Err(e) => hidden.hide(&c.name, name_problem(e)),
                 }
             }
@@ -110,7 +112,7 @@ impl<S: Store> Fs<S> {
             for e in entries {
                 let (full, attr) = match &e {
                     // `a/b/` is folder `b`; `a/b//` is no folder a POSIX path can name.
-                    Entry::Folder(s) => (s.strip_suffix('/').unwrap_or(s), Attr::dir(0.0)),
+                    Entry::Folder(s) => (s.strip_suffix('/').unwrap_or(s), Attr::dir(Time::EPOCH)),
                     Entry::Object(o) => (o.name.as_str(), Attr::from_object(o)),
                 };
                 let name = match child_name(full, &prefix) {

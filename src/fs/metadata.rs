@@ -2,7 +2,7 @@
 //! kept in the object's metadata, and what the account's quota leaves
 //! (`statfs`).
 
-use super::attr::{now, Attr, Kind, META_ATIME, META_GID, META_HOST, META_UID};
+use super::attr::{now, Attr, Kind, Time, META_ATIME, META_GID, META_HOST, META_UID};
 use super::errno::{errno_of, During, Errno, FsResult, Op};
 use super::filesystem::{Fs, Loc};
 use super::namespace::DIRECTORY_TYPE;
@@ -14,13 +14,13 @@ use std::sync::Arc;
 /// is (`UTIME_OMIT`); `UTIME_NOW` arrives as the time of the call.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Times {
-    pub atime: Option<f64>,
-    pub mtime: Option<f64>,
+    pub atime: Option<Time>,
+    pub mtime: Option<Time>,
 }
 
 impl Times {
     /// Only the mtime (`touch -m`).
-    pub fn mtime(t: f64) -> Times {
+    pub fn mtime(t: Time) -> Times {
         Times { atime: None, mtime: Some(t) }
     }
 

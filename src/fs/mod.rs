@@ -36,6 +36,7 @@ mod namespace;
 pub mod owners;
 mod read;
 pub mod store;
+pub mod time;
 mod write;
 pub mod xattr;
 

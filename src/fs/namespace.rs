@@ -2,7 +2,7 @@
 //! calls that make, remove and move names (create, mknod, link, mkdir,
 //! unlink, rmdir, rename, symlink, readlink).
 
-use super::attr::{now, Attr, Kind, SYMLINK_MAX, SYMLINK_TYPE};
+use super::attr::{now, Attr, Kind, Time, SYMLINK_MAX, SYMLINK_TYPE};
 use super::errno::{errno_of, During, Errno, FsResult, Op};
 use super::filesystem::{lock, Fs, Loc};
 use super::handle::OpenFile;
@@ -249,7 +249,7 @@ impl<S: Store> Fs<S> {
     /// Entries were made, removed or moved in these folders at `at`: their
     /// mtime and ctime move, in the mount only (see SEMANTICS, "Times"), so
     /// that a `cp -r` pays no request per file for its folders' times.
-    pub(super) fn entries_changed(&self, folders: &[u64], at: f64) {
+    pub(super) fn entries_changed(&self, folders: &[u64], at: Time) {
         let mut t = self.inodes();
         for &f in folders {
             t.touch(f, at, true);

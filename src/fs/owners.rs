@@ -140,6 +140,7 @@ pub fn groups_of(pid: u32, gid: u32) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::time::Time;
 
     fn owners(policy: Policy) -> Owners {
         Owners { uid: 1001, gid: 1001, policy, host: machine_tag("here") }
@@ -148,7 +149,7 @@ mod tests {
     #[test]
     fn the_account_owner_is_recorded_as_nobody_in_particular() {
         let o = owners(Policy::Local);
-        let mut a = Attr::new_file(0.0);
+        let mut a = Attr::new_file(Time::EPOCH);
         o.record(&mut a, 1001, 1001);
         assert_eq!((a.uid, a.gid, a.host.as_deref()), (None, None, None));
         // On another machine, mounted by uid 1000: theirs.
@@ -159,7 +160,7 @@ mod tests {
     #[test]
     fn other_local_users_are_kept_here_and_mapped_elsewhere() {
         let o = owners(Policy::Local);
-        let mut a = Attr::new_file(0.0);
+        let mut a = Attr::new_file(Time::EPOCH);
         o.record(&mut a, 2000, 1001);
         assert_eq!((a.uid, a.gid), (Some(2000), None));
         assert_eq!(a.host.as_deref(), Some(o.host.as_str()));
@@ -169,7 +170,7 @@ mod tests {
         assert_eq!(Owners { policy: Policy::All, ..there.clone() }.shown(&a), (2000, 100));
         assert_eq!(Owners { policy: Policy::Mine, ..o.clone() }.shown(&a), (1001, 1001));
         // Numbers without a tag (kamaki, older mounts, other tools) are foreign.
-        let mut bare = Attr::new_file(0.0);
+        let mut bare = Attr::new_file(Time::EPOCH);
         bare.uid = Some(1000);
         bare.gid = Some(1000);
         assert_eq!(o.shown(&bare), (1001, 1001));
@@ -178,7 +179,7 @@ mod tests {
     #[test]
     fn chown_starts_from_what_is_shown() {
         let o = owners(Policy::Local);
-        let mut a = Attr::new_file(0.0);
+        let mut a = Attr::new_file(Time::EPOCH);
         a.uid = Some(7);
         a.gid = Some(8);
         a.host = Some(machine_tag("there"));

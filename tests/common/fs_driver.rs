@@ -254,7 +254,8 @@ impl<S: Store> Driver<S> {
     /// `touch -d`: sets the mtime (seconds since the epoch).
     pub async fn utimes(&self, path: &str, mtime: f64) -> Result<()> {
         let ino = self.lookup(path).await?;
-        self.fs.setattr(ino, None, None, None, None, Times::mtime(mtime), None).await.map(drop)
+        let t = pithosfs::fs::time::Time::from_secs_f64(mtime).unwrap_or(pithosfs::fs::time::Time::EPOCH);
+        self.fs.setattr(ino, None, None, None, None, Times::mtime(t), None).await.map(drop)
     }
 
     /// `truncate -s`: through the handle `fh` when given, else by path.

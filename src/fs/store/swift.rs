@@ -319,7 +319,7 @@ impl Store for SwiftStore {
             bytes: new.size,
             content_type: new.content_type.clone(),
             tag: (!w.etag.is_empty()).then(|| w.etag.clone()),
-            modified: Some(crate::fs::attr::now()),
+            modified: Some(crate::fs::time::Time::now().as_secs_f64()),
             meta: new.meta.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect(),
             ..Default::default()
         };
