@@ -26,6 +26,7 @@ pub mod disk;
 pub mod errno;
 pub mod filesystem;
 pub mod fuse;
+mod fuse_reply;
 pub mod handle;
 pub mod inode;
 mod links;
