@@ -595,7 +595,12 @@ impl<'a, W: World> Play<'a, W> {
         }
         if there.as_ref() == Some(&h.content) && !conflict {
             // It landed; the handle does not know (its next commit finds it).
+            // A file created here then replaces whatever is at its name (its
+            // own lost version); an edited one still conflicts with it.
             self.m.server.insert(path.to_string(), h.content.clone());
+            if h.base.is_none() {
+                self.m.handles[i].base = Some(h.content.clone());
+            }
             return Ok(());
         }
         Err(format!(
@@ -1274,6 +1279,14 @@ fn the_sequences_that_failed_once_pass() {
                 calm(Create(a)),
                 wild(Rename(a, c), 9671906714481356175),
             ],
+        ),
+        (
+            "a new file whose commit reply was lost (and could not be checked) stayed at its old name on rename",
+            vec![calm(Create(c)), wild(Fsync(0), 10529274790589713608), calm(Rename(c, a))],
+        ),
+        (
+            "a new file whose commit reply was lost conflicted with itself at the next commit",
+            vec![calm(Create(a)), wild(Fsync(0), 13437629228732171089), calm(w(0, 0, 1, 0))],
         ),
         (
             "an unlinked file reads and writes through its descriptor",

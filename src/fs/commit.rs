@@ -91,6 +91,15 @@ impl<S: Store> Fs<S> {
             Err(StoreError::Changed) => {
                 self.landed(&loc.container, &loc.path, &new, &blocks).await.ok_or(StoreError::Changed)
             }
+            // The outcome is unknown (the reply was lost after the store
+            // wrote it, or the store gave up): if the object now is this
+            // version, the commit happened. Answering EIO would leave a file
+            // created here counted as never sent, so a rename would move only
+            // its local name and leave the object behind.
+            Err(StoreError::Unavailable(m)) => {
+                let landed = self.landed(&loc.container, &loc.path, &new, &blocks).await;
+                landed.ok_or(StoreError::Unavailable(m))
+            }
             other => other,
         };
         match sent {
@@ -110,7 +119,17 @@ impl<S: Store> Fs<S> {
                 f.set_aside();
                 Err(Errno::IO)
             }
-            Err(e) => Err(errno_of(Op::Commit, &e)),
+            Err(e) => {
+                if matches!(e, StoreError::Unavailable(_)) {
+                    // Whether it landed is unknown: a new file may be there.
+                    let mut t = self.inodes();
+                    if let Some(n) = t.get_mut(f.ino()).filter(|n| n.unsent) {
+                        n.maybe_sent = true;
+                        f.lost_track_of_base();
+                    }
+                }
+                Err(errno_of(Op::Commit, &e))
+            }
         }
     }
 
@@ -198,6 +217,7 @@ impl<S: Store> Fs<S> {
             n.attr_at = Instant::now();
             n.pending = None;
             n.unsent = false;
+            n.maybe_sent = false;
             n.local_times = None;
         }
         drop(t);

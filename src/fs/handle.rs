@@ -34,6 +34,10 @@ pub struct OpenFile {
     /// Where the last read ended, and the prefetch window in blocks.
     last_end: u64,
     window: usize,
+    /// A commit of this file created here may have landed (its reply was
+    /// lost and the store could not be asked): what the name holds may be
+    /// that version of ours, so the next commit replaces whatever is there.
+    base_unknown: bool,
 }
 
 /// A clean block of an open file's version, as the fetcher needs it.
@@ -63,6 +67,7 @@ impl OpenFile {
             writable: false,
             last_end: 0,
             window: 0,
+            base_unknown: false,
         }
     }
 
@@ -134,9 +139,20 @@ impl OpenFile {
     /// What the next commit is conditional on: the version it replaces, or
     /// no object at all for a file created here.
     pub fn condition(&self) -> Condition {
+        if self.base_unknown {
+            return Condition::Any;
+        }
         match self.base.as_ref().and_then(|v| v.tag.clone()) {
             Some(tag) => Condition::Matches(tag),
             None => Condition::Absent,
+        }
+    }
+
+    /// A commit of this new file failed with an unknown outcome: it may be
+    /// on the server, as this file's own earlier version.
+    pub fn lost_track_of_base(&mut self) {
+        if self.base.is_none() {
+            self.base_unknown = true;
         }
     }
 

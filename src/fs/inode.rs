@@ -43,6 +43,9 @@ pub struct Node {
     pub pending: Option<u64>,
     /// Created here and not on the server yet (its first commit makes it).
     pub unsent: bool,
+    /// Created here, and a commit of it may have landed (reply lost, the
+    /// store not reachable to ask): a rename moves the name on the server too.
+    pub maybe_sent: bool,
     /// No name leads to it any more (unlinked, or replaced by a rename)
     /// while a handle still holds it: nothing of it is written back.
     pub unlinked: bool,
@@ -87,6 +90,7 @@ impl Node {
             open: 0,
             pending: None,
             unsent: false,
+            maybe_sent: false,
             unlinked: false,
             local_times: None,
             lookups: 0,

@@ -367,7 +367,14 @@ impl<S: Store> Fs<S> {
                 // as a new object; the file it replaces goes now, as a move
                 // over it would take it (else that commit finds it there and
                 // makes a conflict copy).
-                if replaced.as_ref().is_some_and(|(_, existing)| existing.kind != Kind::Dir) {
+                // A commit of it whose reply was lost may have put it at the
+                // old name: it moves too (not there: never landed).
+                if self.inodes().get(ino).is_some_and(|n| n.maybe_sent) {
+                    match self.store.rename(&from.container, &from.path, &to.container, &to.path).await {
+                        Ok(()) | Err(StoreError::NotFound) => {}
+                        Err(e) => return Err(errno_of(Op::Rename, &e)),
+                    }
+                } else if replaced.as_ref().is_some_and(|(_, existing)| existing.kind != Kind::Dir) {
                     match self.store.delete(&to.container, &to.path).await {
                         Ok(()) | Err(StoreError::NotFound) => {}
                         Err(e) => return Err(errno_of(Op::Rename, &e)),
