@@ -511,3 +511,18 @@ async fn swift_hard_links_and_special_files() {
     assert_eq!(sw.get("g").await, None);
     sw.remove().await;
 }
+
+/// A file open while renamed, with a new file made at its old name, still
+/// reads its own content (the model test's shrunk case).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_file_renamed_reads_on_after_a_new_file_takes_its_old_name() {
+    let tc = cloud().await;
+    let d = pithos(&tc);
+    let fh = d.create("a").await.unwrap();
+    d.truncate("a", 50, Some(fh)).await.unwrap();
+    d.flush(fh).await.unwrap();
+    d.rename("a", "b").await.unwrap();
+    let fresh = d.create("a").await.unwrap();
+    assert_eq!(d.read(fh, 1, 1).await, Ok(vec![0u8]));
+    assert_eq!(d.read(fresh, 0, 10).await, Ok(vec![]));
+}

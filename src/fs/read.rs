@@ -149,10 +149,14 @@ impl<S: Store> Fs<S> {
             let all_cached = (first..=last).all(|i| f.key(i).is_some_and(|h| self.cache.get(h).is_some()));
             if let (false, Some(version)) = (all_cached, f.version()) {
                 let loc = self.locate(f.ino())?;
-                let data =
-                    self.store.read_range(&loc.container, &loc.path, version, offset, end).await.during(Op::Read)?;
-                if data.len() as u64 == end - offset {
-                    return Ok(data);
+                match self.store.read_range(&loc.container, &loc.path, version, offset, end).await {
+                    Ok(data) if data.len() as u64 == end - offset => return Ok(data),
+                    Ok(_) => {}
+                    // Renamed since it was opened: on Pithos its pinned version
+                    // stayed with the old name. The block path reads the new
+                    // name and checks each block by its hash.
+                    Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(errno_of(Op::Read, &e)),
                 }
             }
         }
