@@ -24,7 +24,7 @@ pub const AVAILABLE: &str = "AVAILABLE";
 const MAX_PROPERTY_KEY: usize = 128 - "plankton".len() - "property:".len() - "plankton:property:".len();
 const MAX_META_VALUE: usize = 256;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Image {
     pub id: String,
     pub owner: String,

@@ -175,23 +175,7 @@ mod tests {
 
     #[test]
     fn image_statuses_as_compute_shows_them() {
-        let mut i = Image {
-            id: String::new(),
-            owner: String::new(),
-            name: String::new(),
-            location: String::new(),
-            size: 0,
-            checksum: String::new(),
-            disk_format: String::new(),
-            container_format: String::new(),
-            status: AVAILABLE.into(),
-            is_public: false,
-            is_snapshot: false,
-            description: String::new(),
-            properties: Properties::new(),
-            created: 0.0,
-            updated: 0.0,
-        };
+        let mut i = Image { status: AVAILABLE.into(), ..Image::default() };
         assert_eq!(compute_status(&i), "ACTIVE");
         i.status = "queued".into();
         assert_eq!(compute_status(&i), "UNKNOWN");

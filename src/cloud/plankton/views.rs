@@ -88,27 +88,10 @@ impl Image {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::images::Properties;
 
     #[test]
     fn status_maps() {
-        let mut i = Image {
-            id: String::new(),
-            owner: String::new(),
-            name: String::new(),
-            location: String::new(),
-            size: 0,
-            checksum: String::new(),
-            disk_format: String::new(),
-            container_format: String::new(),
-            status: AVAILABLE.into(),
-            is_public: false,
-            is_snapshot: false,
-            description: String::new(),
-            properties: Properties::new(),
-            created: 0.0,
-            updated: 0.0,
-        };
+        let mut i = Image { status: AVAILABLE.into(), ..Image::default() };
         assert_eq!(i.header_status(), AVAILABLE);
         i.status = "queued".into();
         assert_eq!(i.header_status(), "UNKNOWN");
