@@ -12,6 +12,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "pithosfs", version, about = "Synnefo clouds from Linux: FUSE mount, control command, local cloud")]
 struct Cli {
+    /// More detail: which cloud and user a command uses, and info logs (-vv: debug logs).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +44,12 @@ enum Command {
     Flavor(cli::FlavorArgs),
     /// Plankton images: `image list`.
     Image(cli::ImageArgs),
+    /// Pithos+ objects, with kamaki's names: `file list|upload|download|cat|info|…`.
+    File(cli::FileArgs),
+    /// Pithos+ containers: `container list|create|delete`.
+    Container(cli::ContainerArgs),
+    /// The account's quota and usage.
+    Quota(cli::QuotaArgs),
 }
 
 #[derive(clap::Args)]
@@ -230,10 +239,13 @@ fn main() -> ExitCode {
         Command::Mount(args) => mount(args),
         Command::Unmount { mountpoint } => cli::mount::unmount(&mountpoint),
         // The control commands print their own errors.
-        Command::Server(args) => return cli::run(Control::Server(args)),
-        Command::User(args) => return cli::run(Control::User(args)),
-        Command::Flavor(args) => return cli::run(Control::Flavor(args)),
-        Command::Image(args) => return cli::run(Control::Image(args)),
+        Command::Server(args) => return cli::run(Control::Server(args), cli.verbose),
+        Command::User(args) => return cli::run(Control::User(args), cli.verbose),
+        Command::Flavor(args) => return cli::run(Control::Flavor(args), cli.verbose),
+        Command::Image(args) => return cli::run(Control::Image(args), cli.verbose),
+        Command::File(args) => return cli::run(Control::File(args), cli.verbose),
+        Command::Container(args) => return cli::run(Control::Container(args), cli.verbose),
+        Command::Quota(args) => return cli::run(Control::Quota(args), cli.verbose),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
