@@ -188,6 +188,12 @@ struct ServeArgs {
     gc_delay: f64,
     #[command(flatten)]
     grace: UploadGrace,
+    /// Synnefo's MD5 mode (PITHOS_UPDATE_MD5): an object's ETag is the MD5 of its content
+    /// instead of its Merkle hash, so that Swift clients (rclone, python-swiftclient) can
+    /// write. Also takes the two Swift forms those clients send: `Destination:
+    /// container/object` on COPY/MOVE, and a PUT without Content-Type.
+    #[arg(long)]
+    md5_etags: bool,
 }
 
 #[derive(Subcommand)]
@@ -318,6 +324,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.gc.interval = seconds(args.gc_interval).max(std::time::Duration::from_millis(100));
     config.gc.delay = seconds(args.gc_delay);
     config.gc.upload_grace = seconds(args.grace.upload_grace);
+    config.md5_etags = args.md5_etags;
     for name in args.users {
         users::validate_name(&name)?;
         config.users.push(users::UserSpec { name, token: None });

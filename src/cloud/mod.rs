@@ -66,6 +66,9 @@ pub struct ServeConfig {
     pub gc: gc::GcConfig,
     /// Most objects one tree copy, move or delete (`?delimiter=`) may touch.
     pub max_tree_objects: usize,
+    /// Synnefo's MD5 mode (`PITHOS_UPDATE_MD5`): an object's `ETag` is the MD5
+    /// of its content, not its Merkle hash (see [`pithos::EtagMode`]).
+    pub md5_etags: bool,
 }
 
 impl ServeConfig {
@@ -81,6 +84,7 @@ impl ServeConfig {
             limits: connection::Limits::default(),
             gc: gc::GcConfig::default(),
             max_tree_objects: pithos::tree::MAX_TREE_OBJECTS,
+            md5_etags: false,
         }
     }
 }
@@ -94,6 +98,8 @@ pub struct Cloud {
     pub quota: u64,
     pub build_seconds: f64,
     pub max_tree_objects: usize,
+    /// What an object's `ETag` is.
+    pub etags: pithos::EtagMode,
     /// Held for the life of the server: one `serve` per data directory.
     _lock: std::fs::File,
 }
@@ -171,6 +177,7 @@ pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
         quota: config.quota,
         build_seconds: config.build_seconds,
         max_tree_objects: config.max_tree_objects.max(1),
+        etags: if config.md5_etags { pithos::EtagMode::Md5 } else { pithos::EtagMode::Merkle },
         _lock: lock,
     });
     pithos::ensure_default_containers(&cloud).await.map_err(std::io::Error::from)?;

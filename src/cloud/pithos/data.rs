@@ -214,6 +214,23 @@ pub async fn ingest(
     Ok(Ingested { hashmap, size, md5: md5.map(|m| hex::encode(m.finalize())) })
 }
 
+/// The MD5 (lowercase hex) of the first `size` bytes of an object's blocks,
+/// read one block at a time: Synnefo's `hashmap_md5`, for MD5 mode, when a
+/// version's bytes never came in one request (a hashmap PUT, a ranged POST).
+/// Synnefo cuts the last block to `size % block_size` bytes, which loses a
+/// whole last block when the size is a multiple of the block size; this
+/// takes exactly `size` bytes. Blocking: call it off the async runtime.
+pub fn md5_of(blocks: &BlockStore, hashmap: &[BlockHash], size: u64) -> std::io::Result<String> {
+    use md5::Digest;
+    let mut md5 = md5::Md5::new();
+    let layout = Layout::of_object(hashmap, size, blocks.block_size);
+    for (hash, off, len) in layout.pieces(0, size) {
+        let len = usize::try_from(len).map_err(std::io::Error::other)?;
+        md5.update(blocks.read_range(&hash, off, len)?);
+    }
+    Ok(hex::encode(md5.finalize()))
+}
+
 /// Parses a `Range` header against an object of `size` bytes: `Ok(None)` when
 /// the header is to be ignored (not `bytes=`, or malformed), inclusive ranges
 /// otherwise. An end past the object is clamped (as RFC 7233 and Swift do).

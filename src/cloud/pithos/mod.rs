@@ -181,8 +181,47 @@ fn etag_list(v: &str) -> Vec<String> {
         .collect()
 }
 
-/// Object preconditions (2.8.3). `read` selects 304 over 412 for If-None-Match.
-pub fn check_object_preconditions(headers: &Headers, object: Option<&Version>, read: bool) -> Result<(), Fault> {
+/// What names an object version in `ETag` headers and in the preconditions
+/// `If-Match` / `If-None-Match` / `If-Range` (protocol reference 2.4).
+/// `X-Object-Hash` is the Merkle hash and a listing's `hash` the stored MD5
+/// in both modes, as in Synnefo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EtagMode {
+    /// Synnefo's default: the Merkle top hash of the object's blocks.
+    #[default]
+    Merkle,
+    /// Synnefo's `PITHOS_UPDATE_MD5`: the MD5 of the content, computed when
+    /// the version is written (empty for versions written without it).
+    /// Swift clients (rclone, python-swiftclient) check a PUT's `ETag`
+    /// against the MD5 of what they sent.
+    Md5,
+}
+
+impl EtagMode {
+    /// The `ETag` of version `v`.
+    pub fn of(self, v: &Version) -> &str {
+        match self {
+            EtagMode::Merkle => &v.etag,
+            EtagMode::Md5 => &v.checksum,
+        }
+    }
+
+    /// Whether the MD5 of a new version's content is computed when written:
+    /// always in MD5 mode; otherwise only for a plain PUT carrying an `ETag`
+    /// to check.
+    pub fn md5(self) -> bool {
+        self == EtagMode::Md5
+    }
+}
+
+/// Object preconditions (2.8.3), against the `ETag` of `mode`. `read`
+/// selects 304 over 412 for If-None-Match.
+pub fn check_object_preconditions(
+    headers: &Headers,
+    object: Option<&Version>,
+    read: bool,
+    mode: EtagMode,
+) -> Result<(), Fault> {
     if let Some(v) = object {
         if read {
             check_modified(headers, v.mtime)?;
@@ -197,7 +236,7 @@ pub fn check_object_preconditions(headers: &Headers, object: Option<&Version>, r
             None => return Err(Fault::precondition_failed("Resource does not exist")),
             Some(v) => {
                 let tags = etag_list(m);
-                if !tags.iter().any(|t| t == "*" || *t == v.etag) {
+                if !tags.iter().any(|t| t == "*" || t == mode.of(v)) {
                     return Err(Fault::precondition_failed("Resource ETag does not match"));
                 }
             }
@@ -205,9 +244,9 @@ pub fn check_object_preconditions(headers: &Headers, object: Option<&Version>, r
     }
     if let (Some(m), Some(v)) = (headers.get("if-none-match"), object) {
         let tags = etag_list(m);
-        if tags.iter().any(|t| t == "*" || *t == v.etag) {
+        if tags.iter().any(|t| t == "*" || t == mode.of(v)) {
             return Err(if read {
-                Fault::not_modified().with_header("ETag", v.etag.clone())
+                Fault::not_modified().with_header("ETag", mode.of(v).to_string())
             } else {
                 Fault::precondition_failed("Resource exists or ETag matches")
             });

@@ -60,14 +60,14 @@ struct Found {
     grant: Grant,
     sharing: Option<Sharing>,
     public: Option<String>,
-    /// For manifests: the parts, in order (hashmap, size).
-    parts: Option<Vec<(Vec<BlockHash>, u64)>>,
+    /// For manifests: the parts, in order.
+    parts: Option<Vec<Part>>,
 }
 
 /// Headers every object reply carries (2.8).
 fn object_headers(cloud: &Cloud, out: &mut Out, f: &Found, explicit_version: bool) {
     let v = &f.version;
-    out.add_header("ETag", &v.etag);
+    out.add_header("ETag", cloud.etags.of(v));
     out.add_quoted("Content-Type", &v.content_type);
     last_modified(out, f.modified);
     out.add_header("X-Object-Hash", &v.etag);
@@ -156,7 +156,18 @@ async fn read(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             Ok(Found { container: c, version, modified, hashmap, grant, sharing, public, parts })
         })
         .await?;
-    check_object_preconditions(&call.headers, Some(&found.version), true)?;
+    let mut found = found;
+    if let (Some(parts), true) = (&found.parts, cloud.etags.md5()) {
+        // As Swift's dynamic large objects (and Synnefo): the MD5 of the
+        // parts' ETags, concatenated in order.
+        use md5::Digest;
+        let mut md5 = md5::Md5::new();
+        for p in parts {
+            md5.update(p.checksum.as_bytes());
+        }
+        found.version.checksum = hex::encode(md5.finalize());
+    }
+    check_object_preconditions(&call.headers, Some(&found.version), true, cloud.etags)?;
     let mut out = Out::new(StatusCode::OK);
     object_headers(cloud, &mut out, &found, explicit);
     if want_hashmap {
@@ -167,8 +178,8 @@ async fn read(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
     let layout = match &found.parts {
         Some(parts) => {
             let mut l = Layout::default();
-            for (h, size) in parts {
-                l.append(h, *size, cloud.blocks.block_size);
+            for p in parts {
+                l.append(&p.hashmap, p.bytes, cloud.blocks.block_size);
             }
             l
         }
@@ -177,14 +188,17 @@ async fn read(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
     data_reply(cloud, &call, out, &found.version, found.modified, layout)
 }
 
+/// One part of a manifest object.
+struct Part {
+    hashmap: Vec<BlockHash>,
+    bytes: u64,
+    /// Its stored MD5 (empty when none was computed).
+    checksum: String,
+}
+
 /// The parts of a manifest object: every object of `cont` whose name starts
 /// with `prefix` (`X-Object-Manifest: cont/prefix`), in name order.
-fn manifest_parts(
-    conn: &rusqlite::Connection,
-    account: &str,
-    manifest: &str,
-    user: &str,
-) -> Result<Vec<(Vec<BlockHash>, u64)>, Fault> {
+fn manifest_parts(conn: &rusqlite::Connection, account: &str, manifest: &str, user: &str) -> Result<Vec<Part>, Fault> {
     let (cont, prefix) = manifest.trim_start_matches('/').split_once('/').unwrap_or((manifest, ""));
     let c = container_of(conn, account, cont)?;
     let mut resolver = Resolver::new(conn, user);
@@ -206,7 +220,7 @@ fn manifest_parts(
                 "The manifest's parts hold more than {MAX_BLOCKS_PER_OBJECT} blocks together"
             )));
         }
-        parts.push((hashmap, v.bytes));
+        parts.push(Part { hashmap, bytes: v.bytes, checksum: v.checksum });
     }
     Ok(parts)
 }
@@ -233,7 +247,7 @@ pub fn data_reply(cloud: &Cloud, call: &Call, mut out: Out, v: &Version, modifie
     if let (Some(ir), Some(_)) = (call.headers.get("if-range"), &ranges) {
         let still_valid = match crate::cloud::wire::parse_http_date(ir) {
             Some(d) => d == modified.floor(),
-            None => ir.trim().trim_matches('"').eq_ignore_ascii_case(&v.etag),
+            None => ir.trim().trim_matches('"').eq_ignore_ascii_case(cloud.etags.of(v)),
         };
         if !still_valid {
             ranges = None;
@@ -319,8 +333,11 @@ fn content_length(headers: &Headers) -> Result<Option<u64>, Fault> {
     }
 }
 
-fn created(v: &Version) -> Reply {
-    Ok(Out::new(StatusCode::CREATED).header("ETag", &v.etag).header("X-Object-Version", v.serial.to_string()).empty())
+fn created(cloud: &Cloud, v: &Version) -> Reply {
+    Ok(Out::new(StatusCode::CREATED)
+        .header("ETag", cloud.etags.of(v))
+        .header("X-Object-Version", v.serial.to_string())
+        .empty())
 }
 
 // ---------- PUT ----------
@@ -348,15 +365,19 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             sharing: sharing_header(&call.headers)?,
             public: public_header(&call.headers)?,
             check_destination: true,
+            etags: cloud.etags,
         };
         let v = tree::copy(cloud, spec, call.headers).await?;
-        return created(&v);
+        return created(cloud, &v);
     }
-    let content_type = call
-        .headers
-        .get("content-type")
-        .map(str::to_string)
-        .ok_or_else(|| Fault::length_required("Missing Content-Type header"))?;
+    // Pithos answers 411 to a PUT without Content-Type; python-swiftclient
+    // sends none, and Swift takes `application/octet-stream` then. MD5 mode
+    // exists for Swift clients, so there it does the same.
+    let content_type = match call.headers.get("content-type") {
+        Some(ct) => ct.to_string(),
+        None if cloud.etags.md5() => "application/octet-stream".to_string(),
+        None => return Err(Fault::length_required("Missing Content-Type header")),
+    };
     let declared = content_length(&call.headers)?;
     let bs = cloud.blocks.block_size;
     let largest = MAX_UPLOAD.min(max_object_size(bs));
@@ -366,7 +387,7 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
     let meta = object_meta(&call.headers)?;
     let sharing = sharing_header(&call.headers)?;
     let public = public_header(&call.headers)?;
-    let (uuid, headers, quota) = (user.uuid.clone(), call.headers.clone(), cloud.quota);
+    let (uuid, headers, quota, etags) = (user.uuid.clone(), call.headers.clone(), cloud.quota, cloud.etags);
     let t2 = t.clone();
     let hashmap_upload = call.query.has("hashmap");
     let (ct, sharing_asked) = (content_type.clone(), sharing.clone());
@@ -379,7 +400,7 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             tree::check_sharing_public(conn, &c, &t2.name, grant.perm, &sharing_asked, public)?;
             let current = model::current(conn, c.id, &t2.name)?;
             check_type_change(grant.perm, current.as_ref(), &ct)?;
-            check_object_preconditions(&headers, current.as_ref(), false)?;
+            check_object_preconditions(&headers, current.as_ref(), false, etags)?;
             let old = current.map_or(0, |v| v.bytes);
             if let (Some(n), false) = (declared, hashmap_upload) {
                 model::check_quota(conn, &c, n as i64 - old as i64, quota)?;
@@ -395,7 +416,9 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
     let budget = Budget::new(room, Fault::quota("the object would pass the container's or the account's quota"))
         .min(Budget::new(largest, Fault::too_large(format!("Uploads are at most {largest} bytes"))));
     let pins = cloud.blocks.pinned();
-    let ingested = data::ingest(&cloud.blocks, &pins, call.body, &budget, etag.is_some()).await?;
+    // The MD5 is taken as the body streams in: the bytes are read once.
+    let want_md5 = etag.is_some() || cloud.etags.md5();
+    let ingested = data::ingest(&cloud.blocks, &pins, call.body, &budget, want_md5).await?;
     if declared.is_some_and(|n| n != ingested.size) {
         return Err(Fault::bad_request("The request body is shorter than its Content-Length"));
     }
@@ -404,7 +427,7 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
         return Err(Fault::unprocessable("Object ETag does not match"));
     }
     let (hashmap, size) = (ingested.hashmap, ingested.size);
-    let (uuid, headers, quota) = (user.uuid.clone(), call.headers, cloud.quota);
+    let (uuid, headers, quota, etags) = (user.uuid.clone(), call.headers, cloud.quota, cloud.etags);
     let v = cloud
         .db
         .write(move |tx| {
@@ -412,7 +435,7 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             let grant = require(Resolver::new(tx, &uuid).object(&c, &t.name)?, Perm::Write)?;
             let current = model::current(tx, c.id, &t.name)?;
             check_type_change(grant.perm, current.as_ref(), &content_type)?;
-            check_object_preconditions(&headers, current.as_ref(), false)?;
+            check_object_preconditions(&headers, current.as_ref(), false, etags)?;
             let new = NewVersion {
                 uuid: current.map_or_else(|| uuid::Uuid::new_v4().to_string(), |v| v.uuid),
                 bytes: size,
@@ -428,7 +451,7 @@ async fn put(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
         })
         .await?;
     pins.keep();
-    created(&v)
+    created(cloud, &v)
 }
 
 /// The largest object: [`MAX_BLOCKS_PER_OBJECT`] blocks.
@@ -464,7 +487,23 @@ async fn put_hashmap(
     if !unreadable.is_empty() {
         return Ok(missing_blocks(&unreadable));
     }
-    let (uuid, headers, quota) = (user.uuid.clone(), call.headers, cloud.quota);
+    // MD5 mode: the server never saw these bytes in one stream, so it reads
+    // them back from the blocks, as Synnefo does (`hashmap_md5`). Every
+    // block is known here; one that vanished since is caught by the commit.
+    let md5 = if cloud.etags.md5() {
+        let (blocks, h) = (cloud.blocks.clone(), hashes.clone());
+        match tokio::task::spawn_blocking(move || data::md5_of(&blocks, &h, size))
+            .await
+            .map_err(|e| Fault::internal(format!("block reader failed: {e}")))?
+        {
+            Ok(sum) => Some(sum),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        Some(String::new())
+    };
+    let (uuid, headers, quota, etags) = (user.uuid.clone(), call.headers, cloud.quota, cloud.etags);
     let committed = cloud
         .db
         .write(move |tx| {
@@ -472,18 +511,20 @@ async fn put_hashmap(
             let grant = require(Resolver::new(tx, &uuid).object(&c, &t.name)?, Perm::Write)?;
             let current = model::current(tx, c.id, &t.name)?;
             check_type_change(grant.perm, current.as_ref(), &content_type)?;
-            check_object_preconditions(&headers, current.as_ref(), false)?;
+            check_object_preconditions(&headers, current.as_ref(), false, etags)?;
             // Decided in the commit's transaction, as garbage collection decides.
             let absent = refs::absent(tx, &hashes)?;
             if !absent.is_empty() {
                 return Ok(Err(absent));
             }
+            // A block missing while the MD5 was read but stored by now.
+            let checksum = md5.ok_or_else(|| Fault::conflict("A block changed during the upload; retry"))?;
             let new = NewVersion {
                 uuid: current.map_or_else(|| uuid::Uuid::new_v4().to_string(), |v| v.uuid),
                 bytes: size,
                 hashmap: hashes.to_vec(),
                 content_type,
-                checksum: String::new(),
+                checksum,
                 meta: apply_meta(&Meta::new(), meta, false, |_| false)?,
                 modified_by: uuid.clone(),
             };
@@ -494,7 +535,7 @@ async fn put_hashmap(
         })
         .await?;
     match committed {
-        Ok(v) => created(&v),
+        Ok(v) => created(cloud, &v),
         Err(absent) => Ok(missing_blocks(&absent)),
     }
 }
@@ -537,6 +578,19 @@ fn parse_source(v: &str) -> Result<(String, String), Fault> {
     Ok((c.to_string(), o.to_string()))
 }
 
+/// Swift clients send `Destination: container/object` (rclone's server-side
+/// copy, hence its renames); Pithos wants `/container/object` and answers 400
+/// otherwise. MD5 mode exists for Swift clients, so there the Swift form is
+/// taken too; the default mode stays as strict as Synnefo.
+fn swift_destination(cloud: &Cloud, dest: &str) -> String {
+    let dest = dest.trim();
+    if cloud.etags.md5() && !dest.starts_with('/') {
+        format!("/{dest}")
+    } else {
+        dest.to_string()
+    }
+}
+
 fn source_version(h: &Headers, allowed: bool) -> Result<Option<i64>, Fault> {
     match h.get("x-source-version") {
         Some(v) if allowed => {
@@ -549,7 +603,7 @@ fn source_version(h: &Headers, allowed: bool) -> Result<Option<i64>, Fault> {
 async fn copy_method(cloud: &Arc<Cloud>, call: Call, src: Target, is_move: bool) -> Reply {
     let user = call.user()?;
     let dest = call.headers.get("destination").ok_or_else(|| Fault::bad_request("Missing Destination header"))?;
-    let (dst_container, dst_name) = parse_source(dest)?;
+    let (dst_container, dst_name) = parse_source(&swift_destination(cloud, dest))?;
     let content_type =
         if call.query.has("ignore_content_type") { None } else { call.headers.get("content-type").map(str::to_string) };
     let spec = CopySpec {
@@ -568,9 +622,10 @@ async fn copy_method(cloud: &Arc<Cloud>, call: Call, src: Target, is_move: bool)
         sharing: sharing_header(&call.headers)?,
         public: public_header(&call.headers)?,
         check_destination: false,
+        etags: cloud.etags,
     };
     let v = tree::copy(cloud, spec, call.headers).await?;
-    created(&v)
+    created(cloud, &v)
 }
 
 // ---------- POST ----------
@@ -620,14 +675,14 @@ async fn post(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
     let sharing = sharing_header(&call.headers)?;
     let public = public_header(&call.headers)?;
     if !data_mode {
-        let (uuid, headers, quota) = (user.uuid.clone(), call.headers, cloud.quota);
+        let (uuid, headers, quota, etags) = (user.uuid.clone(), call.headers, cloud.quota, cloud.etags);
         let version = cloud
             .db
             .write(move |tx| {
                 let c = container_of(tx, &t.account, &t.container)?;
                 let grant = require(Resolver::new(tx, &uuid).object(&c, &t.name)?, Perm::Write)?;
                 let current = model::current(tx, c.id, &t.name)?.ok_or_else(object_not_found)?;
-                check_object_preconditions(&headers, Some(&current), false)?;
+                check_object_preconditions(&headers, Some(&current), false, etags)?;
                 apply_sharing_public(tx, &c, &t.name, grant.perm, &sharing, public)?;
                 let new_meta = apply_meta(&current.meta, meta, update, |_| false)?;
                 if new_meta == current.meta {
@@ -723,6 +778,7 @@ async fn partial_update(
     let source_version = source_version(&call.headers, true)?;
     let declared = if source.is_none() { content_length(&call.headers)? } else { None };
     let (headers, t2, u2, bs) = (call.headers.clone(), t.clone(), uuid.clone(), cloud.blocks.block_size);
+    let etags = cloud.etags;
     let account_quota = cloud.quota;
     // Read the object, its hashmap, the source's layout and how much the object may grow.
     let (c, current, hashmap, source_layout, room) = cloud
@@ -732,7 +788,7 @@ async fn partial_update(
             let mut resolver = Resolver::new(conn, &u2);
             require(resolver.object(&c, &t2.name)?, Perm::Write)?;
             let current = model::current(conn, c.id, &t2.name)?.ok_or_else(object_not_found)?;
-            check_object_preconditions(&headers, Some(&current), false)?;
+            check_object_preconditions(&headers, Some(&current), false, etags)?;
             let hashmap = model::hashmap(conn, current.serial)?;
             let source_layout = match &source {
                 None => None,
@@ -877,6 +933,16 @@ async fn partial_update(
             hashes.truncate(blocks::block_count(n, bs) as usize);
         }
     }
+    // MD5 mode: the whole new content, read back from its blocks (Synnefo's
+    // `hashmap_md5`); the default mode keeps no MD5 for a patched version.
+    let checksum = if etags.md5() {
+        let (store, h) = (cloud.blocks.clone(), hashes.clone());
+        tokio::task::spawn_blocking(move || data::md5_of(&store, &h, new_size))
+            .await
+            .map_err(|e| Fault::internal(format!("block reader failed: {e}")))??
+    } else {
+        String::new()
+    };
     let (headers, quota) = (call.headers, cloud.quota);
     let v = cloud
         .db
@@ -885,13 +951,13 @@ async fn partial_update(
             if now_current.serial != current.serial {
                 return Err(Fault::conflict("The object changed during the update; retry"));
             }
-            check_object_preconditions(&headers, Some(&now_current), false)?;
+            check_object_preconditions(&headers, Some(&now_current), false, etags)?;
             let new = NewVersion {
                 uuid: current.uuid.clone(),
                 bytes: new_size,
                 hashmap: hashes,
                 content_type: current.content_type.clone(),
-                checksum: String::new(),
+                checksum,
                 meta: apply_meta(&current.meta, meta, update, |_| false)?,
                 modified_by: uuid.clone(),
             };
@@ -903,7 +969,7 @@ async fn partial_update(
         .await?;
     pins.keep();
     Ok(Out::new(StatusCode::NO_CONTENT)
-        .header("ETag", &v.etag)
+        .header("ETag", etags.of(&v))
         .header("X-Object-Version", v.serial.to_string())
         .empty())
 }

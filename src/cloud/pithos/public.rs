@@ -28,9 +28,9 @@ pub async fn handle(cloud: Arc<Cloud>, call: Call) -> Reply {
             Ok((v, h))
         })
         .await?;
-    super::check_object_preconditions(&call.headers, Some(&version), true)?;
+    super::check_object_preconditions(&call.headers, Some(&version), true, cloud.etags)?;
     let mut out = Out::new(StatusCode::OK);
-    out.add_header("ETag", &version.etag);
+    out.add_header("ETag", cloud.etags.of(&version));
     out.add_quoted("Content-Type", &version.content_type);
     super::last_modified(&mut out, version.mtime);
     if let Some(e) = version.meta.get("Content-Encoding") {

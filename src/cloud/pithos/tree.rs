@@ -10,7 +10,7 @@
 use super::access::{check_history, check_type_change, require, Perm, Resolver};
 use super::container::{not_found as container_not_found, visible_container};
 use super::model::{self, Container, NewVersion, Sharing, Version};
-use super::{apply_meta, check_object_name, check_object_preconditions};
+use super::{apply_meta, check_object_name, check_object_preconditions, EtagMode};
 use crate::cloud::fault::Fault;
 use crate::cloud::wire::{now, Headers};
 use crate::cloud::Cloud;
@@ -62,6 +62,8 @@ pub struct CopySpec {
     pub public: Option<bool>,
     /// PUT checks If-Match/If-None-Match on the destination, COPY/MOVE on the source.
     pub check_destination: bool,
+    /// What the preconditions compare with.
+    pub etags: EtagMode,
 }
 
 /// One object of a copy or move.
@@ -123,9 +125,9 @@ fn plan_copy(conn: &Connection, spec: &CopySpec, headers: &Headers, cap: usize, 
         None => current,
     };
     if spec.check_destination {
-        check_object_preconditions(headers, model::current(conn, dc.id, &spec.dst_name)?.as_ref(), false)?;
+        check_object_preconditions(headers, model::current(conn, dc.id, &spec.dst_name)?.as_ref(), false, spec.etags)?;
     } else {
-        check_object_preconditions(headers, main.as_ref(), false)?;
+        check_object_preconditions(headers, main.as_ref(), false, spec.etags)?;
     }
     let named = main.is_some();
     let mut sources: Vec<(Version, String)> = main.into_iter().map(|v| (v, spec.dst_name.clone())).collect();
@@ -192,7 +194,7 @@ fn copy_batch(
                 }
                 .ok_or_else(object_not_found)?;
                 let target = if spec.check_destination { model::current(tx, dc.id, &p.dst)? } else { Some(v.clone()) };
-                check_object_preconditions(h, target.as_ref(), false)?;
+                check_object_preconditions(h, target.as_ref(), false, spec.etags)?;
                 v
             }
             // Gone since the plan was made: nothing left to copy or move.
