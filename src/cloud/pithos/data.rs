@@ -147,7 +147,9 @@ impl Budget {
 /// request's pins, one block being hashed and written while the next
 /// arrives. Stops reading as soon as the body passes `budget`: what it
 /// stored stays pinned until the request ends, then garbage collection
-/// takes it back.
+/// takes it back. With `want_md5`, the MD5 of the body is taken on a thread
+/// of its own as the chunks arrive (the bytes are read once, and the
+/// digest overlaps with receiving and block hashing).
 pub async fn ingest(
     blocks: &Arc<BlockStore>,
     pins: &Arc<Pinned>,
@@ -155,11 +157,10 @@ pub async fn ingest(
     budget: &Budget,
     want_md5: bool,
 ) -> Result<Ingested, Fault> {
-    use md5::Digest;
     let bs = blocks.block_size as usize;
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::with_capacity(bs);
-    let mut md5 = want_md5.then(md5::Md5::new);
+    let mut md5 = want_md5.then(Md5Task::start);
     let mut size: u64 = 0;
     let mut hashmap = Vec::new();
     let mut pending: Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>> = None;
@@ -191,7 +192,7 @@ pub async fn ingest(
             return Err(over);
         }
         if let Some(m) = md5.as_mut() {
-            m.update(&chunk);
+            m.update(chunk.clone()).await?;
         }
         let mut chunk = &chunk[..];
         while !chunk.is_empty() {
@@ -211,7 +212,42 @@ pub async fn ingest(
         finish(prev, &mut hashmap).await?;
     }
     finish(pending.take(), &mut hashmap).await?;
-    Ok(Ingested { hashmap, size, md5: md5.map(|m| hex::encode(m.finalize())) })
+    let md5 = match md5 {
+        Some(m) => Some(m.finish().await?),
+        None => None,
+    };
+    Ok(Ingested { hashmap, size, md5 })
+}
+
+/// An MD5 computed on a blocking thread from chunks sent to it in order.
+struct Md5Task {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    task: tokio::task::JoinHandle<String>,
+}
+
+impl Md5Task {
+    fn start() -> Md5Task {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let task = tokio::task::spawn_blocking(move || {
+            use md5::Digest;
+            let mut md5 = md5::Md5::new();
+            while let Some(chunk) = rx.blocking_recv() {
+                md5.update(&chunk);
+            }
+            hex::encode(md5.finalize())
+        });
+        Md5Task { tx, task }
+    }
+
+    async fn update(&mut self, chunk: Bytes) -> Result<(), Fault> {
+        self.tx.send(chunk).await.map_err(|_| Fault::internal("the MD5 task ended early"))
+    }
+
+    /// The lowercase hex digest of everything sent.
+    async fn finish(self) -> Result<String, Fault> {
+        drop(self.tx);
+        self.task.await.map_err(|e| Fault::internal(format!("the MD5 task failed: {e}")))
+    }
 }
 
 /// The MD5 (lowercase hex) of the first `size` bytes of an object's blocks,
