@@ -8,6 +8,7 @@
 //! where both fail.
 
 mod common;
+mod harness;
 
 use common::blocks::{hashmap_of, hexes, post_blocks, random_bytes};
 use common::{TestCloud, ALICE_TOKEN};
@@ -234,33 +235,41 @@ async fn hashmap_puts_and_ranged_updates_get_the_md5_of_their_content() {
     assert_eq!(g.bytes().await.unwrap().as_ref(), &want[..]);
 }
 
+/// `If-Match`, `If-None-Match` and `If-Range` take the MD5, and the Merkle
+/// hash too (`X-Object-Hash`, which Pithos clients such as the mount
+/// condition their writes on); anything else fails them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn preconditions_compare_with_the_md5() {
+async fn preconditions_compare_with_the_md5_and_the_merkle_hash() {
     let tc = md5_cloud().await;
     let data = b"conditional content".to_vec();
     put(&tc, "c.txt", &data, &[]).await;
-    let (md5, merkle) = (md5_hex(&data), merkle_hex(&data));
+    let (md5, merkle, other) = (md5_hex(&data), merkle_hex(&data), md5_hex(b"other"));
     assert_eq!(head(&tc, "c.txt", &[("If-Match", &md5)]).await.status(), 200);
     assert_eq!(head(&tc, "c.txt", &[("If-Match", &format!("\"{md5}\""))]).await.status(), 200);
-    assert_eq!(head(&tc, "c.txt", &[("If-Match", &merkle)]).await.status(), 412);
-    let r = head(&tc, "c.txt", &[("If-None-Match", &md5)]).await;
-    assert_eq!(r.status(), 304);
-    assert_eq!(header(&r, "etag"), md5);
-    assert_eq!(head(&tc, "c.txt", &[("If-None-Match", &merkle)]).await.status(), 200);
-    // a conditional overwrite
-    assert_eq!(put(&tc, "c.txt", b"new", &[("If-Match", &merkle)]).await.status(), 412);
+    assert_eq!(head(&tc, "c.txt", &[("If-Match", &merkle)]).await.status(), 200);
+    assert_eq!(head(&tc, "c.txt", &[("If-Match", &other)]).await.status(), 412);
+    for tag in [&md5, &merkle] {
+        let r = head(&tc, "c.txt", &[("If-None-Match", tag)]).await;
+        assert_eq!(r.status(), 304);
+        assert_eq!(header(&r, "etag"), md5);
+    }
+    assert_eq!(head(&tc, "c.txt", &[("If-None-Match", &other)]).await.status(), 200);
+    // conditional overwrites
+    assert_eq!(put(&tc, "c.txt", b"new", &[("If-Match", &other)]).await.status(), 412);
     let r = put(&tc, "c.txt", b"new", &[("If-Match", &md5)]).await;
     assert_eq!(r.status(), 201);
     assert_eq!(header(&r, "etag"), md5_hex(b"new"));
-    // If-Range with the MD5 keeps the range
-    let r = tc
-        .alice(Method::GET, &tc.object_url("pithos", "c.txt"))
-        .header("Range", "bytes=0-1")
-        .header("If-Range", md5_hex(b"new"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    let r = put(&tc, "c.txt", b"newer", &[("If-Match", &merkle_hex(b"new"))]).await;
+    assert_eq!(r.status(), 201);
+    // If-Range with the MD5 keeps the range, with another tag it does not
+    let range = |tag: String| {
+        tc.alice(Method::GET, &tc.object_url("pithos", "c.txt"))
+            .header("Range", "bytes=0-1")
+            .header("If-Range", tag)
+            .send()
+    };
+    assert_eq!(range(md5_hex(b"newer")).await.unwrap().status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(range(md5_hex(b"new")).await.unwrap().status(), StatusCode::OK);
 }
 
 /// The `ETag` request header on a plain PUT is the MD5 the client expects:
@@ -343,6 +352,7 @@ mod clients {
     /// A `pithosfs serve` child with a 64 KiB block size, stopped on drop.
     pub struct Serve {
         child: Child,
+        pub url: String,
         pub storage_url: String,
     }
 
@@ -379,7 +389,8 @@ mod clients {
             assert!(url.starts_with("http://127.0.0.1:"), "pithosfs serve said {line:?}");
             let auth = login(&url);
             let uuid = auth["access"]["user"]["id"].as_str().expect("user id").to_string();
-            Serve { child, storage_url: format!("{url}{}/{uuid}", pithosfs::cloud::PITHOS_PATH) }
+            let storage_url = format!("{url}{}/{uuid}", pithosfs::cloud::PITHOS_PATH);
+            Serve { child, url, storage_url }
         }
     }
 
@@ -552,4 +563,70 @@ fn swiftclient_uploads_and_downloads_through_md5_etags() {
     let o = clients::swift(&plain, &src, &["upload", "pithos", "hello.txt", "--header", "Content-Type: text/plain"]);
     assert!(!o.status.success(), "swift upload passed without --md5-etags:\n{}", clients::text(&o));
     assert!(clients::text(&o).contains("md5 mismatch"), "{}", clients::text(&o));
+}
+
+/// The pithosfs mount against `serve --md5-etags`: it conditions its commits
+/// on the Merkle hash it read (`If-Match`), which MD5 mode takes too, so
+/// appends, in-place edits of a multi-block file (a hashmap PUT, whose MD5
+/// the server reads back) and renames work, with the MD5 of the new content
+/// as ETag and no conflict copies.
+#[test]
+fn the_mount_writes_through_md5_etags() {
+    assert!(std::path::Path::new("/dev/fuse").exists(), "/dev/fuse is missing: this test needs FUSE");
+    let dir = tempfile::tempdir().unwrap();
+    let serve = clients::Serve::start(&dir.path().join("md5"), &["--md5-etags"]);
+    let point = dir.path().join("mnt");
+    let identity = format!("{}{}", serve.url, pithosfs::cloud::IDENTITY_PATH);
+    let mut mount = harness::Mount::start(
+        &point,
+        &dir.path().join("mount.log"),
+        &[],
+        &[("PITHOSFS_URL", &identity), ("PITHOSFS_TOKEN", clients::TOKEN)],
+    );
+    let c = point.join("pithos");
+    std::fs::write(c.join("notes.txt"), b"one\n").unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(c.join("notes.txt")).unwrap();
+        f.write_all(b"two\n").unwrap();
+    }
+    let mut big = random_bytes(5 * BS as usize + 77, 13);
+    std::fs::write(c.join("big.bin"), &big).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(c.join("big.bin")).unwrap();
+        f.write_all_at(b"EDITED", 2 * BS + 10).unwrap();
+    }
+    big[2 * BS as usize + 10..2 * BS as usize + 16].copy_from_slice(b"EDITED");
+    std::fs::rename(c.join("big.bin"), c.join("moved.bin")).unwrap();
+    mount.unmount();
+    assert!(!mount.log_text().contains("changed remotely"), "{}", mount.log_text());
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        for (name, want) in [("notes.txt", b"one\ntwo\n".to_vec()), ("moved.bin", big.clone())] {
+            let r = http
+                .get(format!("{}/pithos/{name}", serve.storage_url))
+                .header("X-Auth-Token", clients::TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{name}");
+            assert_eq!(header(&r, "etag"), md5_hex(&want), "{name}: ETag");
+            assert_eq!(r.bytes().await.unwrap().as_ref(), &want[..], "{name}: content");
+        }
+        let r = http
+            .get(format!("{}/pithos?format=json", serve.storage_url))
+            .header("X-Auth-Token", clients::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let names: Vec<String> = serde_json::from_str::<Vec<Value>>(&r.text().await.unwrap())
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(names, ["moved.bin", "notes.txt"], "no conflict copies, the rename done");
+    });
 }

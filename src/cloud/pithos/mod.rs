@@ -206,6 +206,16 @@ impl EtagMode {
         }
     }
 
+    /// Whether `tag` (unquoted, lowercase) names version `v` in a
+    /// precondition. In MD5 mode the Merkle hash (`X-Object-Hash`) names it
+    /// too: both are strong validators of the same bytes, and Pithos clients
+    /// (the pithosfs mount, kamaki) condition their writes on the Merkle
+    /// hash they read. Synnefo's MD5 mode takes only the MD5 there.
+    pub fn matches(self, v: &Version, tag: &str) -> bool {
+        let md5 = self.of(v);
+        (!md5.is_empty() && tag == md5) || (self == EtagMode::Md5 && tag == v.etag)
+    }
+
     /// Whether the MD5 of a new version's content is computed when written:
     /// always in MD5 mode; otherwise only for a plain PUT carrying an `ETag`
     /// to check.
@@ -236,7 +246,7 @@ pub fn check_object_preconditions(
             None => return Err(Fault::precondition_failed("Resource does not exist")),
             Some(v) => {
                 let tags = etag_list(m);
-                if !tags.iter().any(|t| t == "*" || t == mode.of(v)) {
+                if !tags.iter().any(|t| t == "*" || mode.matches(v, t)) {
                     return Err(Fault::precondition_failed("Resource ETag does not match"));
                 }
             }
@@ -244,7 +254,7 @@ pub fn check_object_preconditions(
     }
     if let (Some(m), Some(v)) = (headers.get("if-none-match"), object) {
         let tags = etag_list(m);
-        if tags.iter().any(|t| t == "*" || t == mode.of(v)) {
+        if tags.iter().any(|t| t == "*" || mode.matches(v, t)) {
             return Err(if read {
                 Fault::not_modified().with_header("ETag", mode.of(v).to_string())
             } else {
