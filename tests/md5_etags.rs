@@ -630,3 +630,47 @@ fn the_mount_writes_through_md5_etags() {
         assert_eq!(names, ["moved.bin", "notes.txt"], "no conflict copies, the rename done");
     });
 }
+
+/// A data directory written without the flag serves with it (the MD5 lives
+/// in the `checksum` column every database has): objects stored with no
+/// MD5 answer an empty ETag, as in Synnefo, and still download; one stored
+/// with an `ETag` request header has its MD5; a new write gets one.
+#[test]
+fn a_data_directory_written_without_the_flag_serves_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cloud");
+    let (plain, checked) = (b"written in the default mode".to_vec(), b"sent with its MD5".to_vec());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let http = reqwest::Client::new();
+    let put = |serve: &clients::Serve, name: &str, data: &[u8], etag: Option<String>| {
+        let mut rb = http
+            .put(format!("{}/pithos/{name}", serve.storage_url))
+            .header("X-Auth-Token", clients::TOKEN)
+            .header("Content-Type", "text/plain")
+            .body(data.to_vec());
+        if let Some(e) = etag {
+            rb = rb.header("ETag", e);
+        }
+        rb.send()
+    };
+    let get = |serve: &clients::Serve, name: &str| {
+        http.get(format!("{}/pithos/{name}", serve.storage_url)).header("X-Auth-Token", clients::TOKEN).send()
+    };
+    {
+        let serve = clients::Serve::start(&root, &[]);
+        rt.block_on(async {
+            assert_eq!(put(&serve, "plain.txt", &plain, None).await.unwrap().status(), 201);
+            assert_eq!(put(&serve, "checked.txt", &checked, Some(md5_hex(&checked))).await.unwrap().status(), 201);
+        });
+    }
+    let serve = clients::Serve::start(&root, &["--md5-etags"]);
+    rt.block_on(async {
+        let r = get(&serve, "plain.txt").await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "etag"), "", "no MD5 was computed for it");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), &plain[..]);
+        assert_eq!(header(&get(&serve, "checked.txt").await.unwrap(), "etag"), md5_hex(&checked));
+        let r = put(&serve, "plain.txt", &plain, None).await.unwrap();
+        assert_eq!(header(&r, "etag"), md5_hex(&plain), "written again, it has one");
+    });
+}
