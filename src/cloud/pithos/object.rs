@@ -127,7 +127,7 @@ async fn read(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
     }
     let explicit = version_param.is_some();
     let uuid = user.uuid.clone();
-    let found = cloud
+    let mut found = cloud
         .db
         .read(move |conn| {
             let c = container_of(conn, &t.account, &t.container)?;
@@ -156,7 +156,6 @@ async fn read(cloud: &Arc<Cloud>, call: Call, t: Target) -> Reply {
             Ok(Found { container: c, version, modified, hashmap, grant, sharing, public, parts })
         })
         .await?;
-    let mut found = found;
     if let (Some(parts), true) = (&found.parts, cloud.etags.md5()) {
         // As Swift's dynamic large objects (and Synnefo): the MD5 of the
         // parts' ETags, concatenated in order.
