@@ -6,6 +6,7 @@
 //! go; `-v` says which cloud and user, never the token.
 
 mod common;
+mod harness;
 
 use common::{TestCloud, ALICE_TOKEN, BOB_TOKEN};
 use pithosfs::clients::image::pithos_location;
@@ -72,12 +73,25 @@ impl Home {
         out
     }
     async fn run(&self, args: &[&str], env: &[(&str, String)]) -> Run {
+        let cmd = self.command(args, env);
+        tokio::task::spawn_blocking(move || cmd.output_checked()).await.unwrap()
+    }
+    fn command(&self, args: &[&str], env: &[(&str, String)]) -> Checked {
         let mut cmd = Command::new(BIN);
         cmd.args(args).env_clear().env("HOME", self.0.path()).env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+        Checked(cmd)
+    }
+}
+
+/// A command whose output is checked for tokens.
+struct Checked(Command);
+
+impl Checked {
+    fn output_checked(mut self) -> Run {
+        let out = self.0.output().unwrap();
         let run = Run {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -257,4 +271,55 @@ async fn verbose_says_which_cloud_and_user_and_never_the_token() {
     );
     let local_token = std::fs::read_to_string(data.join("token")).unwrap();
     assert!(!r.stderr.contains(local_token.trim()) && !r.stdout.contains(local_token.trim()));
+}
+
+#[test]
+fn mount_with_nothing_configured_uses_the_local_cloud_and_says_so() {
+    let home = Home::new();
+    let data = home.path("data");
+    let envs = [("HOME", home.0.path().display().to_string()), ("PITHOSFS_DATA", data.display().to_string())];
+    let borrowed: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let point = home.path("mnt");
+    let mut mount = harness::Mount::start(&point, &home.path("mount.log"), &[], &borrowed);
+    let said = format!(
+        "pithosfs: no cloud configured: using the local cloud of {}, served by this command at http://127.0.0.1:",
+        data.display()
+    );
+    assert!(mount.log_text().contains(&said), "{}", mount.log_text());
+    std::fs::write(point.join("pithos/hello.txt"), "hello").unwrap();
+    // while it runs, the control commands find its local cloud (a running one counts)
+    let r = home.command(&["user", "info", "--json", "-v"], &envs[1..]).output_checked();
+    let user: Value = r.json();
+    assert!(user["id"].is_string(), "{user}");
+    assert!(r.stderr.contains(&format!("(from the local cloud of {}, running)", data.display())), "{}", r.stderr);
+    mount.unmount();
+    // and once it is gone, they refuse again rather than start one
+    let r = home.command(&["user", "info"], &envs[1..]).output_checked();
+    assert!(r.code == Some(1) && r.stderr.contains("is not running"), "{}", r.stderr);
+}
+
+#[test]
+fn the_mount_takes_a_kamakirc_clouds_pithos_url() {
+    let home = Home::new();
+    let cloud = harness::Cloud::start(&home.path(""));
+    // An honest proxy in front of the same cloud: only the override leads there.
+    let proxy = harness::faults::FaultProxy::start(&cloud.url, 1);
+    home.write(
+        ".kamakirc",
+        &format!(
+            "[global]\ndefault_cloud = c\n[cloud \"c\"]\nurl = {}\ntoken = {}\npithos_url = {}{}\n",
+            cloud.identity(),
+            harness::TOKEN,
+            proxy.url,
+            pithosfs::cloud::PITHOS_PATH
+        ),
+    );
+    let envs = [("HOME", home.0.path().display().to_string())];
+    let point = home.path("mnt");
+    let mut mount = harness::Mount::start(&point, &home.path("mount.log"), &[], &[("HOME", envs[0].1.as_str())]);
+    assert!(!mount.log_text().contains("local cloud"), "{}", mount.log_text());
+    std::fs::write(point.join("pithos/through-the-proxy.txt"), "hello").unwrap();
+    mount.unmount();
+    assert_eq!(cloud.get("pithos", "through-the-proxy.txt"), b"hello");
+    assert!(proxy.counts().requests >= 2, "the mount did not use pithos_url: {:?}", proxy.counts().requests);
 }
