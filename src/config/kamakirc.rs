@@ -137,6 +137,12 @@ impl KamakiConfig {
         }
     }
 
+    /// The `url` and whether there is a `token` of cloud `name`, unchecked.
+    pub fn cloud_url(&self, name: &str) -> Option<(&str, bool)> {
+        let (section, _) = self.sections.iter().find(|(s, _)| cloud_name(s).as_deref() == Some(name))?;
+        Some((self.value(section, "url")?, self.value(section, "token").is_some()))
+    }
+
     /// The section of cloud `name`, if there is one.
     pub fn cloud(&self, name: &str) -> Result<Option<KamakiCloud>, ConfigError> {
         let Some((_, entries)) = self.sections.iter().find(|(s, _)| cloud_name(s).as_deref() == Some(name)) else {

@@ -210,6 +210,7 @@ impl CloudConfig {
 /// How the control commands say that no cloud is configured.
 fn not_configured(env: &Environment, local: Running) -> ConfigError {
     let rc = match env.kamaki_config_path() {
+        Some(p) if p.exists() => format!("{} (it has no [cloud \"NAME\"] section)", p.display()),
         Some(p) => format!("{} (there is none)", p.display()),
         None => "~/.kamakirc".into(),
     };
@@ -246,9 +247,10 @@ fn config_for_url(url: &str, env: &Environment) -> Result<Option<CloudConfig>, C
             // The default cloud first, when several share the URL.
             let default = kc.default_cloud(env.get(ENV_KAMAKI_DEFAULT_CLOUD)).ok().flatten();
             names.sort_by_key(|n| Some(n) != default.as_ref());
+            // Only the cloud of this URL is checked whole: a mistake in
+            // another section does not stand in the way.
             for name in names {
-                let Some(cloud) = kc.cloud(&name)? else { continue };
-                if let (Some(u), Some(_)) = (&cloud.url, &cloud.token) {
+                if let Some((u, true)) = kc.cloud_url(&name) {
                     if identity_url(u).is_ok_and(|u| same_url(&u, url)) {
                         return kamaki_cloud(&kc, &name, Chosen::UrlMatch).map(Some);
                     }
@@ -576,6 +578,30 @@ cyclades_url = https://cyclades.okeanos.grnet.gr/compute/v2.0
         write(&data, "token", "t\n");
         let e = resolve(&Flags::default(), &env).await.unwrap_err().0;
         assert!(e.contains("is not running") && e.contains(&closed.to_string()), "{e}");
+        // a kamakirc without clouds configures nothing, and that is said too
+        let rc = write(dir.path(), "rc", "[global]\ncolors = off\n");
+        let env = Environment::from_pairs([
+            (ENV_KAMAKI_CONFIG, rc.display().to_string()),
+            (ENV_DATA, dir.path().join("other").display().to_string()),
+        ]);
+        let e = resolve(&Flags::default(), &env).await.unwrap_err().0;
+        assert!(e.contains("No cloud is configured") && e.contains("it has no [cloud"), "{e}");
+    }
+
+    #[test]
+    fn a_url_takes_its_clouds_token_whatever_the_other_sections_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let rc = write(
+            dir.path(),
+            "rc",
+            "[cloud \"broken\"]\nurl = http://b/identity/v2.0\ntoken = b\npithos_url = nonsense\n\
+             [cloud \"fine\"]\nurl = http://f/identity/v2.0\ntoken = f\n",
+        );
+        let env = Environment::from_pairs([(ENV_KAMAKI_CONFIG, rc.display().to_string())]);
+        let flags = Flags { url: Some("http://f/identity/v2.0".into()), ..Flags::default() };
+        assert_eq!(resolve_configured(&flags, &env).unwrap().unwrap().token.expose(), "f");
+        let flags = Flags { url: Some("http://b/identity/v2.0".into()), ..Flags::default() };
+        assert!(resolve_configured(&flags, &env).unwrap_err().0.contains("pithos_url of [cloud \"broken\"]"));
     }
 
     #[test]
