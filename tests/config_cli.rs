@@ -323,3 +323,58 @@ fn the_mount_takes_a_kamakirc_clouds_pithos_url() {
     assert_eq!(cloud.get("pithos", "through-the-proxy.txt"), b"hello");
     assert!(proxy.counts().requests >= 2, "the mount did not use pithos_url: {:?}", proxy.counts().requests);
 }
+
+/// kamaki, from `scripts/setup-kamaki` (`PITHOSFS_KAMAKI_VENV`, default
+/// `.cache/kamaki-venv`): required under CI, skipped elsewhere without it.
+fn kamaki_bin() -> Option<PathBuf> {
+    let venv = std::env::var_os("PITHOSFS_KAMAKI_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kamaki-venv"));
+    let bin = venv.join("bin/kamaki");
+    if bin.exists() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "kamaki is not installed at {} (run scripts/setup-kamaki)",
+        bin.display()
+    );
+    eprintln!("skipped: kamaki not found at {} (run scripts/setup-kamaki)", bin.display());
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kamakirc_written_by_kamaki_is_read_as_kamaki_reads_it() {
+    let Some(kamaki) = kamaki_bin() else { return };
+    let first = TestCloud::start().await;
+    let second = TestCloud::start().await;
+    let image = image_on(&second, "only-on-the-second").await;
+    let cyclades = CycladesClient::new(&second.compute(), ALICE_TOKEN).unwrap();
+    cyclades.create_server(&NewServer::new("server-on-the-second", 1, &image)).await.unwrap();
+
+    let home = Home::new();
+    let rc = home.path(".kamakirc");
+    // kamaki accepts several tokens in one value and uses the first
+    let token = format!("{ALICE_TOKEN} {BOB_TOKEN}");
+    let settings = [
+        ("cloud.work.url", first.identity()),
+        ("cloud.work.token", token),
+        ("cloud.work.cyclades_url", second.compute()),
+        ("cloud.other.url", "http://127.0.0.1:9/identity/v2.0".to_string()),
+        ("cloud.other.token", "x".to_string()),
+        ("default_cloud", "work".to_string()),
+    ];
+    for (key, value) in settings {
+        let mut cmd = Command::new(&kamaki);
+        cmd.args(["config", "set", key, &value]).env("KAMAKI_CONFIG", &rc).env("HOME", home.0.path());
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+        assert!(out.status.success(), "kamaki config set {key}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let user = home.run(&["user", "info", "--json"], &[]).await.json();
+    assert_eq!(user["id"], first.alice.as_str());
+    let servers = names(&home.run(&["server", "list", "--json"], &[]).await.json());
+    assert_eq!(servers, vec!["server-on-the-second"]);
+    let r = home.run(&["user", "info", "--cloud", "other", "-v"], &[]).await;
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("pithosfs: cloud \"other\" at http://127.0.0.1:9/identity/v2.0"), "{}", r.stderr);
+}
