@@ -145,6 +145,7 @@ async fn kamakirc_mistakes_name_the_file_and_the_section() {
         assert_eq!(r.code, Some(1), "{args:?}");
         assert!(
             r.stderr.contains("No cloud \"prod\"")
+                && r.stderr.contains("default_cloud = prod in [global]")
                 && r.stderr.contains("[cloud \"prod\"]")
                 && r.stderr.contains(&rc_text)
                 && r.stderr.contains("half, test"),

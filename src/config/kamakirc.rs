@@ -122,7 +122,7 @@ impl KamakiConfig {
     /// `env_default`), else the only cloud. None when the file has no cloud;
     /// an error when it has several and none is the default.
     pub fn default_cloud(&self, env_default: Option<&str>) -> Result<Option<String>, ConfigError> {
-        if let Some(name) = self.value("global", "default_cloud").or(env_default) {
+        if let Some(name) = self.global_default().or(env_default) {
             return Ok(Some(name.to_string()));
         }
         match self.clouds().as_slice() {
@@ -141,6 +141,11 @@ impl KamakiConfig {
     pub fn cloud_url(&self, name: &str) -> Option<(&str, bool)> {
         let (section, _) = self.sections.iter().find(|(s, _)| cloud_name(s).as_deref() == Some(name))?;
         Some((self.value(section, "url")?, self.value(section, "token").is_some()))
+    }
+
+    /// `[global] default_cloud`, when set.
+    pub fn global_default(&self) -> Option<&str> {
+        self.value("global", "default_cloud")
     }
 
     /// The section of cloud `name`, if there is one.

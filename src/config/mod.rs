@@ -273,7 +273,10 @@ fn config_for_url(url: &str, env: &Environment) -> Result<Option<CloudConfig>, C
 #[derive(Clone, Copy)]
 enum Chosen {
     Flag,
-    DefaultCloud,
+    /// `[global] default_cloud`, else (`from_env`) `$KAMAKI_DEFAULT_CLOUD`.
+    DefaultCloud {
+        from_env: bool,
+    },
     UrlMatch,
 }
 
@@ -283,7 +286,8 @@ fn kamaki_cloud(kc: &KamakiConfig, name: &str, chosen: Chosen) -> Result<CloudCo
     let Some(cloud) = kc.cloud(name)? else {
         let by = match chosen {
             Chosen::Flag => format!("--cloud {name}"),
-            Chosen::DefaultCloud => format!("default_cloud = {name} ([global] or ${ENV_KAMAKI_DEFAULT_CLOUD})"),
+            Chosen::DefaultCloud { from_env: false } => format!("default_cloud = {name} in [global]"),
+            Chosen::DefaultCloud { from_env: true } => format!("{ENV_KAMAKI_DEFAULT_CLOUD}={name}"),
             Chosen::UrlMatch => name.to_string(),
         };
         return err(format!(
@@ -362,7 +366,10 @@ pub fn resolve_configured(flags: &Flags, env: &Environment) -> Result<Option<Clo
     let Some(path) = env.kamaki_config_path() else { return Ok(None) };
     let Some(kc) = KamakiConfig::load(&path)? else { return Ok(None) };
     match kc.default_cloud(env.get(ENV_KAMAKI_DEFAULT_CLOUD))? {
-        Some(name) => kamaki_cloud(&kc, &name, Chosen::DefaultCloud).map(Some),
+        Some(name) => {
+            let chosen = Chosen::DefaultCloud { from_env: kc.global_default().is_none() };
+            kamaki_cloud(&kc, &name, chosen).map(Some)
+        }
         None => Ok(None),
     }
 }
