@@ -379,3 +379,38 @@ async fn a_kamakirc_written_by_kamaki_is_read_as_kamaki_reads_it() {
     assert_eq!(r.code, Some(1));
     assert!(r.stderr.contains("pithosfs: cloud \"other\" at http://127.0.0.1:9/identity/v2.0"), "{}", r.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_are_measured_in_terminal_columns_and_cleaned() {
+    let tc = TestCloud::start().await;
+    let image = image_on(&tc, "disk").await;
+    let cyclades = CycladesClient::new(&tc.compute(), ALICE_TOKEN).unwrap();
+    let names = ["伺服器-東京", "cafe\u{301}", "invoice\u{202E}fdp.exe", "red\u{1b}[31m", "👍"];
+    for name in names {
+        cyclades.create_server(&NewServer::new(name, 1, &image)).await.unwrap();
+    }
+    let home = Home::new();
+    let token_file = home.write("alice.token", ALICE_TOKEN);
+    let env = vec![("PITHOSFS_URL", tc.identity()), ("PITHOSFS_TOKEN_FILE", token_file.display().to_string())];
+    let r = home.run(&["server", "list"], &env).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(!r.stdout.contains('\u{202E}') && !r.stdout.contains('\u{1b}'), "{:?}", r.stdout);
+    assert!(r.stdout.contains("invoice?fdp.exe") && r.stdout.contains("red?[31m"), "{}", r.stdout);
+    // the STATUS column starts at one terminal column on every line
+    let columns: Vec<usize> = r
+        .stdout
+        .lines()
+        .map(|l| {
+            let at = l.find("STATUS").or_else(|| l.find("BUILD")).or_else(|| l.find("ACTIVE")).unwrap();
+            unicode_width::UnicodeWidthStr::width(&l[..at])
+        })
+        .collect();
+    assert_eq!(columns.len(), names.len() + 1, "{}", r.stdout);
+    assert!(columns.windows(2).all(|w| w[0] == w[1]), "{columns:?}\n{}", r.stdout);
+    // --json keeps the names as they are, for scripts
+    let json = home.run(&["server", "list", "--json"], &env).await.json();
+    let got: Vec<String> = json.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
+    for name in names {
+        assert!(got.contains(&name.to_string()), "{name:?} not in {got:?}");
+    }
+}
