@@ -123,8 +123,9 @@ impl Environment {
 /// Where a configuration came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// `--url`/`--token-file` (possibly completed from the environment).
+    /// `--url` (the token from `--token-file` or the environment).
     Flags,
+    /// `$PITHOSFS_URL` (the token from `--token-file` or the environment).
     Environment,
     KamakiConfig {
         path: PathBuf,
@@ -342,7 +343,6 @@ pub fn resolve_configured(flags: &Flags, env: &Environment) -> Result<Option<Clo
         (None, None) => (None, Source::Environment),
     };
     let token = explicit_token(flags, env)?;
-    let source = if flags.token_file.is_some() { Source::Flags } else { source };
     match (url, token) {
         (Some(identity_url), Some(token)) => return Ok(Some(CloudConfig::new(identity_url, token, source))),
         (Some(url), None) => {
