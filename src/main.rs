@@ -28,8 +28,8 @@ enum Command {
     Serve(ServeArgs),
     /// Mount the Pithos+ account (containers are folders) or one container.
     ///
-    /// With no cloud configured (no --url, PITHOSFS_URL or ~/.kamakirc) it serves the
-    /// embedded local cloud from the default data directory.
+    /// With no cloud configured (no --url, PITHOSFS_URL or ~/.kamakirc) it uses the
+    /// local cloud of the data directory (serving it itself when none runs), and says so.
     Mount(MountArgs),
     /// Unmount a pithosfs mount (every file was committed when it was closed).
     Unmount {
@@ -291,7 +291,7 @@ fn mount(a: MountArgs) -> Result<(), String> {
         _ => None,
     };
     let cache_dir = a.cache_dir.map(|d| (d.join("blocks"), a.cache_dir_size.max(16) << 20));
-    let flags = pithosfs::config::Flags { url: a.url, token_file: a.token_file, cloud: a.cloud };
+    let flags = pithosfs::config::Flags { url: a.url, token_file: a.token_file, cloud: a.cloud, local: false };
     cli::mount::mount(cli::mount::MountRequest {
         mountpoint: a.mountpoint,
         flags,

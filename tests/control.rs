@@ -311,15 +311,18 @@ async fn the_local_cloud_running_or_started_in_process() {
     // a URL alone takes the local cloud's token
     assert_eq!(home.run(&["user", "info", "--json", "--url", &url], &[]).await.json()["name"], "tester");
 
-    // once it is gone, the command serves the same data itself
+    // once it is gone, the command refuses, unless told --local: then it
+    // serves the same data itself
     drop(serve);
-    let user2 = home.run(&["user", "info", "--json"], &[]).await.json();
+    let gone = home.run(&["user", "info", "--json"], &[]).await;
+    assert!(gone.code == Some(1) && gone.stderr.contains("not running"), "{}", gone.stderr);
+    let user2 = home.run(&["user", "info", "--json", "--local"], &[]).await.json();
     assert_eq!(user2["id"], user["id"]);
-    assert_eq!(home.run(&["server", "list", "--json"], &[]).await.json(), serde_json::json!([]));
+    assert_eq!(home.run(&["server", "list", "--json", "--local"], &[]).await.json(), serde_json::json!([]));
 
     // and a data directory never used before gets its default user
     let fresh = vec![("PITHOSFS_DATA", home.path("fresh").display().to_string())];
-    let user3 = home.run(&["user", "info", "--json"], &fresh).await.json();
+    let user3 = home.run(&["user", "info", "--json", "--local"], &fresh).await.json();
     assert!(user3["id"].is_string());
     assert_ne!(user3["id"], user["id"]);
     assert!(home.path("fresh/token").exists());

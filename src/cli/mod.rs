@@ -38,6 +38,10 @@ pub struct CloudArgs {
     /// A cloud of the kamaki config file ($KAMAKI_CONFIG or ~/.kamakirc) [default: its default_cloud].
     #[arg(long, global = true, value_name = "NAME")]
     pub cloud: Option<String>,
+    /// The local cloud of the data directory ($PITHOSFS_DATA or ~/.local/share/pithosfs),
+    /// started for this command if no `pithosfs serve` runs on it.
+    #[arg(long, global = true, conflicts_with_all = ["url", "token_file", "cloud"])]
+    pub local: bool,
     /// Print JSON for scripts instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -45,7 +49,12 @@ pub struct CloudArgs {
 
 impl CloudArgs {
     fn flags(&self) -> Flags {
-        Flags { url: self.url.clone(), token_file: self.token_file.clone(), cloud: self.cloud.clone() }
+        Flags {
+            url: self.url.clone(),
+            token_file: self.token_file.clone(),
+            cloud: self.cloud.clone(),
+            local: self.local,
+        }
     }
 }
 
@@ -125,13 +134,16 @@ pub fn run(control: Control, verbose: u8) -> ExitCode {
     let result = runtime.block_on(async {
         let resolved = config::resolve(&control.cloud().flags(), &env).await?;
         tracing::debug!(url = %resolved.config.identity_url, source = %resolved.config.source, "cloud");
+        for note in &resolved.config.notes {
+            eprintln!("pithosfs: note: {note}");
+        }
         let result = match resolved.config.astakos() {
             Ok(astakos) => {
                 let ctx = Context { astakos: &astakos, json: control.cloud().json, verbose };
-                if ctx.verbose > 0 {
-                    eprintln!("pithosfs: cloud {} ({})", resolved.config.identity_url, resolved.config.source);
+                match say_who(&resolved.config, &ctx).await {
+                    Ok(()) => execute(&control, &ctx, &mut std::io::stdout().lock()).await,
+                    Err(e) => Err(e),
                 }
-                execute(&control, &ctx, &mut std::io::stdout().lock()).await
             }
             Err(e) => Err(e.into()),
         };
@@ -149,6 +161,24 @@ pub fn run(control: Control, verbose: u8) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// With `-v`: which cloud (and where that came from) and which user the
+/// command uses, on stderr. The user costs one request (the token's user
+/// info, kept for the command itself); the token is never shown.
+async fn say_who(cloud: &config::CloudConfig, ctx: &Context<'_>) -> Result<(), Failure> {
+    if ctx.verbose == 0 {
+        return Ok(());
+    }
+    for line in cloud.describe() {
+        eprintln!("pithosfs: {}", table::clean(&line));
+    }
+    let user = ctx.astakos.user_info().await?;
+    let text = |key: &str| user.get(key).and_then(serde_json::Value::as_str).map(table::clean);
+    let name = text("name").unwrap_or_else(|| "(no name)".into());
+    let uuid = text("id").unwrap_or_else(|| "(no uuid)".into());
+    eprintln!("pithosfs: user {name} (uuid {uuid})");
+    Ok(())
 }
 
 /// The error on stderr, laid out like the seed's error handling example.

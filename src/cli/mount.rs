@@ -4,7 +4,6 @@
 
 use crate::clients::pithos::PithosClient;
 use crate::clients::storage::ObjectStorage;
-use crate::clients::AstakosClient;
 use crate::config::{self, Environment, Flags};
 use crate::fs::store::{PithosStore, Store, SwiftStore};
 use crate::fs::{cache, disk, fuse, Fs, FsOptions};
@@ -145,16 +144,16 @@ async fn connect(req: &MountRequest) -> Result<Connected, String> {
     if let Some(target) = &req.storage {
         return connect_plain(req, target, &env).await;
     }
-    let resolved = config::resolve(&req.flags, &env).await.map_err(|e| e.0)?;
+    let resolved = config::resolve_or_start_local(&req.flags, &env).await.map_err(|e| e.0)?;
     let cfg = &resolved.config;
-    if let Some(e) = &resolved.embedded {
-        eprintln!(
-            "pithosfs: no cloud configured: serving the local cloud from {} at {}",
-            env.data_dir().display(),
-            e.url
-        );
+    if cfg.source.is_local() {
+        eprintln!("pithosfs: no cloud configured: using {} at {}", cfg.source, cfg.identity_url);
     }
-    let astakos = AstakosClient::new(&cfg.identity_url, cfg.token.expose()).map_err(|e| e.message)?;
+    for note in &cfg.notes {
+        eprintln!("pithosfs: note: {note}");
+    }
+    // With the kamakirc's endpoint overrides (pithos_url…).
+    let astakos = cfg.astakos().map_err(|e| e.message)?;
     let account = astakos.term("uuid").await.map_err(|e| format!("cannot authenticate: {}", e.message))?;
     let endpoint = astakos.get_endpoint_url("object-store").await.map_err(|e| e.message)?;
     let container = req.fs.container.clone().unwrap_or_else(|| "pithos".into());

@@ -1,12 +1,53 @@
 //! Text output for people: tables with aligned columns, and `key  value`
-//! listings of nested JSON objects.
+//! listings of nested JSON objects. Columns are measured in terminal cells
+//! (`unicode-width`: CJK and emoji take two, combining marks none), and
+//! every text is cleaned of what could drive or fool the terminal.
 
 use serde_json::Value;
 
 /// Text from a server, made safe for a terminal: control characters (which
-/// could move the cursor or recolour the screen) become `?`.
+/// could move the cursor, recolour the screen or start an escape sequence),
+/// bidirectional overrides and isolates (U+202E shows `exe.txt` as
+/// `txt.exe`), invisible format characters (zero-width space, soft hyphen,
+/// BOM, tags…: two names that look the same must not be different) and line
+/// or paragraph separators each become `?`. The joiners U+200C/U+200D stay:
+/// scripts and emoji sequences need them, and they hide nothing.
 pub fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    s.chars().map(|c| if c.is_control() || is_hidden_format(c) { '?' } else { c }).collect()
+}
+
+/// Unicode's format characters (general category Cf, Unicode 15.1) but the
+/// joiners, and the line and paragraph separators.
+fn is_hidden_format(c: char) -> bool {
+    matches!(c,
+        '\u{AD}'
+        | '\u{600}'..='\u{605}'
+        | '\u{61C}'
+        | '\u{6DD}'
+        | '\u{70F}'
+        | '\u{890}'..='\u{891}'
+        | '\u{8E2}'
+        | '\u{180E}'
+        | '\u{200B}'
+        | '\u{200E}'..='\u{200F}'
+        | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{110BD}'
+        | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}'
+        | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0001}'
+        | '\u{E0020}'..='\u{E007F}')
+}
+
+/// Columns `s` takes on a terminal: East Asian wide characters and emoji
+/// take two, combining marks none. `s` is clean (no control characters).
+pub fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
 }
 
 /// A JSON value as one cell: strings as they are, null as empty, lists of
@@ -39,7 +80,7 @@ pub struct Table {
 impl Table {
     pub fn new(headers: &[&str]) -> Table {
         Table {
-            headers: headers.iter().map(|h| h.to_string()).collect(),
+            headers: headers.iter().map(|h| clean(h)).collect(),
             align: vec![Align::Left; headers.len()],
             rows: Vec::new(),
         }
@@ -65,7 +106,6 @@ impl Table {
     }
 
     pub fn render(&self) -> String {
-        let width = |s: &str| s.chars().count();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| width(h)).collect();
         for row in &self.rows {
             for (w, c) in widths.iter_mut().zip(row) {
@@ -79,7 +119,7 @@ impl Table {
                 if i > 0 {
                     line.push_str("  ");
                 }
-                let pad = " ".repeat(widths[i] - width(c));
+                let pad = " ".repeat(widths[i].saturating_sub(width(c)));
                 match self.align[i] {
                     Align::Left => {
                         line.push_str(c);
@@ -126,12 +166,13 @@ pub fn flatten(v: &Value, skip: &[&str]) -> Vec<(String, String)> {
     out
 }
 
-/// `key  value` lines, values aligned.
+/// `key  value` lines, values aligned (keys and values cleaned).
 pub fn key_values(pairs: &[(String, String)]) -> String {
-    let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (clean(k), clean(v))).collect();
+    let column = pairs.iter().map(|(k, _)| width(k)).max().unwrap_or(0);
     let mut out = String::new();
-    for (k, v) in pairs {
-        let line = format!("{k}{}  {v}", " ".repeat(width - k.chars().count()));
+    for (k, v) in &pairs {
+        let line = format!("{k}{}  {v}", " ".repeat(column.saturating_sub(width(k))));
         out.push_str(line.trim_end());
         out.push('\n');
     }
@@ -149,6 +190,43 @@ mod tests {
         t.row(vec!["1".into(), "small".into(), "1024".into()]);
         t.row(vec!["12".into(), "a\x1b[31mb".into(), "512".into()]);
         assert_eq!(t.render(), "ID  NAME      RAM\n1   small    1024\n12  a?[31mb   512\n");
+    }
+
+    #[test]
+    fn wide_and_zero_width_characters_align() {
+        let mut t = Table::new(&["NAME", "SIZE", "OWNER"]).right(1);
+        t.row(vec!["名前.txt".into(), "7".into(), "田中".into()]);
+        t.row(vec!["cafe\u{301}".into(), "1234".into(), "x".into()]);
+        t.row(vec!["👍 ok".into(), "12".into(), "🇬🇷".into()]);
+        let text = t.render();
+        assert_eq!(text, "NAME      SIZE  OWNER\n名前.txt     7  田中\ncafe\u{301}      1234  x\n👍 ok       12  🇬🇷\n");
+        // every SIZE ends in the same terminal column, whatever came before it
+        let ends: Vec<usize> = text.lines().map(|l| width(&l[..l.rfind("  ").unwrap()])).collect();
+        assert_eq!(ends, vec![14; 4], "{text}");
+        assert_eq!(width("名前"), 4);
+        assert_eq!(width("e\u{301}"), 1);
+        assert_eq!(width("👍"), 2);
+    }
+
+    #[test]
+    fn control_and_spoofing_characters_are_replaced() {
+        assert_eq!(clean("a\x1b[31mred\x1b[0m"), "a?[31mred?[0m");
+        assert_eq!(clean("bell\x07 cr\r nl\n tab\t del\x7f c1\u{9b}"), "bell? cr? nl? tab? del? c1?");
+        assert_eq!(clean("evil\u{202E}txt.exe"), "evil?txt.exe");
+        assert_eq!(clean("\u{2066}a\u{2069}\u{200F}"), "?a??");
+        assert_eq!(clean("zero\u{200B}width\u{FEFF}\u{AD}"), "zero?width??");
+        assert_eq!(clean("line\u{2028}para\u{2029}"), "line?para?");
+        assert_eq!(clean("tag\u{E0041}"), "tag?");
+        // joiners, combining marks and variation selectors stay
+        let kept = "👨\u{200D}👩\u{200D}👧 می\u{200C}خواهم e\u{301} ❤\u{FE0F}";
+        assert_eq!(clean(kept), kept);
+        // cells, headers and key-value listings are all cleaned
+        let mut t = Table::new(&["N\u{202E}AME"]);
+        t.row(vec!["x\ny".into()]);
+        assert_eq!(t.render(), "N?AME\nx?y\n");
+        let kv = key_values(&[("k\x1b".into(), "v\u{202E}".into()), ("名".into(), "1".into())]);
+        // 名 takes two columns, as `k?` does
+        assert_eq!(kv, "k?  v?\n名  1\n");
     }
 
     #[test]

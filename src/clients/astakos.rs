@@ -6,6 +6,11 @@
 //! Resource representations (the token reply, endpoints, user info, quotas)
 //! are `serde_json::Value`, as kamaki returns dicts; name → value catalogs are
 //! `BTreeMap<String, String>`.
+//!
+//! A client may carry endpoint overrides (service type → URL, as a kamakirc
+//! cloud's `cyclades_url`/`pithos_url`… give them): `get_endpoint_url`, and
+//! so every client made `from_catalog` of it, takes the override instead of
+//! the catalog's URL.
 
 use super::error::ClientError;
 use super::http::Http;
@@ -20,6 +25,8 @@ pub struct AstakosClient {
     http: Http,
     /// The last authentication reply (`{"access": …}`), shared by clones.
     access: Arc<Mutex<Option<Arc<Value>>>>,
+    /// Lower-cased service type → URL used instead of the catalog's.
+    endpoints: Arc<BTreeMap<String, String>>,
 }
 
 impl AstakosClient {
@@ -30,7 +37,19 @@ impl AstakosClient {
 
     /// A client over an existing HTTP core (its pool, counters and token).
     pub fn from_http(http: Http) -> AstakosClient {
-        AstakosClient { http, access: Arc::new(Mutex::new(None)) }
+        AstakosClient { http, access: Arc::new(Mutex::new(None)), endpoints: Arc::default() }
+    }
+
+    /// The same client, with these endpoints (service type → URL) used
+    /// instead of the catalog's. The token goes to them as to the catalog's.
+    pub fn with_endpoints(self, endpoints: BTreeMap<String, String>) -> AstakosClient {
+        let endpoints = endpoints.into_iter().map(|(kind, url)| (kind.to_ascii_lowercase(), url)).collect();
+        AstakosClient { endpoints: Arc::new(endpoints), ..self }
+    }
+
+    /// The endpoint overrides (lower-cased service type → URL).
+    pub fn endpoint_overrides(&self) -> &BTreeMap<String, String> {
+        &self.endpoints
     }
 
     /// The HTTP core, for clients of the catalog's other services to share.
@@ -89,15 +108,20 @@ impl AstakosClient {
 
     /// The one endpoint of the service of `service_type` (case-insensitive),
     /// with `versionId` equal to `version` when given. Like kamaki, exactly
-    /// one endpoint must match.
+    /// one endpoint must match. This is the catalog's entry: the overrides
+    /// (`with_endpoints`) apply to `get_endpoint_url`.
     pub async fn get_service_endpoints(&self, service_type: &str, version: Option<&str>) -> Result<Value, ClientError> {
         let services = self.get_services().await?;
         find_endpoint(&services, service_type, version)
     }
 
     /// The `publicURL` of the service of `service_type` (`compute`,
-    /// `object-store`, `image`, `account`, `identity`…).
+    /// `object-store`, `image`, `account`, `identity`…), or the override
+    /// this client carries for it (then without asking Astakos).
     pub async fn get_endpoint_url(&self, service_type: &str) -> Result<String, ClientError> {
+        if let Some(url) = self.endpoints.get(&service_type.to_ascii_lowercase()) {
+            return Ok(url.clone());
+        }
         let endpoint = self.get_service_endpoints(service_type, None).await?;
         endpoint
             .get("publicURL")
@@ -292,6 +316,20 @@ mod tests {
         assert!(find_endpoint(&catalog, "image", None).is_err());
         assert_eq!(find_endpoint(&catalog, "image", Some("v1.1")).unwrap()["publicURL"], "http://i2");
         assert!(find_endpoint(&catalog, "network", None).unwrap_err().message.contains("No endpoint"));
+    }
+
+    #[tokio::test]
+    async fn overrides_answer_without_asking_the_catalog() {
+        // Nothing listens at this identity URL: only the override can answer.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let astakos = AstakosClient::new(&format!("http://{closed}/identity/v2.0"), "t")
+            .unwrap()
+            .with_endpoints([("Compute".to_string(), "http://c/compute/v2.0".to_string())].into());
+        assert_eq!(astakos.get_endpoint_url("COMPUTE").await.unwrap(), "http://c/compute/v2.0");
+        let http = astakos.service_http("compute", "v2.0").await.unwrap();
+        assert_eq!(http.base_url(), "http://c/compute/v2.0");
+        assert_eq!(astakos.clone().endpoint_overrides().len(), 1);
+        assert!(astakos.get_endpoint_url("image").await.is_err());
     }
 
     #[test]
