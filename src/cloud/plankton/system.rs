@@ -115,8 +115,12 @@ pub fn register_system_images(db: &Db, blocks: &Arc<BlockStore>) -> Result<bool,
             (&uuid, SYSTEM_ACCOUNT, format!("no-token:{uuid}"), t),
         )?;
         let container = container_of(tx, &uuid, t)?;
-        for (image, bytes, hashmap) in files {
-            register(tx, &container, &uuid, image, bytes, hashmap, t)?;
+        // A millisecond apart, in the order above: listings by creation time
+        // (kamaki's default) show "Debian Base" first.
+        let count = files.len();
+        for (i, (image, bytes, hashmap)) in files.into_iter().enumerate() {
+            let created = t - (count - i) as f64 * 0.001;
+            register(tx, &container, &uuid, image, bytes, hashmap, created)?;
         }
         Ok(())
     })?;
