@@ -55,7 +55,19 @@ impl Run {
 
 impl Cloud {
     fn start() -> Cloud {
-        let home = tempfile::tempdir().unwrap();
+        Cloud::start_in(tempfile::tempdir().unwrap())
+    }
+
+    /// Stops the server and starts a new one on the same data directory.
+    fn restart(mut self) -> Cloud {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let home = std::mem::replace(&mut self.home, tempfile::tempdir().unwrap());
+        drop(self);
+        Cloud::start_in(home)
+    }
+
+    fn start_in(home: tempfile::TempDir) -> Cloud {
         let data = home.path().join("data");
         let mut child = Command::new(env!("CARGO_BIN_EXE_pithosfs"))
             .args(["serve", "--listen", "127.0.0.1:0", "--build-seconds", "0.5", "--data"])
@@ -223,6 +235,20 @@ fn waiting_times_out_with_a_clear_error() {
         cloud.run(&["server", "wait", &id, "--status", "ACTIVE"]).ok().stdout,
         format!("server {id} is ACTIVE\n")
     );
+    // a create whose wait times out has still printed the password
+    let image = cloud.system_image("Debian Base");
+    let create =
+        ["server", "create", "--name", "hasty", "--flavor", "1", "--image", &image, "--wait", "--timeout", "1ms"];
+    let r = cloud.run(&create);
+    r.failed_saying("to leave BUILD");
+    assert!(field(&r.stdout, "password").is_some_and(|p| p.len() >= 8), "{}", r.stdout);
+    let mut json = create.to_vec();
+    json.push("--json");
+    let r = cloud.run(&json);
+    r.failed_saying("to leave BUILD");
+    let created: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert!(created["adminPass"].as_str().is_some_and(|p| p.len() >= 8), "{created:#}");
+    assert_eq!(created["status"], "BUILD");
     // durations are checked before anything is sent
     let r = cloud.run(&["server", "wait", &id, "--timeout", "soon"]);
     assert_eq!(r.code, Some(2));
@@ -270,6 +296,11 @@ fn flavor_and_image_info_of_the_system_images() {
         .map(|i| i["name"].as_str().unwrap().to_string())
         .collect();
     assert!(names.len() >= 3 && names.contains(&"Ubuntu Server".to_string()), "{names:?}");
+
+    // registered on the first start only: the same images after a restart
+    let before = cloud.run(&["image", "list", "--json"]).json();
+    let cloud = cloud.restart();
+    assert_eq!(cloud.run(&["image", "list", "--json"]).json(), before);
 
     // unknown ids: the cloud's answer, and how to find the right one
     cloud.run(&["flavor", "info", "999"]).failed_saying("no flavor \"999\" in this cloud");

@@ -387,3 +387,24 @@ fn typed_image(mut image: Value) -> Value {
     }
     image
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_with_units_or_seconds() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").unwrap_err().contains("5m"));
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn plankton_headers_become_typed_fields() {
+        let image = typed_image(json!({"size": "205", "is_public": "True", "is_snapshot": "False", "name": "x"}));
+        assert_eq!(image, json!({"size": 205, "is_public": true, "is_snapshot": false, "name": "x"}));
+    }
+}
