@@ -191,7 +191,7 @@ fn create_wait_shutdown_start_reboot_delete() {
     // a stopped server cannot be shut down again: the cloud's reason is shown
     cloud.run(&["server", "shutdown", &id]).failed_saying("STOPPED");
 
-    let r = cloud.run(&["server", "start", &id, "--wait", "--json"]).json();
+    let r = cloud.run(&["server", "start", &id, "-w", "--json"]).json();
     assert_eq!(r["status"], "ACTIVE");
 
     // A reboot without --wait says what it asked for; `server wait` sees it through.
@@ -201,6 +201,12 @@ fn create_wait_shutdown_start_reboot_delete() {
     assert_eq!(r.ok().stdout, format!("server {id} is ACTIVE\n"));
     let r = cloud.run(&["server", "reboot", &id, "--hard", "--wait", "--json"]).json();
     assert_eq!(r["status"], "ACTIVE");
+    // kamaki's spellings: --type HARD, -w, --while
+    let r = cloud.run(&["server", "reboot", &id, "--type", "hard"]);
+    assert_eq!(r.ok().stdout, format!("server {id}: hard reboot requested (now REBOOT)\n"));
+    let r = cloud.run(&["server", "wait", &id, "--while", "REBOOT"]);
+    assert_eq!(r.ok().stdout, format!("server {id} is ACTIVE\n"));
+    assert_eq!(cloud.run(&["server", "reboot", &id, "--type", "warm"]).code, Some(2));
 
     // Delete: gone from the list; Synnefo (and kamaki) still show it as DELETED.
     let r = cloud.run(&["server", "delete", &id, "--wait"]);

@@ -58,6 +58,9 @@ pub enum ServerCommand {
         /// A hard reboot (power cycle) instead of a soft one.
         #[arg(long)]
         hard: bool,
+        /// SOFT or HARD, as kamaki 0.16 spells it.
+        #[arg(long = "type", value_name = "TYPE", conflicts_with = "hard", value_parser = reboot_type)]
+        kind: Option<bool>,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -66,8 +69,11 @@ pub enum ServerCommand {
         /// Server id.
         id: String,
         /// The status to wait for (ACTIVE, STOPPED, DELETED…).
-        #[arg(long, value_name = "STATUS")]
+        #[arg(long, visible_alias = "until", value_name = "STATUS")]
         status: Option<String>,
+        /// Wait while the server is in this status (kamaki's --while; done at once if it is not).
+        #[arg(long = "while", value_name = "STATUS", conflicts_with = "status")]
+        while_in: Option<String>,
         /// How long to wait at most: 90s, 5m, 1h (a bare number is seconds).
         #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
         timeout: Duration,
@@ -96,11 +102,20 @@ pub struct CreateArgs {
 #[derive(Args, Debug, Clone)]
 pub struct WaitArgs {
     /// Wait until the server has done it.
-    #[arg(long)]
+    #[arg(short = 'w', long)]
     pub wait: bool,
     /// With --wait: how long at most (90s, 5m, 1h; a bare number is seconds).
     #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+}
+
+/// kamaki's `--type SOFT|HARD`: whether the reboot is hard.
+fn reboot_type(s: &str) -> Result<bool, String> {
+    match s.to_ascii_uppercase().as_str() {
+        "SOFT" => Ok(false),
+        "HARD" => Ok(true),
+        _ => Err("SOFT or HARD".into()),
+    }
 }
 
 /// A duration as people write it (`30s`, `5m`, `1h 30m`), or seconds.
@@ -190,15 +205,19 @@ pub(crate) async fn server(command: &ServerCommand, ctx: &Context<'_>, out: &mut
             cyclades.shutdown_server(id).await.map_err(|e| unknown(e, "server", id))?;
             change_done(&cyclades, id, "shutdown requested", "STOPPED", wait, ctx, out).await?;
         }
-        ServerCommand::Reboot { id, hard, wait } => {
-            cyclades.reboot_server(id, *hard).await.map_err(|e| unknown(e, "server", id))?;
-            let what = if *hard { "hard reboot requested" } else { "reboot requested" };
+        ServerCommand::Reboot { id, hard, kind, wait } => {
+            let hard = *hard || kind.unwrap_or(false);
+            cyclades.reboot_server(id, hard).await.map_err(|e| unknown(e, "server", id))?;
+            let what = if hard { "hard reboot requested" } else { "reboot requested" };
             change_done(&cyclades, id, what, "ACTIVE", wait, ctx, out).await?;
         }
-        ServerCommand::Wait { id, status, timeout } => {
-            let target = status.as_deref().map(str::to_ascii_uppercase);
-            let server =
-                cyclades.wait_server(id, target.as_deref(), *timeout).await.map_err(|e| unknown(e, "server", id))?;
+        ServerCommand::Wait { id, status, while_in, timeout } => {
+            let upper = |s: &Option<String>| s.as_deref().map(str::to_ascii_uppercase);
+            let waited = match upper(while_in) {
+                Some(current) => cyclades.wait_server_while(id, &current, *timeout).await,
+                None => cyclades.wait_server(id, upper(status).as_deref(), *timeout).await,
+            };
+            let server = waited.map_err(|e| unknown(e, "server", id))?;
             if ctx.json {
                 return print_json(out, &server);
             }
