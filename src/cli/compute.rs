@@ -365,7 +365,8 @@ pub(crate) async fn image(command: &ImageCommand, ctx: &Context<'_>, out: &mut i
     match command {
         ImageCommand::List => {
             let images = ImageClient::from_catalog(ctx.astakos).await?;
-            let list = images.list_public(true, &BTreeMap::new(), None).await?;
+            // Oldest first, as kamaki lists them: the system images before your own.
+            let list = images.list_public(true, &BTreeMap::new(), Some("created_at")).await?;
             if ctx.json {
                 return print_json(out, &Value::Array(list));
             }
