@@ -227,11 +227,13 @@ pub(crate) async fn server(command: &ServerCommand, ctx: &Context<'_>, out: &mut
     Ok(())
 }
 
-/// A 404 (or a malformed id) on `kind` `id`, with the way to find the right id.
+/// A 404 on `kind` `id` (or, for a flavor, the 400 of a malformed id), with
+/// the way to find the right id. Other errors (a 400 for an action the
+/// server's state forbids) stay as the cloud said them.
 fn unknown(e: ClientError, kind: &str, id: &str) -> Failure {
     let place = if kind == "server" { "in this account" } else { "in this cloud" };
-    match e.status {
-        400 | 404 => {
+    match (e.status, kind) {
+        (404, _) | (400, "flavor") => {
             Failure::Client(e.detail(format!("no {kind} {:?} {place}: `pithosfs {kind} list` lists them", clean(id))))
         }
         _ => Failure::Client(e),
