@@ -17,6 +17,58 @@ use std::time::{Duration, Instant};
 /// Image metadata kamaki copies into a new server's metadata.
 const COPIED_IMAGE_METADATA: [&str; 2] = ["os", "users"];
 
+/// Where Synnefo's images take the SSH keys a server is created with.
+pub const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
+
+/// The largest personality file Cyclades accepts (decoded bytes).
+pub const MAX_PERSONALITY_BYTES: usize = 10240;
+
+/// A personality entry (kamaki's `server create -p`) that installs
+/// `public_keys` (one or more OpenSSH public key lines) as root's
+/// `authorized_keys`, owned by root, mode 0600. Refuses what is not a public
+/// key (a private key most of all: it would be handed to the cloud).
+pub fn ssh_key_personality(public_keys: &str) -> Result<Value, ClientError> {
+    use base64::Engine;
+    let keys: Vec<&str> = public_keys.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    if public_keys.contains("PRIVATE KEY") {
+        return Err(ClientError::new("This is a private SSH key: give the public one (the .pub file)"));
+    }
+    if keys.is_empty() {
+        return Err(ClientError::new(
+            "No SSH public key found: expected lines such as \"ssh-ed25519 AAAA… user@host\"",
+        ));
+    }
+    if let Some(bad) = keys.iter().find(|k| !is_public_key_line(k)) {
+        let shown: String = bad.chars().take(40).collect();
+        return Err(ClientError::new(format!("Not an SSH public key line: {shown:?}")));
+    }
+    let text = keys.join("\n") + "\n";
+    if text.len() > MAX_PERSONALITY_BYTES {
+        return Err(ClientError::new(format!(
+            "The SSH keys take {} bytes; a personality file may hold at most {MAX_PERSONALITY_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(json!({
+        "path": AUTHORIZED_KEYS,
+        "contents": base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
+        "owner": "root",
+        "group": "root",
+        "mode": 0o600,
+    }))
+}
+
+/// An authorized_keys line: `[options] TYPE BASE64 [comment]`, where TYPE
+/// is `ssh-…`, `ecdsa-…` or `sk-…`.
+fn is_public_key_line(line: &str) -> bool {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    fields.windows(2).any(|w| {
+        let kind = w[0];
+        let known = kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-");
+        known && w[1].len() >= 16 && w[1].bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+    })
+}
+
 /// A client of a Cyclades compute endpoint (`…/compute/v2.0`).
 #[derive(Clone, Debug)]
 pub struct CycladesClient {
@@ -134,6 +186,26 @@ impl CycladesClient {
         self.wait(server_id, timeout, |s| s == status, &format!("to become {status}")).await
     }
 
+    /// kamaki's `server wait`: with a `target`, polls until the server is in
+    /// it; without, until it leaves the status it is in now. The server as
+    /// last seen; a `ClientError` when `timeout` passes first.
+    pub async fn wait_server(
+        &self,
+        server_id: impl Display,
+        target: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
+        let id = segment("server", server_id)?;
+        match target {
+            Some(status) => self.wait_server_until(&id, status, timeout).await,
+            None => {
+                let now = self.compute.get_server_details(&id).await?;
+                let current = server_status(&now).unwrap_or("").to_string();
+                self.wait_server_while(&id, &current, timeout).await
+            }
+        }
+    }
+
     /// Polls the server until its status is no longer `status` (e.g. `BUILD`).
     pub async fn wait_server_while(
         &self,
@@ -248,6 +320,28 @@ impl CycladesClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssh_keys_become_roots_authorized_keys() {
+        use base64::Engine;
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5c2hvdWxkYmVsb25n alice@laptop\n";
+        let p = ssh_key_personality(key).unwrap();
+        assert_eq!(
+            (p["path"].as_str(), p["mode"].as_u64(), p["owner"].as_str()),
+            (Some(AUTHORIZED_KEYS), Some(384), Some("root"))
+        );
+        let decoded = base64::engine::general_purpose::STANDARD.decode(p["contents"].as_str().unwrap()).unwrap();
+        assert_eq!(decoded, key.as_bytes());
+        let with_options = "from=\"10.0.0.1\" ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ me";
+        assert!(ssh_key_personality(with_options).is_ok());
+        let private =
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+        assert!(ssh_key_personality(private).unwrap_err().message.contains("private"));
+        assert!(ssh_key_personality("").is_err());
+        assert!(ssh_key_personality("hello world").unwrap_err().message.contains("Not an SSH public key"));
+        let many = format!("{}\n", key.trim()).repeat(200);
+        assert!(ssh_key_personality(&many).unwrap_err().message.contains("at most"));
+    }
 
     #[test]
     fn os_comes_from_metadata() {

@@ -14,7 +14,7 @@ pub mod storage;
 
 pub use astakos::AstakosClient;
 pub use compute::{ComputeClient, Metadata, NewServer};
-pub use cyclades::{server_os, CycladesClient};
+pub use cyclades::{server_os, ssh_key_personality, CycladesClient};
 pub use error::ClientError;
 pub use http::{Http, Options, StatsSnapshot};
 pub use image::{ImageClient, ImageFields, Properties};

@@ -69,6 +69,9 @@ pub struct ServeConfig {
     /// Synnefo's MD5 mode (`PITHOS_UPDATE_MD5`): an object's `ETag` is the MD5
     /// of its content, not its Merkle hash (see [`pithos::EtagMode`]).
     pub md5_etags: bool,
+    /// Registers the public system images ("Debian Base"…) on the first
+    /// start of a data directory (see `plankton::register_system_images`).
+    pub system_images: bool,
 }
 
 impl ServeConfig {
@@ -85,6 +88,7 @@ impl ServeConfig {
             gc: gc::GcConfig::default(),
             max_tree_objects: pithos::tree::MAX_TREE_OBJECTS,
             md5_etags: false,
+            system_images: true,
         }
     }
 }
@@ -163,15 +167,19 @@ pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
     drop(datadir::private_file(&meta)?);
     let db = Db::open(&meta).map_err(std::io::Error::other)?;
     cyclades::forget_stored_passwords(&meta).map_err(std::io::Error::from)?;
-    let blocks = BlockStore::open(&data_dir.join("blocks"), config.block_size, Algorithm::Sha256)?;
-    let (users, new_users) = Users::ensure(&db, &data_dir, &config.users)?;
+    let blocks = Arc::new(BlockStore::open(&data_dir.join("blocks"), config.block_size, Algorithm::Sha256)?);
+    let (mut users, new_users) = Users::ensure(&db, &data_dir, &config.users)?;
+    if config.system_images && plankton::register_system_images(&db, &blocks)? {
+        // The system account that owns them is in the user catalog now.
+        users = Users::ensure(&db, &data_dir, &[])?.0;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
     let url =
         config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}")).trim_end_matches('/').to_string();
     let cloud = Arc::new(Cloud {
         db,
-        blocks: Arc::new(blocks),
+        blocks,
         users,
         base_url: url.clone(),
         quota: config.quota,

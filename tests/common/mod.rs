@@ -33,6 +33,8 @@ impl TestCloud {
         let mut config = ServeConfig::new(dir.path().join("data"));
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.build_seconds = 0.5;
+        // Tests count images and blocks: no system images unless one asks.
+        config.system_images = false;
         config.users = vec![
             UserSpec { name: "alice@example.org".into(), token: Some(ALICE_TOKEN.into()) },
             UserSpec { name: "bob@example.org".into(), token: Some(BOB_TOKEN.into()) },

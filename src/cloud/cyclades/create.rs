@@ -1,6 +1,8 @@
 //! `POST /servers`: the request checked as Synnefo checks it (personality,
 //! user data, password, key names, metadata, tags, networks), then the new
-//! server, in BUILD, with its password said once and kept nowhere.
+//! server, in BUILD, with its password said once and kept nowhere. The
+//! personality (files such as `/root/.ssh/authorized_keys`) is recorded with
+//! the server, since there is no machine to write it into.
 
 use super::flavors::Flavor;
 use super::metadata::{server_metadata, too_much_metadata, MAX_METADATA};
@@ -31,6 +33,9 @@ struct NewServer {
     tags: Vec<String>,
     networks: Vec<String>,
     key_names: Vec<String>,
+    /// The files to inject, as sent (checked): the local cloud records them
+    /// where a real one hands them to the image's deployment.
+    personality: Vec<Value>,
     password: String,
     project: String,
 }
@@ -125,7 +130,18 @@ impl NewServer {
         let metadata = server_metadata(&metadata)?;
         let tags = optional("tags").map(tag_list).transpose()?.unwrap_or_default();
         let networks = networks(optional("networks"))?;
-        Ok(NewServer { name: name.to_string(), image, flavor, metadata, tags, networks, key_names, password, project })
+        Ok(NewServer {
+            name: name.to_string(),
+            image,
+            flavor,
+            metadata,
+            tags,
+            networks,
+            key_names,
+            personality,
+            password,
+            project,
+        })
     }
 }
 
@@ -200,6 +216,7 @@ pub(super) async fn create_server(cloud: &Cloud, user: &User, call: Call) -> Rep
             server.set_user_tags(&new.tags);
             server.set_system("network", &new.networks);
             server.set_system("key", &new.key_names);
+            server.set_personality(&new.personality);
             server.id = insert_server(tx, &server)?;
             Ok(server)
         })

@@ -6,8 +6,8 @@
 //!
 //! Like Synnefo's VirtualMachineTag table, `tags` holds namespaced tags: the
 //! user's under `cyclades:user:`, and server state that the API reports
-//! elsewhere (network attachment, firewall profile, rescue mode, key names)
-//! under `cyclades:system:`.
+//! elsewhere (network attachment, firewall profile, rescue mode, key names,
+//! personality files) under `cyclades:system:`.
 
 use crate::cloud::fault::Fault;
 use std::collections::BTreeMap;
@@ -200,6 +200,17 @@ impl Server {
         let prefix = format!("{SYSTEM_TAG}{kind}:");
         self.tags.retain(|t| !t.starts_with(prefix.as_str()));
         self.tags.extend(values.iter().map(|v| format!("{prefix}{v}")));
+    }
+
+    /// Records the personality files (each a system tag of compact JSON).
+    pub(super) fn set_personality(&mut self, files: &[serde_json::Value]) {
+        let files: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+        self.set_system("personality", &files);
+    }
+
+    /// The personality files the server was created with.
+    pub(super) fn personality(&self) -> Vec<serde_json::Value> {
+        self.system("personality").iter().filter_map(|f| serde_json::from_str(f).ok()).collect()
     }
 
     pub(super) fn in_rescue(&self) -> bool {

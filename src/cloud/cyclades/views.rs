@@ -54,6 +54,9 @@ impl Server {
         put("SNF:port_forwarding", json!({}));
         put("deleted", self.deleted.into());
         put("SNF:rescue", self.in_rescue().into());
+        // Not in Synnefo's replies: the local cloud has no machine where the
+        // files could be seen, so it shows them to the owner here.
+        put("personality", Value::Array(self.personality()));
         Value::Object(d)
     }
 }

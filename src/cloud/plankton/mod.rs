@@ -4,7 +4,10 @@
 mod filters;
 mod members;
 mod params;
+mod system;
 mod views;
+
+pub use system::{register_system_images, SYSTEM_ACCOUNT};
 
 use super::fault::{Fault, Reply};
 use super::images::{self, is_image_id, pithos_url, Image, AVAILABLE};
