@@ -332,6 +332,14 @@ fn mv_and_cp_work_on_the_server_and_across_containers() {
     c.run(&["file", "move", "/pithos/docs", "/pithos/archive"]).ok();
     assert_eq!(c.names("pithos"), ["archive", "archive/sub/y.md", "archive/x.md", "b.txt", "c.txt"]);
     assert_eq!(c.get("pithos", "archive/sub/y.md").body, b"y");
+    // into an existing folder, keeping its name
+    c.run(&["file", "mkdir", "/pithos/shelf"]).ok();
+    assert_eq!(
+        c.run(&["file", "mv", "/pithos/archive", "/pithos/shelf", "--json"]).json()["to"],
+        "/pithos/shelf/archive"
+    );
+    assert_eq!(c.get("pithos", "shelf/archive/sub/y.md").body, b"y");
+    c.run(&["file", "mv", "/pithos/shelf/archive", "/pithos/archive"]).ok();
     // a folder that is only a prefix (no folder object) moves too
     c.put("pithos", "loose/1", b"1");
     c.put("pithos", "loose/2", b"2");

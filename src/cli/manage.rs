@@ -393,7 +393,8 @@ async fn info(ctx: &Context<'_>, out: &mut impl Write, path: &str, version: Opti
     if let Some(url) = i.info.header("x-object-public") {
         pairs.push(("public URL".into(), url.to_string()));
     }
-    let pairs: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k, table::clean(&v))).collect();
+    // Keys hold metadata names and values server text: both made safe.
+    let pairs: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (table::clean(&k), table::clean(&v))).collect();
     write!(out, "{}", key_values(&pairs))?;
     Ok(())
 }
@@ -512,7 +513,7 @@ async fn transfer(ctx: &Context<'_>, out: &mut impl Write, t: Transfer<'_>) -> R
         format!("{dp}{base}")
     } else {
         match head(&pd, &dp).await {
-            Ok(Some(i)) if i.is_directory() && !folder => format!("{dp}/{base}"),
+            Ok(Some(i)) if i.is_directory() => format!("{dp}/{base}"),
             Ok(_) => dp.trim_end_matches('/').to_string(),
             Err(e) => return Err(not_found(&pd, &dc, &dp, e).await),
         }
