@@ -451,6 +451,22 @@ fn share_by_name_lets_bob_read_and_unshare_takes_it_back() {
     let none = c.run(&["file", "unshare", "/pithos/s.txt", "bob", "--json"]).json();
     assert_eq!(none["sharing"], serde_json::json!({"read": [], "write": []}));
     assert_ne!(http("GET", &url, Some(BOB), &[], None).status, 200);
+    // a move keeps what was shared, for the file and for a folder's tree
+    c.run(&["file", "share", "/pithos/s.txt", "--read", "bob"]).ok();
+    c.run(&["file", "mv", "/pithos/s.txt", "/pithos/moved.txt"]).ok();
+    let r = http("GET", &c.object("pithos", "moved.txt"), Some(BOB), &[], None);
+    assert_eq!((r.status, r.body.as_slice()), (200, b"bob was here".as_slice()));
+    c.put("pithos", "dir/inner/f", b"f");
+    c.run(&["file", "mkdir", "/pithos/dir"]).ok();
+    c.run(&["file", "share", "/pithos/dir", "--read", "bob"]).ok();
+    c.run(&["file", "share", "/pithos/dir/inner/f", "--write", "bob"]).ok();
+    c.run(&["file", "mv", "/pithos/dir", "/pithos/dir2"]).ok();
+    let f = c.run(&["file", "info", "/pithos/dir2/inner/f", "--json"]).json();
+    assert_eq!(f["sharing"]["write"][0]["name"], "bob", "{f}");
+    let d = c.run(&["file", "info", "/pithos/dir2", "--json"]).json();
+    assert_eq!(d["sharing"]["read"][0]["name"], "bob", "{d}");
+    c.run(&["file", "mv", "/pithos/moved.txt", "/pithos/s.txt"]).ok();
+    c.run(&["file", "unshare", "/pithos/s.txt"]).ok();
     c.run(&["file", "share", "/pithos/s.txt", "--read", "*"]).ok();
     assert_eq!(http("GET", &url, Some(BOB), &[], None).status, 200);
     c.run(&["file", "unshare", "/pithos/s.txt"]).ok();
@@ -511,4 +527,69 @@ fn quota_reports_the_limit_and_what_an_upload_uses() {
 /// What `quota` prints for a used size under 1 MiB.
 fn kib(n: u64) -> String {
     format!("{:.0} KiB", n as f64 / 1024.0)
+}
+
+/// kamaki 0.16 from `scripts/setup-kamaki` (`PITHOSFS_KAMAKI_VENV`, default
+/// `.cache/kamaki-venv`); required under CI, skipped elsewhere without it.
+fn kamaki_bin() -> Option<PathBuf> {
+    let venv = std::env::var_os("PITHOSFS_KAMAKI_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kamaki-venv"));
+    let bin = venv.join("bin/kamaki");
+    if bin.exists() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "kamaki is not installed at {} (run scripts/setup-kamaki)",
+        bin.display()
+    );
+    eprintln!("skipped: kamaki not found at {} (run scripts/setup-kamaki)", bin.display());
+    None
+}
+
+#[test]
+fn kamaki_sees_what_the_file_commands_did_and_the_reverse() {
+    let Some(kamaki) = kamaki_bin() else { return };
+    let c = Cloud::start(&[]);
+    let rc = c.dir.path().join("kamakirc");
+    std::fs::write(&rc, "").unwrap();
+    let k = |args: &[&str]| {
+        let out = Command::new(&kamaki).arg("-c").arg(&rc).args(args).output().unwrap();
+        assert!(out.status.success(), "kamaki {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    k(&["config", "set", "cloud.default.url", &format!("{}/identity/v2.0", c.url)]);
+    k(&["config", "set", "cloud.default.token", ALICE]);
+    k(&["config", "set", "default_cloud", "default"]);
+    // pithosfs with nothing but kamaki's configuration
+    let pithosfs = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("HOME", c.dir.path())
+            .env("KAMAKI_CONFIG", &rc)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pithosfs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    c.put("pithos", "a.txt", b"alpha");
+    // pithosfs shares and moves; kamaki sees it
+    pithosfs(&["file", "share", "/pithos/a.txt", "--read", "bob"]);
+    assert!(k(&["file", "info", "/pithos/a.txt", "--sharing"]).contains(&format!("read: {}", c.bob)));
+    pithosfs(&["file", "mv", "/pithos/a.txt", "/pithos/renamed.txt"]);
+    let listed = k(&["file", "list", "/pithos"]);
+    assert!(listed.contains("renamed.txt") && !listed.contains("a.txt"), "{listed}");
+    // kamaki publishes, makes a container and a folder; pithosfs sees them
+    let url = k(&["file", "publish", "/pithos/renamed.txt"]).trim().to_string();
+    let info: Value = serde_json::from_str(&pithosfs(&["file", "info", "/pithos/renamed.txt", "--json"])).unwrap();
+    assert_eq!(info["public_url"].as_str(), Some(url.as_str()));
+    assert_eq!(info["sharing"]["read"][0]["name"], "bob");
+    k(&["container", "create", "kc"]);
+    k(&["file", "mkdir", "/kc/dir"]);
+    let containers: Value = serde_json::from_str(&pithosfs(&["container", "list", "--json"])).unwrap();
+    assert!(containers.as_array().unwrap().iter().any(|e| e["name"] == "kc"), "{containers}");
+    let kc: Value = serde_json::from_str(&pithosfs(&["file", "list", "/kc", "--json"])).unwrap();
+    assert_eq!(names_of(&kc), pairs(&[("dir", "folder")]));
 }

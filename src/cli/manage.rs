@@ -399,11 +399,16 @@ async fn info(ctx: &Context<'_>, out: &mut impl Write, path: &str, version: Opti
     Ok(())
 }
 
-/// (read, write) of an `X-Object-Sharing` header (`read=a,b; write=c`).
+/// (read, write) of an object's `X-Object-Sharing` header.
 fn sharing_of(i: &ObjectInfo) -> (Vec<String>, Vec<String>) {
+    parse_sharing(i.info.header("x-object-sharing").unwrap_or(""))
+}
+
+/// (read, write) of a sharing value (`read=a,b; write=c`).
+fn parse_sharing(value: &str) -> (Vec<String>, Vec<String>) {
     let mut read = Vec::new();
     let mut write = Vec::new();
-    for part in i.info.header("x-object-sharing").unwrap_or("").split(';') {
+    for part in value.split(';') {
         let list = |s: &str| s.split(',').map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect();
         let part = part.trim();
         if let Some(r) = part.strip_prefix("read=") {
@@ -535,12 +540,12 @@ async fn transfer(ctx: &Context<'_>, out: &mut impl Write, t: Transfer<'_>) -> R
         (true, false, _) => {
             // No folder object to carry the tree: one request per object.
             let mut last = None;
-            for name in &under {
-                let target = format!("{dn}{}", &name[sp.len()..]);
+            for child in &under {
+                let target = format!("{dn}{}", &child.name[sp.len()..]);
                 last = Some(if t.moving {
-                    pd.move_object(&sc, name, &target).await?
+                    pd.move_object(&sc, &child.name, &target).await?
                 } else {
-                    pd.copy_object(&sc, name, &target).await?
+                    pd.copy_object(&sc, &child.name, &target).await?
                 });
             }
             last.unwrap_or_default()
@@ -548,6 +553,23 @@ async fn transfer(ctx: &Context<'_>, out: &mut impl Write, t: Transfer<'_>) -> R
         (false, _, true) => pd.move_object(&sc, &sp, &dn).await?,
         (false, _, false) => pd.copy_object(&sc, &sp, &dn).await?,
     };
+    if t.moving {
+        // What was shared stays shared under its new name (a copy is not shared, as with cp).
+        let mut moved: Vec<(String, String)> = Vec::new();
+        // Its own sharing only: one inherited from a folder above (Shared-By) stays there.
+        let own = source.as_ref().filter(|i| i.info.header("x-object-shared-by").is_none());
+        if let Some(sharing) = own.and_then(|i| i.info.header("x-object-sharing")) {
+            moved.push((dn.clone(), sharing.to_string()));
+        }
+        if folder {
+            moved.extend(
+                under
+                    .iter()
+                    .filter_map(|c| c.sharing.as_ref().map(|s| (format!("{dn}{}", &c.name[sp.len()..]), s.clone()))),
+            );
+        }
+        carry_sharing(&pd, &moved).await?;
+    }
     if ctx.json {
         return print_json(
             out,
@@ -558,14 +580,45 @@ async fn transfer(ctx: &Context<'_>, out: &mut impl Write, t: Transfer<'_>) -> R
     Ok(())
 }
 
-/// Names of every object under `name/`.
-async fn children(p: &PithosClient, name: &str) -> Result<Vec<String>, ClientError> {
+/// An object under a folder, with its own sharing (`read=…; write=…`) if any.
+struct Child {
+    name: String,
+    sharing: Option<String>,
+}
+
+/// Every object under `name/`.
+async fn children(p: &PithosClient, name: &str) -> Result<Vec<Child>, ClientError> {
     let o = ListOptions { prefix: Some(format!("{name}/")), ..Default::default() };
-    match p.list_objects(&o).await {
-        Ok(l) => Ok(l.into_iter().map(|e| e.name().to_string()).collect()),
-        Err(e) if e.is_not_found() => Ok(Vec::new()),
-        Err(e) => Err(e),
+    let listed = match p.list_objects(&o).await {
+        Ok(l) => l,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(listed
+        .into_iter()
+        .map(|e| {
+            let sharing = match &e {
+                Listed::Object(o) => o.raw.get("x_object_sharing").and_then(Value::as_str).map(str::to_string),
+                Listed::Subdir(_) => None,
+            };
+            Child { name: e.name().to_string(), sharing }
+        })
+        .collect())
+}
+
+/// Gives moved objects the sharing they had: Pithos keeps permissions with
+/// the name, so a move would otherwise take them away from their users.
+async fn carry_sharing(p: &PithosClient, moved: &[(String, String)]) -> Result<(), ClientError> {
+    for (name, sharing) in moved {
+        let (read, write) = parse_sharing(sharing);
+        if read.is_empty() && write.is_empty() {
+            continue;
+        }
+        let read: Vec<&str> = read.iter().map(String::as_str).collect();
+        let write: Vec<&str> = write.iter().map(String::as_str).collect();
+        p.set_object_sharing(name, &read, &write).await?;
     }
+    Ok(())
 }
 
 async fn remove(ctx: &Context<'_>, out: &mut impl Write, path: &str, recursive: bool) -> Result<(), Failure> {
@@ -583,6 +636,7 @@ async fn remove(ctx: &Context<'_>, out: &mut impl Write, path: &str, recursive: 
             under.len()
         )));
     }
+    let under: Vec<String> = under.into_iter().map(|c| c.name).collect();
     let mut removed = Vec::new();
     if object.is_some() {
         if recursive {
