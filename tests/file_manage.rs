@@ -416,6 +416,14 @@ fn publish_gives_a_url_anyone_can_read_until_unpublished() {
     // publishing again keeps the URL
     let again = c.run(&["file", "publish", "/pithos/pub.txt", "--json"]).json();
     assert_eq!(again["public_url"].as_str(), Some(url.as_str()));
+    // a moved file's URL is withdrawn; publishing again gives a new one
+    c.run(&["file", "mv", "/pithos/pub.txt", "/pithos/moved.txt"]).ok();
+    assert_eq!(http("GET", &url, None, &[], None).status, 404);
+    let url2 = c.run(&["file", "publish", "/pithos/moved.txt"]).ok().stdout.trim().to_string();
+    assert_ne!(url2, url);
+    assert_eq!(http("GET", &url2, None, &[], None).body, b"for everyone");
+    c.run(&["file", "mv", "/pithos/moved.txt", "/pithos/pub.txt"]).ok();
+    let url = c.run(&["file", "publish", "/pithos/pub.txt"]).ok().stdout.trim().to_string();
     c.run(&["file", "unpublish", "/pithos/pub.txt"]).ok();
     assert_eq!(http("GET", &url, None, &[], None).status, 404);
     assert_eq!(c.run(&["file", "info", "/pithos/pub.txt", "--json"]).json()["public_url"], Value::Null);
@@ -433,6 +441,15 @@ fn share_by_name_lets_bob_read_and_unshare_takes_it_back() {
     assert_eq!(c.head("pithos", "s.txt").header("x-object-sharing"), Some(format!("read={}", c.bob)));
     let r = http("GET", &url, Some(BOB), &[], None);
     assert_eq!((r.status, r.body.as_slice()), (200, b"for bob".as_slice()));
+    // bob finds it in alice's account (-A, by name)
+    let seen = c.run_as("bob", &["file", "list", "-A", "alice", "/pithos", "--json"]).json();
+    assert_eq!(names_of(&seen), pairs(&[("s.txt", "file")]));
+    let seen = c.run_as("bob", &["file", "info", "--account", &c.alice, "/pithos/s.txt", "--json"]).json();
+    assert_eq!(
+        (seen["bytes"].clone(), seen["modified_by"]["name"].clone()),
+        (serde_json::json!(7), serde_json::json!("alice"))
+    );
+    c.run_as("bob", &["file", "list", "-A", "nobody", "/pithos"]).fails_with("no user named nobody");
     // bob may not write yet; by UUID he may
     let put = |body: &[u8]| http("PUT", &url, Some(BOB), &[("Content-Type", "text/plain")], Some(body.to_vec())).status;
     assert_eq!(put(b"bob was here"), 403);

@@ -30,6 +30,9 @@ pub enum ManageCommand {
         /// Also the version and hash of each file.
         #[arg(short = 'l', long)]
         details: bool,
+        /// Of another user's account (name or UUID): what they share with you.
+        #[arg(short = 'A', long, value_name = "USER")]
+        account: Option<String>,
     },
     /// Metadata, hash, version, sharing and public URL of a file or folder.
     Info {
@@ -38,6 +41,9 @@ pub enum ManageCommand {
         /// Of this version (see `file versions`).
         #[arg(long, value_name = "ID")]
         version: Option<String>,
+        /// Of another user's account (name or UUID): what they share with you.
+        #[arg(short = 'A', long, value_name = "USER")]
+        account: Option<String>,
     },
     /// Create a folder (a directory object); an existing folder is kept.
     Mkdir {
@@ -82,6 +88,9 @@ pub enum ManageCommand {
     Versions {
         /// /CONTAINER/PATH
         path: String,
+        /// Of another user's account (name or UUID): what they share with you.
+        #[arg(short = 'A', long, value_name = "USER")]
+        account: Option<String>,
     },
     /// Make a file readable by anyone with its URL; prints the URL.
     Publish {
@@ -157,8 +166,12 @@ impl Versioning {
 
 pub(crate) async fn execute(command: &ManageCommand, ctx: &Context<'_>, out: &mut impl Write) -> Result<(), Failure> {
     match command {
-        ManageCommand::List { path, recursive, details } => list(ctx, out, path, *recursive, *details).await,
-        ManageCommand::Info { path, version } => info(ctx, out, path, version.as_deref()).await,
+        ManageCommand::List { path, recursive, details, account } => {
+            list(ctx, out, path, account.as_deref(), *recursive, *details).await
+        }
+        ManageCommand::Info { path, version, account } => {
+            info(ctx, out, path, account.as_deref(), version.as_deref()).await
+        }
         ManageCommand::Mkdir { path } => mkdir(ctx, out, path).await,
         ManageCommand::Mv { src, dst, force } => {
             transfer(ctx, out, Transfer { src, dst, moving: true, recursive: true, force: *force }).await
@@ -167,7 +180,7 @@ pub(crate) async fn execute(command: &ManageCommand, ctx: &Context<'_>, out: &mu
             transfer(ctx, out, Transfer { src, dst, moving: false, recursive: *recursive, force: *force }).await
         }
         ManageCommand::Rm { path, recursive } => remove(ctx, out, path, *recursive).await,
-        ManageCommand::Versions { path } => versions(ctx, out, path).await,
+        ManageCommand::Versions { path, account } => versions(ctx, out, path, account.as_deref()).await,
         ManageCommand::Publish { path } => publish(ctx, out, path).await,
         ManageCommand::Unpublish { path } => unpublish(ctx, out, path).await,
         ManageCommand::Share { path, read, write } => share(ctx, out, path, read, write).await,
@@ -192,6 +205,18 @@ async fn not_found(p: &PithosClient, container: &str, path: &str, e: ClientError
             Failure::Client(ClientError::with_status(format!("{shown}: no container {}", table::clean(container)), 404))
         }
         _ => Failure::Client(ClientError::with_status(format!("{shown}: no such file or folder"), 404)),
+    }
+}
+
+/// The client of the user's own account, or (`-A`) of another user's, by
+/// name or UUID: reading what they share.
+async fn pithos_of(ctx: &Context<'_>, container: &str, account: Option<&str>) -> Result<PithosClient, Failure> {
+    let p = pithos(ctx, container).await?;
+    let Some(user) = account else { return Ok(p) };
+    let ids = resolve_users(ctx, &[user.to_string()]).await?;
+    match ids.get(user.trim()) {
+        Some(uuid) if is_user(uuid) => Ok(p.with_account(uuid)),
+        _ => Err(fail(format!("{} is not a user", table::clean(user)))),
     }
 }
 
@@ -272,11 +297,12 @@ async fn list(
     ctx: &Context<'_>,
     out: &mut impl Write,
     path: &str,
+    account: Option<&str>,
     recursive: bool,
     details: bool,
 ) -> Result<(), Failure> {
     let (container, prefix) = parse_remote(path)?;
-    let p = pithos(ctx, &container).await?;
+    let p = pithos_of(ctx, &container, account).await?;
     // `/c/photos` is the folder photos, as for `ls`.
     let folder = if prefix.is_empty() || prefix.ends_with('/') { prefix.clone() } else { format!("{prefix}/") };
     let o = ListOptions {
@@ -333,10 +359,16 @@ async fn list(
 
 // ---------- info ----------
 
-async fn info(ctx: &Context<'_>, out: &mut impl Write, path: &str, version: Option<&str>) -> Result<(), Failure> {
+async fn info(
+    ctx: &Context<'_>,
+    out: &mut impl Write,
+    path: &str,
+    account: Option<&str>,
+    version: Option<&str>,
+) -> Result<(), Failure> {
     let (container, name) = parse_object(path)?;
     let name = name.trim_end_matches('/').to_string();
-    let p = pithos(ctx, &container).await?;
+    let p = pithos_of(ctx, &container, account).await?;
     let i = match p.get_object_info_at(&name, version).await {
         Ok(i) => i,
         Err(e) => return Err(not_found(&p, &container, &name, e).await),
@@ -661,9 +693,9 @@ async fn remove(ctx: &Context<'_>, out: &mut impl Write, path: &str, recursive: 
 
 // ---------- versions and public URLs ----------
 
-async fn versions(ctx: &Context<'_>, out: &mut impl Write, path: &str) -> Result<(), Failure> {
+async fn versions(ctx: &Context<'_>, out: &mut impl Write, path: &str, account: Option<&str>) -> Result<(), Failure> {
     let (container, name) = parse_object(path)?;
-    let p = pithos(ctx, &container).await?;
+    let p = pithos_of(ctx, &container, account).await?;
     let list = match p.get_object_versionlist(&name).await {
         Ok(l) if !l.is_empty() => l,
         // An object without versions does not exist; say which part is missing.
