@@ -39,7 +39,7 @@ pub enum ManageCommand {
         /// /CONTAINER/PATH
         path: String,
         /// Of this version (see `file versions`).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, alias = "object-version", value_name = "ID")]
         version: Option<String>,
         /// Of another user's account (name or UUID): what they share with you.
         #[arg(short = 'A', long, value_name = "USER")]
