@@ -484,6 +484,18 @@ fn share_by_name_lets_bob_read_and_unshare_takes_it_back() {
     assert_eq!(d["sharing"]["read"][0]["name"], "bob", "{d}");
     c.run(&["file", "mv", "/pithos/moved.txt", "/pithos/s.txt"]).ok();
     c.run(&["file", "unshare", "/pithos/s.txt"]).ok();
+    // a folder that is only a prefix: info calls it a folder; sharing it makes its
+    // folder object, and what is under it is readable through it
+    c.put("pithos", "album/pic", b"pic");
+    assert_eq!(c.run(&["file", "info", "/pithos/album", "--json"]).json()["type"], "folder");
+    assert_eq!(c.run(&["file", "unshare", "/pithos/album", "--json"]).json()["sharing"]["read"], serde_json::json!([]));
+    assert_eq!(c.head("pithos", "album").status, 404, "unshare made nothing");
+    assert_ne!(http("GET", &c.object("pithos", "album/pic"), Some(BOB), &[], None).status, 200);
+    c.run(&["file", "share", "/pithos/album", "--read", "bob"]).ok();
+    assert_eq!(c.head("pithos", "album").header("content-type").as_deref(), Some("application/directory"));
+    assert_eq!(http("GET", &c.object("pithos", "album/pic"), Some(BOB), &[], None).body, b"pic");
+    let pic = c.run_as("bob", &["file", "info", "-A", "alice", "/pithos/album/pic", "--json"]).json();
+    assert_eq!(pic["shared_by"].as_str(), Some(format!("{}/pithos/album", c.alice).as_str()), "{pic}");
     c.run(&["file", "share", "/pithos/s.txt", "--read", "*"]).ok();
     assert_eq!(http("GET", &url, Some(BOB), &[], None).status, 200);
     c.run(&["file", "unshare", "/pithos/s.txt"]).ok();

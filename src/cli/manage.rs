@@ -220,6 +220,38 @@ async fn pithos_of(ctx: &Context<'_>, container: &str, account: Option<&str>) ->
     }
 }
 
+/// An object, or a folder that is only a prefix others live under (with
+/// `make`, its folder object is created; else it is described as an empty
+/// folder); the flag says whether the object exists. Neither: not found.
+async fn object_or_folder(
+    p: &PithosClient,
+    container: &str,
+    name: &str,
+    make: bool,
+) -> Result<(ObjectInfo, bool), Failure> {
+    let missing = match p.get_object_info(name).await {
+        Ok(i) => return Ok((i, true)),
+        Err(e) if e.is_not_found() => e,
+        Err(e) => return Err(e.into()),
+    };
+    if children(p, name).await?.is_empty() {
+        return Err(not_found(p, container, name, missing).await);
+    }
+    if !make {
+        let folder = ObjectInfo { content_type: "application/directory".into(), ..Default::default() };
+        return Ok((folder, false));
+    }
+    let o =
+        PutOptions { content_type: Some("application/directory".into()), if_not_exists: true, ..Default::default() };
+    match p.put_object(name, Bytes::new(), &o).await {
+        Ok(_) => {}
+        // Made meanwhile by someone else: as good.
+        Err(e) if e.status == 412 => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok((p.get_object_info(name).await?, true))
+}
+
 /// HEAD of an object; None when there is none.
 async fn head(p: &PithosClient, name: &str) -> Result<Option<ObjectInfo>, ClientError> {
     match p.get_object_info(name).await {
@@ -369,9 +401,12 @@ async fn info(
     let (container, name) = parse_object(path)?;
     let name = name.trim_end_matches('/').to_string();
     let p = pithos_of(ctx, &container, account).await?;
-    let i = match p.get_object_info_at(&name, version).await {
-        Ok(i) => i,
-        Err(e) => return Err(not_found(&p, &container, &name, e).await),
+    let i = match version {
+        Some(v) => match p.get_object_info_at(&name, Some(v)).await {
+            Ok(i) => i,
+            Err(e) => return Err(not_found(&p, &container, &name, e).await),
+        },
+        None => object_or_folder(&p, &container, &name, false).await?.0,
     };
     let (read, write) = sharing_of(&i);
     let modified_by = i.info.header("x-object-modified-by").map(str::to_string);
@@ -783,10 +818,8 @@ async fn share(
     let p = pithos(ctx, &container).await?;
     let all: Vec<String> = read.iter().chain(write).cloned().collect();
     let ids = resolve_users(ctx, &all).await?;
-    let current = match p.get_object_info(&name).await {
-        Ok(i) => i,
-        Err(e) => return Err(not_found(&p, &container, &name, e).await),
-    };
+    // A folder that is only a prefix gets its folder object: sharing is kept there.
+    let (current, _) = object_or_folder(&p, &container, &name, true).await?;
     // Added to what is there; the server keeps a user in both lists in write only.
     let (mut r, mut w) = sharing_of(&current);
     let add = |list: &mut Vec<String>, given: &[String]| {
@@ -800,7 +833,7 @@ async fn share(
     };
     add(&mut r, read);
     add(&mut w, write);
-    set_sharing(ctx, out, &p, &container, &name, &r, &w).await
+    set_sharing(ctx, out, &p, &container, &name, Some((&r, &w))).await
 }
 
 async fn unshare(ctx: &Context<'_>, out: &mut impl Write, path: &str, users: &[String]) -> Result<(), Failure> {
@@ -808,10 +841,11 @@ async fn unshare(ctx: &Context<'_>, out: &mut impl Write, path: &str, users: &[S
     let name = name.trim_end_matches('/').to_string();
     let p = pithos(ctx, &container).await?;
     let ids = resolve_users(ctx, users).await?;
-    let current = match p.get_object_info(&name).await {
-        Ok(i) => i,
-        Err(e) => return Err(not_found(&p, &container, &name, e).await),
-    };
+    let (current, exists) = object_or_folder(&p, &container, &name, false).await?;
+    if !exists {
+        // A folder that is only a prefix has no sharing of its own to take back.
+        return set_sharing(ctx, out, &p, &container, &name, None).await;
+    }
     let (mut r, mut w) = sharing_of(&current);
     if users.is_empty() {
         (r, w) = (Vec::new(), Vec::new());
@@ -820,24 +854,29 @@ async fn unshare(ctx: &Context<'_>, out: &mut impl Write, path: &str, users: &[S
         r.retain(|u| !gone.contains(u));
         w.retain(|u| !gone.contains(u));
     }
-    set_sharing(ctx, out, &p, &container, &name, &r, &w).await
+    set_sharing(ctx, out, &p, &container, &name, Some((&r, &w))).await
 }
 
-/// Sets the lists, then prints them as the server now has them.
+/// Sets the (read, write) lists, then prints them as the server now has them
+/// (None: nothing to set, nothing shared).
 async fn set_sharing(
     ctx: &Context<'_>,
     out: &mut impl Write,
     p: &PithosClient,
     container: &str,
     name: &str,
-    read: &[String],
-    write: &[String],
+    lists: Option<(&[String], &[String])>,
 ) -> Result<(), Failure> {
     fn as_str(l: &[String]) -> Vec<&str> {
         l.iter().map(String::as_str).collect()
     }
-    p.set_object_sharing(name, &as_str(read), &as_str(write)).await?;
-    let (read, write) = p.get_object_sharing(name).await?;
+    let (read, write) = match lists {
+        Some((read, write)) => {
+            p.set_object_sharing(name, &as_str(read), &as_str(write)).await?;
+            p.get_object_sharing(name).await?
+        }
+        None => Default::default(),
+    };
     let names = usernames(ctx, read.iter().chain(&write)).await?;
     if ctx.json {
         return print_json(
