@@ -4,6 +4,9 @@
 //! Every `--json` output is parsed and checked against what the server then
 //! holds, read with plain HTTP.
 
+mod harness;
+
+use harness::hostile::{Action, Hostile};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -156,6 +159,24 @@ impl Cloud {
 
     fn run(&self, args: &[&str]) -> Run {
         self.run_as("alice", args)
+    }
+
+    /// `pithosfs ARGS` as alice, through the identity service at `identity`.
+    fn run_at(&self, identity: &str, args: &[&str]) -> Run {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("KAMAKI_CONFIG", self.dir.path().join("no-kamakirc"))
+            .env("PITHOSFS_URL", identity)
+            .env("PITHOSFS_TOKEN_FILE", self.dir.path().join("alice.token"))
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     /// URL of alice's `container/name`.
@@ -621,4 +642,43 @@ fn kamaki_sees_what_the_file_commands_did_and_the_reverse() {
     assert!(containers.as_array().unwrap().iter().any(|e| e["name"] == "kc"), "{containers}");
     let kc: Value = serde_json::from_str(&pithosfs(&["file", "list", "/kc", "--json"])).unwrap();
     assert_eq!(names_of(&kc), pairs(&[("dir", "folder")]));
+}
+
+#[test]
+fn a_server_that_ignores_the_prefix_gets_nothing_else_removed_or_moved() {
+    let c = Cloud::start(&[]);
+    c.put("pithos", "p/1", b"1");
+    c.put("pithos", "p/2", b"2");
+    c.put("pithos", "keep.txt", b"keep me");
+    // The listing under p/ also names keep.txt, as a server that ignored `prefix` would.
+    let proxy = Hostile::start(&c.url);
+    let hits = proxy.rule(
+        "listing ignores the prefix",
+        |r| r.is_listing("pithos", Some("p/")),
+        Action::Json(Box::new(|mut v, _| {
+            if let Some(list) = v.as_array_mut() {
+                list.insert(0, serde_json::json!({"name": "keep.txt", "bytes": 7, "content_type": "text/plain"}));
+            }
+            v
+        })),
+    );
+    let moved = c.run_at(&proxy.identity(), &["file", "mv", "/pithos/p", "/pithos/q", "--json"]);
+    moved.ok();
+    assert!(hits.get() > 0, "the rule was not used");
+    assert_eq!(c.names("pithos"), ["keep.txt", "q/1", "q/2"]);
+    proxy.clear();
+    c.put("pithos", "p/3", b"3");
+    proxy.rule(
+        "listing ignores the prefix",
+        |r| r.is_listing("pithos", Some("p/")),
+        Action::Json(Box::new(|mut v, _| {
+            if let Some(list) = v.as_array_mut() {
+                list.push(serde_json::json!({"name": "keep.txt", "bytes": 7, "content_type": "text/plain"}));
+            }
+            v
+        })),
+    );
+    let removed = c.run_at(&proxy.identity(), &["file", "rm", "-r", "/pithos/p", "--json"]).json();
+    assert_eq!(removed["removed"], serde_json::json!(["p/3"]));
+    assert_eq!(c.get("pithos", "keep.txt").body, b"keep me");
 }

@@ -608,7 +608,7 @@ async fn transfer(ctx: &Context<'_>, out: &mut impl Write, t: Transfer<'_>) -> R
             // No folder object to carry the tree: one request per object.
             let mut last = None;
             for child in &under {
-                let target = format!("{dn}{}", &child.name[sp.len()..]);
+                let target = format!("{dn}/{}", child.rest);
                 last = Some(if t.moving {
                     pd.move_object(&sc, &child.name, &target).await?
                 } else {
@@ -630,9 +630,7 @@ async fn transfer(ctx: &Context<'_>, out: &mut impl Write, t: Transfer<'_>) -> R
         }
         if folder {
             moved.extend(
-                under
-                    .iter()
-                    .filter_map(|c| c.sharing.as_ref().map(|s| (format!("{dn}{}", &c.name[sp.len()..]), s.clone()))),
+                under.iter().filter_map(|c| c.sharing.as_ref().map(|s| (format!("{dn}/{}", c.rest), s.clone()))),
             );
         }
         carry_sharing(&pd, &moved).await?;
@@ -650,12 +648,16 @@ async fn transfer(ctx: &Context<'_>, out: &mut impl Write, t: Transfer<'_>) -> R
 /// An object under a folder, with its own sharing (`read=…; write=…`) if any.
 struct Child {
     name: String,
+    /// The name after the folder's `name/`.
+    rest: String,
     sharing: Option<String>,
 }
 
-/// Every object under `name/`.
+/// Every object under `name/`. Only names that do start so are taken: a
+/// server that ignored the prefix must not get others moved or removed.
 async fn children(p: &PithosClient, name: &str) -> Result<Vec<Child>, ClientError> {
-    let o = ListOptions { prefix: Some(format!("{name}/")), ..Default::default() };
+    let prefix = format!("{name}/");
+    let o = ListOptions { prefix: Some(prefix.clone()), ..Default::default() };
     let listed = match p.list_objects(&o).await {
         Ok(l) => l,
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
@@ -663,12 +665,13 @@ async fn children(p: &PithosClient, name: &str) -> Result<Vec<Child>, ClientErro
     };
     Ok(listed
         .into_iter()
-        .map(|e| {
+        .filter_map(|e| {
+            let rest = e.name().strip_prefix(&prefix)?.to_string();
             let sharing = match &e {
                 Listed::Object(o) => o.raw.get("x_object_sharing").and_then(Value::as_str).map(str::to_string),
                 Listed::Subdir(_) => None,
             };
-            Child { name: e.name().to_string(), sharing }
+            Some(Child { name: e.name().to_string(), rest, sharing })
         })
         .collect())
 }
