@@ -331,6 +331,7 @@ fn mv_and_cp_work_on_the_server_and_across_containers() {
     assert_eq!((moved["from"].as_str(), moved["to"].as_str()), (Some("/pithos/a.txt"), Some("/pithos/b.txt")));
     assert_eq!(c.head("pithos", "a.txt").status, 404);
     assert_eq!(c.get("pithos", "b.txt").body, b"alpha");
+    assert_eq!(moved["version"].to_string(), c.head("pithos", "b.txt").header("x-object-version").unwrap());
     // copy into another container's folder, keeping the name
     c.run(&["file", "mkdir", "/backup/old"]).ok();
     let copied = c.run(&["file", "cp", "/pithos/b.txt", "/backup/old", "--json"]).json();

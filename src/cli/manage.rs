@@ -638,7 +638,7 @@ async fn transfer(ctx: &Context<'_>, out: &mut impl Write, t: Transfer<'_>) -> R
     if ctx.json {
         return print_json(
             out,
-            &json!({"from": from, "to": to, "type": if folder { "folder" } else { "file" }, "version": written.version}),
+            &json!({"from": from, "to": to, "type": if folder { "folder" } else { "file" }, "version": written.version.as_deref().map(version_json)}),
         );
     }
     writeln!(out, "{} {} -> {}", if t.moving { "moved" } else { "copied" }, table::clean(&from), table::clean(&to))?;
