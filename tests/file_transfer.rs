@@ -68,7 +68,12 @@ impl Cloud {
     /// `pithosfs ARGS` against this cloud (or the identity URL given), in
     /// the scratch home; stderr is a pipe, never a terminal.
     fn command(&self, identity: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.program(BIN, identity, args)
+    }
+
+    /// `program ARGS` with the environment of `command`.
+    fn program(&self, program: &str, identity: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir(self.dir.path())
             .env_clear()
@@ -329,6 +334,44 @@ fn versions_cat_and_folder_trees() {
     assert_eq!(std::fs::read(r.join("sub/b.txt")).unwrap(), b"bee\n");
     assert_eq!(std::fs::read(r.join("tree/sub/deeper/c.txt")).unwrap(), b"sea\n");
     assert!(r.join("empty").is_dir());
+}
+
+/// Runs `pithosfs ARGS` on a terminal (`script` gives it a pty); what the terminal showed.
+fn on_terminal(c: &Cloud, args: &[&str]) -> String {
+    let line = std::iter::once(BIN).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+    // A terminal that moves the cursor: indicatif draws nothing when TERM is unset or dumb.
+    let out = c.program("script", &c.identity(), &["-qec", &line, "/dev/null"]).env("TERM", "xterm").output();
+    // `script` is util-linux's (Debian's bsdutils, always installed).
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => panic!("script: {e}"),
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{line}: {text}");
+    text
+}
+
+#[test]
+fn a_bar_on_a_terminal_and_none_with_no_progress() {
+    let c = Cloud::start();
+    let data = random_bytes(2 * 1024 * 1024, 18);
+    let src = c.write("src.bin", &data);
+    let dst = c.path("dst.bin").display().to_string();
+    let shown = on_terminal(&c, &["file", "upload", &src, "/pithos/a.bin"]);
+    assert!(shown.contains("ETA") && shown.contains("/pithos/a.bin ("), "no bar: {shown:?}");
+    assert!(shown.contains("uploaded "), "{shown:?}");
+    let shown = on_terminal(&c, &["file", "download", "/pithos/a.bin", &dst]);
+    assert!(shown.contains("(receiving)") && shown.contains("ETA"), "no bar: {shown:?}");
+    assert_eq!(file_sha(&dst), sha256(&data));
+    std::fs::remove_file(&dst).unwrap();
+    for args in
+        [["file", "upload", "-N", &src, "/pithos/b.bin"], ["file", "download", "--no-progress", "/pithos/b.bin", &dst]]
+    {
+        let shown = on_terminal(&c, &args);
+        assert!(!shown.contains("ETA") && !shown.contains('\u{1b}'), "{args:?} drew a bar: {shown:?}");
+        assert!(shown.contains("loaded "), "{shown:?}");
+    }
+    assert_eq!(file_sha(&dst), sha256(&data));
 }
 
 #[test]
