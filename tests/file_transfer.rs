@@ -322,17 +322,36 @@ fn versions_cat_and_folder_trees() {
         assert_eq!(h.get("content-type").unwrap(), "application/directory", "{f}");
     }
     assert_eq!(c.ok(&["file", "cat", "/pithos/backup/sub/deeper/c.txt"]), b"sea\n");
-    // again into the folder: it goes inside it, as cp -r does; nothing is sent
-    let up = c.json(&["file", "upload", "-r", c.path("tree").to_str().unwrap(), "/pithos/backup"]);
-    assert_eq!(up["name"], "/pithos/backup/tree");
+    // again: the same tree updated (as kamaki's -r), nothing sent, nothing new
+    let objects = |c: &Cloud| {
+        let l = c.ok(&["file", "download", "-r", "/pithos/backup", c.path("probe").to_str().unwrap(), "--json"]);
+        std::fs::remove_dir_all(c.path("probe")).unwrap();
+        serde_json::from_slice::<Value>(&l).unwrap()["files"].as_array().unwrap().len()
+    };
+    let up = c.json(&["file", "upload", "-r", c.path("tree").to_str().unwrap(), "/pithos/backup/"]);
+    assert_eq!(up["name"], "/pithos/backup");
     assert_eq!(num(&up, "blocks_sent"), 0, "{up}");
+    assert_eq!(objects(&c), 3);
     // and down again: the same tree, the empty folder included
-    let down = c.json(&["file", "download", "-r", "/pithos/backup", c.path("restored").to_str().unwrap()]);
-    assert_eq!(down["files"].as_array().unwrap().len(), 6, "{down}");
     let r = c.path("restored");
+    let rs = r.to_str().unwrap();
+    let down = c.json(&["file", "download", "-r", "/pithos/backup", rs]);
+    assert_eq!(down["files"].as_array().unwrap().len(), 3, "{down}");
+    assert_eq!(num(&down, "blocks_fetched"), 5, "{down}");
     assert_eq!(file_sha(r.join("a.bin")), sha256(&a));
     assert_eq!(std::fs::read(r.join("sub/b.txt")).unwrap(), b"bee\n");
-    assert_eq!(std::fs::read(r.join("tree/sub/deeper/c.txt")).unwrap(), b"sea\n");
+    assert_eq!(std::fs::read(r.join("sub/deeper/c.txt")).unwrap(), b"sea\n");
+    // a tree download cut short, run again: only what is missing is fetched
+    std::fs::remove_file(r.join("sub/b.txt")).unwrap();
+    std::fs::write(r.join("a.bin"), &a[..BLOCK + 10]).unwrap();
+    let down = c.json(&["file", "download", "-r", "/pithos/backup", rs]);
+    assert_eq!(num(&down, "blocks_fetched"), 3, "b.txt and a.bin's last two blocks: {down}");
+    assert_eq!(num(&down, "blocks_skipped"), 2);
+    assert_eq!(file_sha(r.join("a.bin")), sha256(&a));
+    assert_eq!(std::fs::read(r.join("sub/b.txt")).unwrap(), b"bee\n");
+    // without LOCAL, a folder of the remote folder's name
+    c.ok(&["file", "download", "-r", "/pithos/backup"]);
+    assert_eq!(std::fs::read(c.path("backup/sub/deeper/c.txt")).unwrap(), b"sea\n");
     assert!(r.join("empty").is_dir());
 }
 

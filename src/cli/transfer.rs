@@ -5,8 +5,10 @@
 //! object for each folder as kamaki makes them. A download keeps the blocks
 //! the local file already holds (each checked by its hash), so a cut download
 //! run again fetches only the rest, and the result is always the object's
-//! bytes. Destinations follow cp: a remote PATH ending in `/` or naming a
-//! folder, or a LOCAL naming a folder, gets the file inside it.
+//! bytes. A file's destination follows cp: a remote PATH ending in `/` or
+//! naming a folder, or a LOCAL naming a folder, gets the file inside it. A
+//! tree's follows kamaki (and rclone): the contents go into the PATH or LOCAL
+//! named, so that a second run updates, or resumes, the same tree.
 
 use super::progress::{self, Tracker};
 use super::{print_json, Context, Failure};
@@ -33,7 +35,8 @@ pub enum TransferCommand {
         version: Option<String>,
     },
     /// Upload a file: only the blocks the server lacks are sent. A PATH
-    /// ending in `/` or naming a folder gets the file inside it.
+    /// ending in `/` or naming a folder gets the file inside it. With -r, the
+    /// folder's contents go into PATH (as kamaki's).
     Upload {
         /// The local file (a folder with -r).
         local: PathBuf,
@@ -51,7 +54,8 @@ pub enum TransferCommand {
     Download {
         /// /CONTAINER/PATH
         path: String,
-        /// The local file, or a folder to put it in [default: .]
+        /// The local file, or a folder to put it in [default: .]. With -r, the
+        /// folder that gets the contents [default: the remote folder's name].
         local: Option<PathBuf>,
         /// Download this version of the object (see `file versions`).
         #[arg(long, value_name = "N", conflicts_with = "recursive")]
@@ -95,10 +99,10 @@ pub(crate) async fn execute(command: &TransferCommand, ctx: &Context<'_>, out: &
             let remote = Remote::parse(path)?;
             let pithos = pithos(ctx, &remote.container).await?;
             let run = Run { ctx, show: progress::wanted(*no_progress), started: Instant::now() };
-            let local = local.clone().unwrap_or_else(|| PathBuf::from("."));
             if *recursive {
-                download_tree(&run, &pithos, &remote, &local, out).await
+                download_tree(&run, &pithos, &remote, local.as_deref(), out).await
             } else {
+                let local = local.clone().unwrap_or_else(|| PathBuf::from("."));
                 let info = pithos.get_object_info_at(&remote.path, version.as_deref()).await.map_err(|e| {
                     if e.status == 404 {
                         ClientError { message: format!("{}: no such object", remote.show()), ..e }
@@ -268,9 +272,9 @@ async fn download_one(
 fn summary(verb: &str, from: &str, to: &str, t: &Transferred, seconds: f64) -> (String, Value) {
     let (moved, there) = if verb == "uploaded" { ("sent", "already there") } else { ("fetched", "already here") };
     let line = format!(
-        "{verb} {from} -> {to}: {} in {} blocks, {} {moved}, {} {there} ({seconds:.1} s)",
+        "{verb} {from} -> {to}: {} in {}, {} {moved}, {} {there} ({seconds:.1} s)",
         HumanBytes(t.bytes),
-        t.blocks,
+        blocks(t.blocks),
         t.blocks_moved,
         t.blocks_skipped()
     );
@@ -287,6 +291,14 @@ fn summary(verb: &str, from: &str, to: &str, t: &Transferred, seconds: f64) -> (
         "seconds": (seconds * 1000.0).round() / 1000.0,
     });
     (super::table::clean(&line), v)
+}
+
+fn blocks(n: usize) -> String {
+    if n == 1 {
+        "1 block".into()
+    } else {
+        format!("{n} blocks")
+    }
 }
 
 fn report_one(
@@ -348,12 +360,11 @@ async fn upload_tree(
     remote: &Remote,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
-    // cp -r: into PATH when it is a folder (or ends in `/`), as PATH otherwise.
+    // As kamaki and rclone: the folder's contents go into PATH, whether it
+    // exists or not, so that running it again updates the same tree; the
+    // container alone gets a folder of the local folder's name.
     let root = match remote.path.trim_end_matches('/') {
         "" => base_name(local)?,
-        p if remote.path.ends_with('/') || is_folder(pithos, p).await? == Some(true) => {
-            format!("{p}/{}", base_name(local)?)
-        }
         p => p.to_string(),
     };
     if is_folder(pithos, &root).await? == Some(false) {
@@ -426,7 +437,7 @@ async fn download_tree(
     run: &Run<'_, '_>,
     pithos: &PithosClient,
     remote: &Remote,
-    local: &Path,
+    local: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     let base = remote.path.trim_end_matches('/');
@@ -442,15 +453,19 @@ async fn download_tree(
     if objects.is_empty() && is_folder(pithos, base).await? != Some(true) {
         return Err(message(format!("{}: no such folder", remote.show())));
     }
-    // cp -r: into LOCAL when it is a folder, as LOCAL otherwise.
-    let root = if local.is_dir() && !base.is_empty() {
-        let name = base.rsplit('/').next().unwrap_or(base);
-        if !safe_relative(name) {
-            return Err(message(format!("the object name {base:?} cannot be a local file name")));
+    // The contents go into LOCAL, whether it exists or not (as the upload's
+    // into PATH), so that a cut download run again resumes the same tree;
+    // without LOCAL, a folder of the remote folder's (or container's) name.
+    let root = match local {
+        Some(l) => l.to_path_buf(),
+        None => {
+            let name =
+                if base.is_empty() { remote.container.as_str() } else { base.rsplit('/').next().unwrap_or(base) };
+            if !safe_relative(name) {
+                return Err(message(format!("the name {name:?} cannot be a local folder name")));
+            }
+            PathBuf::from(name)
         }
-        local.join(name)
-    } else {
-        local.to_path_buf()
     };
     // Every name is checked before anything is written: none may climb out of the root.
     let mut plan = Vec::new();
