@@ -506,3 +506,66 @@ async fn progress_callbacks_reach_the_file_size() {
     p.download_file("plain.bin", &dst, &TransferOptions::default()).await.unwrap();
     assert_eq!(sha256(&std::fs::read(&dst).unwrap()), sha256(&data));
 }
+
+// ---------------------------------------------------------------------------
+// kamaki: trees go both ways
+// ---------------------------------------------------------------------------
+
+/// kamaki from `scripts/setup-kamaki` (`PITHOSFS_KAMAKI_VENV`, default
+/// `.cache/kamaki-venv`), set up for this cloud; None (skipped) outside CI without it.
+fn kamaki(c: &Cloud) -> Option<impl Fn(&[&str]) -> String + '_> {
+    let venv = std::env::var_os("PITHOSFS_KAMAKI_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kamaki-venv"));
+    let bin = venv.join("bin/kamaki");
+    if !bin.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "kamaki is not installed at {} (scripts/setup-kamaki)",
+            bin.display()
+        );
+        eprintln!("skipped: kamaki not found at {} (run scripts/setup-kamaki)", bin.display());
+        return None;
+    }
+    let config = c.path("kamakirc");
+    std::fs::write(&config, "").unwrap();
+    let run = move |args: &[&str]| {
+        let out = Command::new(&bin).arg("-c").arg(&config).args(args).current_dir(c.dir.path()).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "kamaki {args:?} failed:\n{text}");
+        text
+    };
+    run(&["config", "set", "cloud.default.url", &c.identity()]);
+    run(&["config", "set", "cloud.default.token", TOKEN]);
+    run(&["config", "set", "default_cloud", "default"]);
+    Some(run)
+}
+
+#[test]
+fn trees_go_both_ways_with_kamaki() {
+    let c = Cloud::start();
+    let Some(kamaki) = kamaki(&c) else { return };
+    let big = random_bytes(5 * BLOCK + 17, 19);
+    c.write("ours/big.bin", &big);
+    c.write("ours/sub/small.txt", b"small\n");
+    std::fs::create_dir_all(c.path("ours/empty")).unwrap();
+    // pithosfs up, kamaki down: the same files, the same folders
+    c.ok(&["file", "upload", "-r", c.path("ours").to_str().unwrap(), "/pithos/ours"]);
+    kamaki(&["file", "download", "-r", "/pithos/ours", "kamaki-got"]);
+    assert_eq!(file_sha(c.path("kamaki-got/big.bin")), sha256(&big));
+    assert_eq!(std::fs::read(c.path("kamaki-got/sub/small.txt")).unwrap(), b"small\n");
+    assert!(c.path("kamaki-got/empty").is_dir(), "kamaki sees the empty folder object");
+    // kamaki up, pithosfs down
+    let theirs = random_bytes(3 * BLOCK + 5, 20);
+    c.write("theirs/t.bin", &theirs);
+    c.write("theirs/deep/er/t.txt", b"kamaki\n");
+    kamaki(&["file", "upload", "-r", "theirs", "/pithos/theirs"]);
+    let down = c.json(&["file", "download", "-r", "/pithos/theirs", c.path("we-got").to_str().unwrap()]);
+    assert_eq!(down["files"].as_array().unwrap().len(), 2, "{down}");
+    assert_eq!(file_sha(c.path("we-got/t.bin")), sha256(&theirs));
+    assert_eq!(std::fs::read(c.path("we-got/deep/er/t.txt")).unwrap(), b"kamaki\n");
+    // and kamaki's hash of what we uploaded is the one we printed
+    let up = c.json(&["file", "upload", &c.write("h.bin", &big), "/pithos/h.bin"]);
+    let info = kamaki(&["file", "info", "/pithos/h.bin"]);
+    assert!(info.contains(up["hash"].as_str().unwrap()), "{info}");
+}
