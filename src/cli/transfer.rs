@@ -91,7 +91,7 @@ pub(crate) async fn execute(command: &TransferCommand, ctx: &Context<'_>, out: &
                 upload_tree(&run, &pithos, local, &remote, out).await
             } else {
                 let name = upload_target(&pithos, &remote, local).await?;
-                let t = upload_one(&run, &pithos, local, &remote.at(&name)).await?;
+                let t = upload_one(&run, &pithos, local, &remote, &name).await?;
                 report_one(&run, out, "uploaded", &local.display().to_string(), &remote.at(&name), &t)
             }
         }
@@ -226,18 +226,15 @@ async fn upload_one(
     run: &Run<'_, '_>,
     pithos: &PithosClient,
     local: &Path,
-    shown: &str,
+    remote: &Remote,
+    name: &str,
 ) -> Result<Transferred, Failure> {
-    let name = shown.splitn(3, '/').nth(2).unwrap_or("").to_string();
-    let tracker = Tracker::new(shown, run.show);
+    let tracker = Tracker::new(&remote.at(name), run.show);
     let t = TransferOptions { progress: Some(tracker.clone()), ..Default::default() };
-    let result = pithos.upload_file_with(&name, local, &PutOptions::default(), &t).await;
+    let result = pithos.upload_file_with(name, local, &PutOptions::default(), &t).await;
     tracker.clear();
     result.map_err(|e| match e.status {
-        404 => {
-            let container = shown.split('/').nth(1).unwrap_or("");
-            ClientError { message: format!("/{container}: no such container"), ..e }.into()
-        }
+        404 => ClientError { message: format!("/{}: no such container", remote.container), ..e }.into(),
         _ => e.into(),
     })
 }
@@ -385,8 +382,9 @@ async fn upload_tree(
     let mut files = Vec::new();
     let mut total = Transferred::default();
     for (rel, path) in &tree.files {
-        let shown = remote.at(&format!("{root}/{rel}"));
-        let t = upload_one(run, pithos, path, &shown).await?;
+        let name = format!("{root}/{rel}");
+        let shown = remote.at(&name);
+        let t = upload_one(run, pithos, path, remote, &name).await?;
         add(&mut total, &t);
         let (line, v) =
             summary("uploaded", &path.display().to_string(), &shown, &t, run.started.elapsed().as_secs_f64());
