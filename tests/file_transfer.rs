@@ -284,9 +284,52 @@ fn a_download_killed_mid_way_resumes_where_it_stopped() {
     let down = c.json(&["file", "download", "/pithos/big.bin", dst.to_str().unwrap()]);
     assert_eq!(file_sha(&dst), sha256(&data));
     let fetched = num(&down, "blocks_fetched");
+    eprintln!("after the kill, the download fetched {fetched} of 61 blocks");
     // 8 block requests run at once: when the 20th was sent, 12 had been written
     assert!((1..=61 - 12).contains(&fetched), "fetched {fetched} of 61: {down}");
     assert_eq!(num(&down, "blocks_skipped"), 61 - fetched);
+}
+
+#[test]
+fn an_upload_killed_mid_way_sends_only_the_rest_when_run_again() {
+    let c = Cloud::start();
+    let data = random_bytes(60 * BLOCK + 9, 21);
+    let src = c.write("src.bin", &data);
+    // the proxy holds the 30th block POST; the process is killed there
+    let proxy = FaultProxy::start(&c.url, 2);
+    let posts = Arc::new(AtomicUsize::new(0));
+    let p = posts.clone();
+    let held = proxy.hold(
+        move |method, path, query| {
+            method == "POST" && path.ends_with("/pithos") && query.contains("update") && {
+                p.fetch_add(1, Ordering::SeqCst) == 29
+            }
+        },
+        Hold::BeforeServer,
+    );
+    let mut child = c
+        .command(&proxy.identity(), &["file", "upload", &src, "/pithos/big.bin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !held.arrived() {
+        assert!(Instant::now() < deadline, "the 30th block upload never came");
+        assert!(child.try_wait().unwrap().is_none(), "the upload ended while a block was held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // no object yet; run again: the blocks the server got are not sent again
+    let out = c.run(&["file", "cat", "/pithos/big.bin"]);
+    assert!(!out.status.success(), "a killed upload made the object");
+    let up = c.json(&["file", "upload", &src, "/pithos/big.bin"]);
+    let sent = num(&up, "blocks_sent");
+    eprintln!("after the kill, the upload sent {sent} of 61 blocks");
+    // 8 block requests run at once: when the 30th was sent, 22 had been stored
+    assert!((1..=61 - 22).contains(&sent), "sent {sent} of 61: {up}");
+    assert_eq!(sha256(&c.ok(&["file", "cat", "/pithos/big.bin"])), sha256(&data));
 }
 
 #[test]
