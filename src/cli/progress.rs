@@ -1,14 +1,48 @@
-//! What `file upload|download` show while they work: an `indicatif` bar on
-//! stderr (stage, bytes, rate, ETA) when stderr is a terminal and the user
-//! did not say `-N`; nothing otherwise. It also counts the bytes received,
-//! which tells a failed download that fetched nothing (its new file is removed).
+//! What `file upload|download` show while they work: an `indicatif` bar per
+//! file in flight on stderr (stage, bytes, rate, ETA) when stderr is a
+//! terminal and the user did not say `-N`; nothing otherwise. A tracker also
+//! counts the bytes received, which tells a failed download that fetched
+//! nothing (its new file is removed).
 
 use super::table::clean;
 use crate::clients::pithos::{Progress, Stage};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// The bars of one command: one per file in flight, drawn together.
+pub struct Bars {
+    multi: Option<MultiProgress>,
+}
+
+impl Bars {
+    /// Bars only for a person watching stderr, and not with `-N`.
+    pub fn new(no_progress: bool) -> Bars {
+        let show = !no_progress && std::io::stderr().is_terminal();
+        Bars { multi: show.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())) }
+    }
+
+    /// A tracker for the transfer of `label` (with a bar when bars are drawn).
+    pub fn tracker(&self, label: &str) -> Arc<Tracker> {
+        let label = clean(label);
+        let bar = self.multi.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::hidden());
+            bar.set_style(style(UNKNOWN));
+            bar.set_message(label.clone());
+            bar
+        });
+        Arc::new(Tracker { bar, label, received: AtomicU64::new(0) })
+    }
+
+    /// Runs `f` (which prints) with the bars off the screen, so lines and bars do not mix.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.multi {
+            Some(m) => m.suspend(f),
+            None => f(),
+        }
+    }
+}
 
 /// The progress of one file's transfer.
 pub struct Tracker {
@@ -17,18 +51,7 @@ pub struct Tracker {
     received: AtomicU64,
 }
 
-/// Whether bars are drawn: only for a person watching stderr.
-pub fn wanted(no_progress: bool) -> bool {
-    !no_progress && std::io::stderr().is_terminal()
-}
-
 impl Tracker {
-    /// A tracker for the transfer of `label`; with `show`, it draws a bar.
-    pub fn new(label: &str, show: bool) -> Arc<Tracker> {
-        let bar = show.then(|| ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()));
-        Arc::new(Tracker { bar, label: clean(label), received: AtomicU64::new(0) })
-    }
-
     /// Bytes received so far.
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)

@@ -10,12 +10,13 @@
 //! tree's follows kamaki (and rclone): the contents go into the PATH or LOCAL
 //! named, so that a second run updates, or resumes, the same tree.
 
-use super::progress::{self, Tracker};
+use super::progress::Bars;
 use super::{print_json, Context, Failure};
 use crate::clients::pithos::{PithosClient, TransferOptions, Transferred};
 use crate::clients::storage::{ListOptions, Listed, ObjectStorage, PutOptions};
 use crate::clients::ClientError;
 use clap::Subcommand;
+use futures_util::{stream, StreamExt};
 use indicatif::HumanBytes;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -79,7 +80,7 @@ pub(crate) async fn execute(command: &TransferCommand, ctx: &Context<'_>, out: &
         TransferCommand::Upload { local, path, recursive, no_progress } => {
             let remote = Remote::parse(path)?;
             let pithos = pithos(ctx, &remote.container).await?;
-            let run = Run { ctx, show: progress::wanted(*no_progress), started: Instant::now() };
+            let run = Run { ctx, bars: Bars::new(*no_progress), started: Instant::now() };
             let meta = std::fs::metadata(local).map_err(|e| local_error(local, e))?;
             if meta.is_dir() && !recursive {
                 return Err(message(format!("{} is a folder: upload it with -r", local.display())));
@@ -98,7 +99,7 @@ pub(crate) async fn execute(command: &TransferCommand, ctx: &Context<'_>, out: &
         TransferCommand::Download { path, local, version, recursive, no_progress } => {
             let remote = Remote::parse(path)?;
             let pithos = pithos(ctx, &remote.container).await?;
-            let run = Run { ctx, show: progress::wanted(*no_progress), started: Instant::now() };
+            let run = Run { ctx, bars: Bars::new(*no_progress), started: Instant::now() };
             if *recursive {
                 download_tree(&run, &pithos, &remote, local.as_deref(), out).await
             } else {
@@ -156,9 +157,13 @@ async fn pithos(ctx: &Context<'_>, container: &str) -> Result<PithosClient, Fail
 /// What every transfer of one command shares.
 struct Run<'a, 'c> {
     ctx: &'a Context<'c>,
-    show: bool,
+    bars: Bars,
     started: Instant,
 }
+
+/// Files of a tree in flight at once: many small files go faster side by
+/// side (each is a few requests), and each file sends its blocks in parallel.
+const FILES_AT_ONCE: usize = 4;
 
 fn message(text: String) -> Failure {
     Failure::Client(ClientError::new(text))
@@ -229,7 +234,7 @@ async fn upload_one(
     remote: &Remote,
     name: &str,
 ) -> Result<Transferred, Failure> {
-    let tracker = Tracker::new(&remote.at(name), run.show);
+    let tracker = run.bars.tracker(&remote.at(name));
     let t = TransferOptions { progress: Some(tracker.clone()), ..Default::default() };
     let result = pithos.upload_file_with(name, local, &PutOptions::default(), &t).await;
     tracker.clear();
@@ -247,7 +252,7 @@ async fn download_one(
     version: Option<String>,
 ) -> Result<Transferred, Failure> {
     let existed = target.exists();
-    let tracker = Tracker::new(&target.display().to_string(), run.show);
+    let tracker = run.bars.tracker(&target.display().to_string());
     // Resuming is always safe: a kept block is one whose bytes hash to the
     // object's block, so the result is the object's bytes in any case.
     let t = TransferOptions { version, resume: true, progress: Some(tracker.clone()) };
@@ -381,15 +386,26 @@ async fn upload_tree(
     }
     let mut files = Vec::new();
     let mut total = Transferred::default();
-    for (rel, path) in &tree.files {
-        let name = format!("{root}/{rel}");
-        let shown = remote.at(&name);
-        let t = upload_one(run, pithos, path, remote, &name).await?;
+    let root_ref = &root;
+    let mut uploads = stream::iter(&tree.files)
+        .map(|(rel, path)| async move {
+            let name = format!("{root_ref}/{rel}");
+            let t = upload_one(run, pithos, path, remote, &name).await?;
+            Ok::<_, Failure>((path, name, t))
+        })
+        .buffered(FILES_AT_ONCE);
+    while let Some(done) = uploads.next().await {
+        let (path, name, t) = done?;
         add(&mut total, &t);
-        let (line, v) =
-            summary("uploaded", &path.display().to_string(), &shown, &t, run.started.elapsed().as_secs_f64());
+        let (line, v) = summary(
+            "uploaded",
+            &path.display().to_string(),
+            &remote.at(&name),
+            &t,
+            run.started.elapsed().as_secs_f64(),
+        );
         if !run.ctx.json {
-            writeln!(out, "{line}")?;
+            run.bars.suspend(|| writeln!(out, "{line}"))?;
         }
         files.push(v);
     }
@@ -481,19 +497,28 @@ async fn download_tree(
         plan.push((o.name.clone(), rel.to_string(), o.is_directory()));
     }
     std::fs::create_dir_all(&root).map_err(|e| message(format!("cannot create {}: {e}", root.display())))?;
+    // Folders first (the empty ones too), then the files, several at once.
+    for (_, rel, folder) in &plan {
+        let dir = if *folder {
+            root.join(rel)
+        } else {
+            root.join(rel).parent().map_or_else(|| root.clone(), Path::to_path_buf)
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| message(format!("cannot create {}: {e}", dir.display())))?;
+    }
     let mut files = Vec::new();
     let mut total = Transferred::default();
-    for (name, rel, folder) in &plan {
-        let target = root.join(rel);
-        if *folder {
-            std::fs::create_dir_all(&target)
-                .map_err(|e| message(format!("cannot create {}: {e}", target.display())))?;
-            continue;
-        }
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| message(format!("cannot create {}: {e}", parent.display())))?;
-        }
-        let t = download_one(run, pithos, name, &target, None).await?;
+    let mut downloads = stream::iter(plan.iter().filter(|(_, _, folder)| !folder))
+        .map(|(name, rel, _)| {
+            let target = root.join(rel);
+            async move {
+                let t = download_one(run, pithos, name, &target, None).await?;
+                Ok::<_, Failure>((name, target, t))
+            }
+        })
+        .buffered(FILES_AT_ONCE);
+    while let Some(done) = downloads.next().await {
+        let (name, target, t) = done?;
         add(&mut total, &t);
         let (line, v) = summary(
             "downloaded",
@@ -503,7 +528,7 @@ async fn download_tree(
             run.started.elapsed().as_secs_f64(),
         );
         if !run.ctx.json {
-            writeln!(out, "{line}")?;
+            run.bars.suspend(|| writeln!(out, "{line}"))?;
         }
         files.push(v);
     }
