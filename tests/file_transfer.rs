@@ -7,7 +7,7 @@
 mod common;
 mod harness;
 
-use harness::faults::{FaultProxy, Stage as Hold};
+use harness::faults::{Fault, FaultProxy, Stage as Hold};
 use harness::{random_bytes, sha256, BIN, TOKEN};
 use pithosfs::clients::pithos::{PithosClient, Progress, Stage, TransferOptions};
 use pithosfs::clients::storage::PutOptions;
@@ -454,6 +454,35 @@ fn errors_are_clear_and_leave_nothing_behind() {
     assert!(!dst.exists());
     c.fails(&["file", "upload", &c.write("x", b"x"), "/"], "/CONTAINER/PATH");
     c.fails(&["file", "upload", &c.write("y", b"y"), "/no-such-container/y"], "/no-such-container: no such container");
+}
+
+#[test]
+fn a_download_that_fetched_nothing_leaves_no_file() {
+    let c = Cloud::start();
+    let data = random_bytes(BLOCK / 2, 22);
+    c.ok(&["file", "upload", &c.write("one.bin", &data), "/pithos/one.bin"]);
+    let proxy = FaultProxy::start(&c.url, 3);
+    let block_get = |method: &str, path: &str, query: &str| {
+        method == "GET" && path.ends_with("/one.bin") && !query.contains("hashmap")
+    };
+    let failing = |args: &[&str]| {
+        // No retries: the one block's GET fails, and with it the download.
+        let hits = proxy.spoil(block_get, Fault::Unavailable);
+        let out = c.command(&proxy.identity(), args).env("PITHOSFS_HTTP_LIMITS", "retries=0").output().unwrap();
+        assert_eq!(hits.get(), 1);
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("503"), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    // a new file that got nothing is removed
+    let dst = c.path("new.bin");
+    failing(&["file", "download", "/pithos/one.bin", dst.to_str().unwrap()]);
+    assert!(!dst.exists(), "a download that fetched nothing left a file");
+    // a file that was there before stays (it may hold blocks for the next run)
+    let kept = c.write("kept.bin", b"what was here");
+    failing(&["file", "download", "/pithos/one.bin", &kept]);
+    assert!(Path::new(&kept).exists());
+    c.ok(&["file", "download", "/pithos/one.bin", &kept]);
+    assert_eq!(file_sha(&kept), sha256(&data));
 }
 
 // ---------------------------------------------------------------------------
