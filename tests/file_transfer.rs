@@ -279,7 +279,10 @@ fn a_download_killed_mid_way_resumes_where_it_stopped() {
     child.kill().unwrap();
     child.wait().unwrap();
     drop(held);
-    assert_ne!(file_sha(&dst), sha256(&data), "the cut download is not complete");
+    // a cut never leaves a file that looks whole: the blocks wait in a part file
+    assert!(!dst.exists(), "a cut download left {}", dst.display());
+    let part = c.path("dst.bin.pithosfs-part");
+    assert_ne!(file_sha(&part), sha256(&data), "the cut download is not complete");
     // run again (straight to the server): only what is missing is fetched
     let down = c.json(&["file", "download", "/pithos/big.bin", dst.to_str().unwrap()]);
     assert_eq!(file_sha(&dst), sha256(&data));
@@ -288,6 +291,7 @@ fn a_download_killed_mid_way_resumes_where_it_stopped() {
     // 8 block requests run at once: when the 20th was sent, 12 had been written
     assert!((1..=61 - 12).contains(&fetched), "fetched {fetched} of 61: {down}");
     assert_eq!(num(&down, "blocks_skipped"), 61 - fetched);
+    assert!(!part.exists(), "the part file became the file");
 }
 
 #[test]
@@ -477,6 +481,7 @@ fn a_download_that_fetched_nothing_leaves_no_file() {
     let dst = c.path("new.bin");
     failing(&["file", "download", "/pithos/one.bin", dst.to_str().unwrap()]);
     assert!(!dst.exists(), "a download that fetched nothing left a file");
+    assert!(!c.path("new.bin.pithosfs-part").exists(), "a download that fetched nothing left a part file");
     // a file that was there before stays (it may hold blocks for the next run)
     let kept = c.write("kept.bin", b"what was here");
     failing(&["file", "download", "/pithos/one.bin", &kept]);

@@ -251,24 +251,44 @@ async fn download_one(
     target: &Path,
     version: Option<String>,
 ) -> Result<Transferred, Failure> {
-    let existed = target.exists();
+    // A file that is there is resumed in place (it may be a cut download of
+    // another tool). A new one is written as `LOCAL.pithosfs-part` and renamed
+    // when complete, so a cut never leaves a file that looks whole; the part
+    // file is what the next run resumes.
+    let part = part_file(target)?;
+    let into = if target.exists() { target.to_path_buf() } else { part.clone() };
+    let existed = into.exists();
     let tracker = run.bars.tracker(&target.display().to_string());
     // Resuming is always safe: a kept block is one whose bytes hash to the
     // object's block, so the result is the object's bytes in any case.
     let t = TransferOptions { version, resume: true, progress: Some(tracker.clone()) };
-    let result = pithos.download_file_with(name, target, &t).await;
+    let result = pithos.download_file_with(name, &into, &t).await;
     tracker.clear();
     match result {
-        Ok(done) => Ok(done),
+        Ok(done) => {
+            if into == part {
+                std::fs::rename(&part, target)
+                    .map_err(|e| message(format!("cannot rename {} to {}: {e}", part.display(), target.display())))?;
+            }
+            Ok(done)
+        }
         Err(e) => {
             // A file this command made and filled with nothing is not left behind;
             // one that holds fetched blocks is kept for the next run to resume.
             if !existed && tracker.received() == 0 {
-                let _ = std::fs::remove_file(target);
+                let _ = std::fs::remove_file(&into);
             }
             Err(e.into())
         }
     }
+}
+
+/// Where a new download is written until it is complete.
+fn part_file(target: &Path) -> Result<PathBuf, Failure> {
+    let name = target.file_name().ok_or_else(|| message(format!("{} is not a file name", target.display())))?;
+    let mut part = name.to_os_string();
+    part.push(".pithosfs-part");
+    Ok(target.with_file_name(part))
 }
 
 fn summary(verb: &str, from: &str, to: &str, t: &Transferred, seconds: f64) -> (String, Value) {
