@@ -10,6 +10,7 @@ pub mod compute;
 pub mod file;
 pub mod manage;
 pub mod mount;
+pub mod progress;
 pub mod remote;
 pub mod table;
 pub mod transfer;

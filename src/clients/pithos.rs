@@ -54,12 +54,96 @@ impl Hashmap {
 }
 
 /// Where a transfer reads or writes, and how.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct TransferOptions {
     /// Pithos version to read (downloads).
     pub version: Option<String>,
     /// Downloads: keep blocks the destination already holds.
     pub resume: bool,
+    /// Told of the bytes hashed, sent and received as they go.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for TransferOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferOptions")
+            .field("version", &self.version)
+            .field("resume", &self.resume)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// What a transfer is doing while it reports progress: kamaki's upload
+/// reports hashing (`hash_cb`) apart from sending (`upload_cb`); a download
+/// that resumes hashes the local file before it receives (`download_cb`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Hashing local data: the file to upload, or the blocks a resumed download may keep.
+    Hashing,
+    /// Sending the blocks the server lacks.
+    Sending,
+    /// Receiving the blocks the local file lacks.
+    Receiving,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Hashing => "hashing",
+            Stage::Sending => "sending",
+            Stage::Receiving => "receiving",
+        }
+    }
+}
+
+/// Progress of a transfer, told from several tasks at once. A closure
+/// `Fn(Stage, u64)` is one (it hears only the advances).
+pub trait Progress: Send + Sync {
+    /// `stage` begins, with `total` bytes to go through it (None: not known
+    /// in advance, as when uploading from a reader).
+    fn start(&self, _stage: Stage, _total: Option<u64>) {}
+    /// `bytes` more went through `stage`.
+    fn advance(&self, stage: Stage, bytes: u64);
+}
+
+impl<F: Fn(Stage, u64) + Send + Sync> Progress for F {
+    fn advance(&self, stage: Stage, bytes: u64) {
+        self(stage, bytes)
+    }
+}
+
+/// What a transfer did: the object, and how much of it had to cross the
+/// network. The rest was there already (the server had the blocks, or the
+/// local file did), or was one block written at several places.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transferred {
+    /// Size of the object.
+    pub bytes: u64,
+    /// Its data blocks (none for an empty object).
+    pub blocks: usize,
+    /// Blocks sent (uploads) or fetched (downloads), and their bytes.
+    pub blocks_moved: usize,
+    pub bytes_moved: u64,
+    /// The Merkle top hash of the hashmap (Pithos's `X-Object-Hash`), hex.
+    pub hash: String,
+    pub version: Option<String>,
+    /// The ETag the server answered (uploads): the hash, or an MD5 on a server that keeps them.
+    pub etag: String,
+}
+
+impl Transferred {
+    /// Blocks that did not cross the network.
+    pub fn blocks_skipped(&self) -> usize {
+        self.blocks.saturating_sub(self.blocks_moved)
+    }
+}
+
+/// What the sending half of the hashmap protocol did.
+struct Sent {
+    written: Written,
+    blocks: usize,
+    bytes: u64,
 }
 
 impl PithosClient {
@@ -255,9 +339,35 @@ impl PithosClient {
         F: Fn(usize) -> Fut,
         Fut: std::future::Future<Output = Result<Bytes, ClientError>>,
     {
+        Ok(self.send_missing(name, bytes, hashes, o, read_block, |_| 0, None).await?.written)
+    }
+
+    /// `commit_hashmap`, telling `progress` of the bytes sent (`block_len`
+    /// gives the size of block `i`, for the totals) and counting them.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_missing<F, Fut>(
+        &self,
+        name: &str,
+        bytes: u64,
+        hashes: &[BlockHash],
+        o: &PutOptions,
+        read_block: F,
+        block_len: impl Fn(usize) -> u64,
+        progress: Option<&dyn Progress>,
+    ) -> Result<Sent, ClientError>
+    where
+        F: Fn(usize) -> Fut,
+        Fut: std::future::Future<Output = Result<Bytes, ClientError>>,
+    {
+        let mut sent = Sent { written: Written::default(), blocks: 0, bytes: 0 };
+        let sent_bytes = std::sync::atomic::AtomicU64::new(0);
         for _round in 0..4 {
             let missing = match self.put_hashmap(name, bytes, hashes, o).await? {
-                Ok(w) => return Ok(w),
+                Ok(w) => {
+                    sent.written = w;
+                    sent.bytes = sent_bytes.into_inner();
+                    return Ok(sent);
+                }
                 Err(m) => m,
             };
             let index: std::collections::HashMap<BlockHash, usize> =
@@ -270,17 +380,27 @@ impl PithosClient {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            if let Some(p) = progress {
+                p.start(Stage::Sending, Some(jobs.iter().map(|&i| block_len(i)).sum()));
+            }
+            sent.blocks += jobs.len();
+            let sent_bytes = &sent_bytes;
             stream::iter(jobs)
                 .map(|i| {
                     let want = hashes[i];
                     let read = read_block(i);
                     async move {
                         let data = read.await?;
+                        let len = data.len() as u64;
                         let got = self.upload_block(data).await?;
                         if got != want {
                             return Err(ClientError::new(format!(
                                 "Block {i} changed while uploading (server hash {got}, expected {want})"
                             )));
+                        }
+                        sent_bytes.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                        if let Some(p) = progress {
+                            p.advance(Stage::Sending, len);
                         }
                         Ok(())
                     }
@@ -295,22 +415,46 @@ impl PithosClient {
     /// Uploads a file by hashmap: blocks hashed in parallel, only the blocks
     /// the server lacks sent, several at once. An unchanged file sends no data.
     pub async fn upload_file(&self, name: &str, path: &Path, o: &PutOptions) -> Result<Written, ClientError> {
-        let (bs, alg) = self.block_info().await?;
+        let t = self.upload_file_with(name, path, o, &TransferOptions::default()).await?;
+        Ok(Written { etag: t.etag, version: t.version })
+    }
+
+    /// `upload_file`, telling `t.progress` of the hashing and the sending,
+    /// and saying how many blocks were sent.
+    pub async fn upload_file_with(
+        &self,
+        name: &str,
+        path: &Path,
+        o: &PutOptions,
+        t: &TransferOptions,
+    ) -> Result<Transferred, ClientError> {
+        let progress = t.progress.as_deref();
         let file =
             Arc::new(File::open(path).map_err(|e| ClientError::new(format!("Cannot open {}: {e}", path.display())))?);
         let size = file.metadata()?.len();
-        let count = blocks::block_count(size, bs) as usize;
+        let (bs, alg) = self.block_info().await?;
+        let count = usize::try_from(blocks::block_count(size, bs))
+            .map_err(|_| ClientError::new(format!("{} is too large", path.display())))?;
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        if let Some(p) = progress {
+            p.start(Stage::Hashing, Some(size));
+        }
         let hashes: Vec<BlockHash> = stream::iter(0..count)
             .map(|i| {
                 let file = file.clone();
-                tokio::task::spawn_blocking(move || -> Result<BlockHash, ClientError> {
+                tokio::task::spawn_blocking(move || -> Result<(BlockHash, u64), ClientError> {
                     let block = read_block_at(&file, i, bs, size)?;
-                    Ok(blocks::hash_block(alg, &block))
+                    Ok((blocks::hash_block(alg, &block), block.len() as u64))
                 })
             })
             .buffered(workers * 2)
-            .map(|r| r.map_err(|e| ClientError::new(format!("Hashing failed: {e}")))?)
+            .map(|r| {
+                let (hash, len) = r.map_err(|e| ClientError::new(format!("Hashing failed: {e}")))??;
+                if let Some(p) = progress {
+                    p.advance(Stage::Hashing, len);
+                }
+                Ok::<_, ClientError>(hash)
+            })
             .try_collect()
             .await?;
         let reader = |i: usize| {
@@ -321,7 +465,17 @@ impl PithosClient {
                     .map_err(|e| ClientError::new(format!("Reading failed: {e}")))?
             }
         };
-        self.commit_hashmap(name, size, &hashes, o, reader).await
+        let block_len = |i: usize| size.saturating_sub(i as u64 * bs).min(bs);
+        let sent = self.send_missing(name, size, &hashes, o, reader, block_len, progress).await?;
+        Ok(Transferred {
+            bytes: size,
+            blocks: count,
+            blocks_moved: sent.blocks,
+            bytes_moved: sent.bytes,
+            hash: blocks::merkle(alg, &hashes).to_hex(),
+            version: sent.written.version,
+            etag: sent.written.etag,
+        })
     }
 
     /// Uploads bytes from memory by hashmap.
@@ -342,14 +496,38 @@ impl PithosClient {
     pub async fn upload_reader<R: tokio::io::AsyncRead + Unpin>(
         &self,
         name: &str,
-        mut reader: R,
+        reader: R,
         o: &PutOptions,
     ) -> Result<Written, ClientError> {
+        let t = self.upload_reader_with(name, reader, o, &TransferOptions::default()).await?;
+        Ok(Written { etag: t.etag, version: t.version })
+    }
+
+    /// `upload_reader`, telling `t.progress` of the bytes sent (the total is
+    /// not known in advance).
+    pub async fn upload_reader_with<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        name: &str,
+        mut reader: R,
+        o: &PutOptions,
+        t: &TransferOptions,
+    ) -> Result<Transferred, ClientError> {
         use tokio::io::AsyncReadExt;
+        let progress = t.progress.as_deref();
         let (bs, alg) = self.block_info().await?;
+        if let Some(p) = progress {
+            p.start(Stage::Sending, None);
+        }
         let mut hashes = Vec::new();
         let mut size = 0u64;
         let mut inflight = futures_util::stream::FuturesOrdered::new();
+        let sent = |r: Result<u64, ClientError>| -> Result<(), ClientError> {
+            let len = r?;
+            if let Some(p) = progress {
+                p.advance(Stage::Sending, len);
+            }
+            Ok(())
+        };
         loop {
             let mut buf = vec![0u8; bs as usize];
             let mut filled = 0;
@@ -368,10 +546,10 @@ impl PithosClient {
             let data = Bytes::from(buf);
             hashes.push(blocks::hash_block(alg, &data));
             let this = self.clone();
-            inflight.push_back(async move { this.upload_block(data).await });
+            inflight.push_back(async move { this.upload_block(data).await.map(|_| filled as u64) });
             while inflight.len() >= self.parallel {
                 if let Some(r) = inflight.next().await {
-                    r?;
+                    sent(r)?;
                 }
             }
             if filled < bs as usize {
@@ -379,10 +557,18 @@ impl PithosClient {
             }
         }
         while let Some(r) = inflight.next().await {
-            r?;
+            sent(r)?;
         }
         match self.put_hashmap(name, size, &hashes, o).await? {
-            Ok(w) => Ok(w),
+            Ok(w) => Ok(Transferred {
+                bytes: size,
+                blocks: hashes.len(),
+                blocks_moved: hashes.len(),
+                bytes_moved: size,
+                hash: blocks::merkle(alg, &hashes).to_hex(),
+                version: w.version,
+                etag: w.etag,
+            }),
             Err(missing) => {
                 Err(ClientError::new(format!("{} uploaded blocks went missing on the server", missing.len())))
             }
@@ -393,6 +579,26 @@ impl PithosClient {
     /// ranged GETs pinned to one version, each checked against its hash. With
     /// `resume`, blocks the file already holds are kept.
     pub async fn download_file(&self, name: &str, path: &Path, o: &TransferOptions) -> Result<Hashmap, ClientError> {
+        Ok(self.download_into(name, path, o).await?.0)
+    }
+
+    /// `download_file`, saying how many blocks were fetched and kept.
+    pub async fn download_file_with(
+        &self,
+        name: &str,
+        path: &Path,
+        o: &TransferOptions,
+    ) -> Result<Transferred, ClientError> {
+        Ok(self.download_into(name, path, o).await?.1)
+    }
+
+    async fn download_into(
+        &self,
+        name: &str,
+        path: &Path,
+        o: &TransferOptions,
+    ) -> Result<(Hashmap, Transferred), ClientError> {
+        let progress = o.progress.as_deref();
         let hm = self.get_object_hashmap(name, o.version.as_deref()).await?;
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -412,23 +618,58 @@ impl PithosClient {
         let mut jobs: Vec<(BlockHash, Vec<usize>)> = places.into_iter().collect();
         jobs.sort_by_key(|(_, at)| at[0]);
         let hm = Arc::new(hm);
-        stream::iter(jobs)
+        let len_at = |at: &[usize]| -> u64 {
+            at.iter()
+                .map(|&i| hm.block_range(i))
+                .filter(|&(_, end)| end <= existing)
+                .map(|(start, end)| end - start)
+                .sum()
+        };
+        if o.resume && existing > 0 {
+            // Blocks the file holds already are kept: hashed first, so that
+            // what is left to receive is known before it starts.
+            if let Some(p) = progress {
+                p.start(Stage::Hashing, Some(jobs.iter().map(|(_, at)| len_at(at)).sum()));
+            }
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let kept: Vec<bool> = stream::iter(jobs.iter().cloned())
+                .map(|(hash, at)| {
+                    let (file, hm) = (file.clone(), hm.clone());
+                    let checked = len_at(&at);
+                    async move {
+                        let have =
+                            tokio::task::spawn_blocking(move || local_blocks_match(&file, &hm, &at, hash, existing))
+                                .await
+                                .unwrap_or(false);
+                        if let Some(p) = progress {
+                            p.advance(Stage::Hashing, checked);
+                        }
+                        have
+                    }
+                })
+                .buffered(workers * 2)
+                .collect()
+                .await;
+            jobs = jobs.into_iter().zip(kept).filter(|(_, kept)| !kept).map(|(job, _)| job).collect();
+        }
+        let fetched_blocks = jobs.len();
+        if let Some(p) = progress {
+            let total = jobs
+                .iter()
+                .map(|(_, at)| {
+                    let (start, end) = hm.block_range(at[0]);
+                    end - start
+                })
+                .sum();
+            p.start(Stage::Receiving, Some(total));
+        }
+        let last = hm.data_blocks().saturating_sub(1);
+        let fetched_bytes: Vec<u64> = stream::iter(jobs)
             .map(|(hash, at)| {
                 let (file, hm) = (file.clone(), hm.clone());
                 async move {
-                    let last = hm.data_blocks() - 1;
-                    if o.resume {
-                        let have = {
-                            let (file, hm, at) = (file.clone(), hm.clone(), at.clone());
-                            tokio::task::spawn_blocking(move || local_blocks_match(&file, &hm, &at, hash, existing))
-                                .await
-                                .unwrap_or(false)
-                        };
-                        if have {
-                            return Ok(());
-                        }
-                    }
                     let data = self.fetch_block(name, &hm, at[0]).await?;
+                    let len = data.len() as u64;
                     let name = name.to_string();
                     // Hashing and writing are CPU and disk work: off the runtime's threads.
                     tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
@@ -443,14 +684,28 @@ impl PithosClient {
                         Ok(())
                     })
                     .await
-                    .map_err(|e| ClientError::new(format!("Writing failed: {e}")))?
+                    .map_err(|e| ClientError::new(format!("Writing failed: {e}")))??;
+                    if let Some(p) = progress {
+                        p.advance(Stage::Receiving, len);
+                    }
+                    Ok::<u64, ClientError>(len)
                 }
             })
             .buffer_unordered(self.parallel)
-            .try_collect::<Vec<()>>()
+            .try_collect()
             .await?;
         // Like cp, no fsync: the data are in the page cache and the file is complete.
-        Arc::try_unwrap(hm).map_err(|_| ClientError::new("internal: hashmap still shared"))
+        let hm = Arc::try_unwrap(hm).map_err(|_| ClientError::new("internal: hashmap still shared"))?;
+        let report = Transferred {
+            bytes: hm.bytes,
+            blocks: hm.data_blocks(),
+            blocks_moved: fetched_blocks,
+            bytes_moved: fetched_bytes.iter().sum(),
+            hash: blocks::merkle(hm.algorithm, &hm.hashes).to_hex(),
+            version: hm.version.clone(),
+            etag: hm.info.etag.clone(),
+        };
+        Ok((hm, report))
     }
 
     /// Reads block `i` of an object through a ranged GET pinned to the hashmap's version.
@@ -500,6 +755,10 @@ impl PithosClient {
     ) -> Result<u64, ClientError> {
         use tokio::io::AsyncWriteExt;
         let hm = self.get_object_hashmap(name, o.version.as_deref()).await?;
+        let progress = o.progress.as_deref();
+        if let Some(p) = progress {
+            p.start(Stage::Receiving, Some(hm.bytes));
+        }
         let mut blocks =
             stream::iter(0..hm.data_blocks()).map(|i| self.fetch_block(name, &hm, i)).buffered(self.parallel);
         let mut n = 0u64;
@@ -507,6 +766,9 @@ impl PithosClient {
             let b = b?;
             out.write_all(&b).await?;
             n += b.len() as u64;
+            if let Some(p) = progress {
+                p.advance(Stage::Receiving, b.len() as u64);
+            }
         }
         out.flush().await?;
         Ok(n)
