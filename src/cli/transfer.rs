@@ -11,6 +11,7 @@
 //! named, so that a second run updates, or resumes, the same tree.
 
 use super::progress::Bars;
+use super::remote::{self, pithos};
 use super::{print_json, Context, Failure};
 use crate::clients::pithos::{PithosClient, TransferOptions, Transferred};
 use crate::clients::storage::{ListOptions, Listed, ObjectStorage, PutOptions};
@@ -40,6 +41,8 @@ pub enum TransferCommand {
     /// folder's contents go into PATH (as kamaki's).
     Upload {
         /// The local file (a folder with -r).
+        // Its own id: `local` is also the global `--local` flag.
+        #[arg(id = "local_file", value_name = "LOCAL")]
         local: PathBuf,
         /// /CONTAINER[/PATH]
         path: String,
@@ -57,6 +60,7 @@ pub enum TransferCommand {
         path: String,
         /// The local file, or a folder to put it in [default: .]. With -r, the
         /// folder that gets the contents [default: the remote folder's name].
+        #[arg(id = "local_file", value_name = "LOCAL")]
         local: Option<PathBuf>,
         /// Download this version of the object (see `file versions`).
         #[arg(long, value_name = "N", conflicts_with = "recursive")]
@@ -130,13 +134,10 @@ struct Remote {
 }
 
 impl Remote {
+    /// `/CONTAINER[/PATH]`, by the one rule of `remote::parse_remote`.
     fn parse(arg: &str) -> Result<Remote, Failure> {
-        let rest = arg.strip_prefix('/').unwrap_or(arg);
-        let (container, path) = rest.split_once('/').unwrap_or((rest, ""));
-        if container.is_empty() {
-            return Err(message(format!("{arg:?}: expected /CONTAINER/PATH")));
-        }
-        Ok(Remote { container: container.to_string(), path: path.to_string() })
+        let (container, path) = remote::parse_remote(arg)?;
+        Ok(Remote { container, path })
     }
     fn show(&self) -> String {
         self.at(&self.path)
@@ -145,13 +146,6 @@ impl Remote {
     fn at(&self, name: &str) -> String {
         format!("/{}/{}", self.container, name)
     }
-}
-
-/// The Pithos+ client of the catalog's object store, in `container`.
-async fn pithos(ctx: &Context<'_>, container: &str) -> Result<PithosClient, Failure> {
-    let http = ctx.astakos.service_http("object-store", "v1").await?;
-    let account = ctx.astakos.term("uuid").await?;
-    Ok(PithosClient::with_http(http, &account, container)?)
 }
 
 /// What every transfer of one command shares.
