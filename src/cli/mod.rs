@@ -7,15 +7,22 @@
 //! `mount`: the process of `pithosfs mount`/`unmount` around `crate::fs`.
 
 pub mod compute;
+pub mod daemon;
 pub mod file;
+pub mod logging;
 pub mod manage;
 pub mod mount;
+pub mod mount_options;
+pub mod mountpoint;
+pub mod session;
 pub mod table;
 pub mod transfer;
+pub mod units;
 pub mod user;
 
 pub use compute::{FlavorArgs, FlavorCommand, ImageArgs, ImageCommand, ServerArgs, ServerCommand};
 pub use file::{ContainerArgs, FileArgs, QuotaArgs};
+pub use mount_options::MountArgs;
 pub use user::{UserArgs, UserCommand};
 
 use crate::clients::{AstakosClient, ClientError};

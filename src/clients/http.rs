@@ -514,7 +514,12 @@ impl<'a> Call<'a> {
             let Some(wait) = self.may_retry(attempt, started, self.backoff(attempt, retry_after)) else {
                 return Err(failure);
             };
-            tracing::debug!(method = %self.method, status = failure.status, ?wait, "retrying: {}", failure.message);
+            tracing::info!(
+                "{}: retrying in {wait:?} (attempt {}): {}",
+                self.describe_call(),
+                attempt + 2,
+                failure.message
+            );
             stats.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(wait).await;
             attempt += 1;
@@ -546,9 +551,14 @@ impl<'a> Call<'a> {
                         return Err(e);
                     };
                     self.http.shared.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        "{}: retrying in {wait:?} (attempt {}): {}",
+                        self.describe_call(),
+                        attempt + 2,
+                        e.message
+                    );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
-                    tracing::debug!("retrying: {}", e.message);
                 }
                 Err((e, _)) => return Err(e),
             }
