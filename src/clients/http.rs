@@ -615,12 +615,15 @@ impl<'a> Call<'a> {
             None => {}
         }
         stats.requests.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let reply = tokio::select! {
             r = rb.send() => r,
             e = self.watch_request(&progress, len > 0) => return Err((e, true)),
         };
         match reply {
             Ok(r) => {
+                // The call (no token: headers are not logged), its answer and how long the head took.
+                tracing::debug!("{}: {} in {} ms", self.describe_call(), r.status(), started.elapsed().as_millis());
                 stats.bytes_up.fetch_add(progress.bytes.load(Ordering::Relaxed), Ordering::Relaxed);
                 Ok(r)
             }
