@@ -177,8 +177,10 @@ fn main() -> ExitCode {
         Command::Mount(args) => args.into_request(cli.log_file).and_then(cli::mount::mount),
         Command::Unmount { mountpoint } => cli::mountpoint::unmount(&mountpoint),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "pithosfs", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "pithosfs", &mut script);
+            use std::io::Write;
+            std::io::stdout().write_all(&script).map_err(|e| format!("cannot write the script: {e}"))
         }
         Command::Manpage { command } => manpage(command.as_deref()),
         // The control commands print their own errors.

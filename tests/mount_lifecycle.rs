@@ -372,7 +372,7 @@ fn pithosfs_as(env: &Env, user: &User, home: &Path, args: &[&str]) -> Command {
 
 #[test]
 fn a_users_mount_goes_through_fusermount3_says_mounted_only_when_it_is_and_shows_as_fuse_pithosfs() {
-    let env = Env::new();
+    let mut env = Env::new();
     env.open_to_users();
     // A user with a name: fusermount3 looks it up.
     let user = User::unprivileged();
@@ -384,6 +384,12 @@ fn a_users_mount_goes_through_fusermount3_says_mounted_only_when_it_is_and_shows
     }
     let _guard = Unmounted(point.clone());
     let p = point.to_str().unwrap();
+    // Root's mount is not this user's to unmount.
+    env.mount(&[]);
+    let out = pithosfs_as(&env, &user, &home, &["unmount", env.m().to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success() && is_mounted(&env.m()), "a user unmounted root's mount");
+    assert!(stderr(&out).contains("permission denied: only the user who mounted it"), "{}", stderr(&out));
+    env.unmount();
     // The login succeeds, then fusermount3 refuses allow_other (not allowed in
     // /etc/fuse.conf): the mount call itself fails, after everything before it worked.
     let fuse_conf = std::fs::read_to_string("/etc/fuse.conf").unwrap_or_default();

@@ -53,6 +53,11 @@ pub fn launch(req: &MountRequest) -> Result<(), String> {
     let log = req.log_file.clone().unwrap_or_else(|| logging::daemon_log(&req.mountpoint, child.id()));
     match wait_ready(read_end, READY_WITHIN) {
         Ready::Mounted(what) => {
+            // What it said on the way up ("no cloud configured: serving the local cloud…", warnings).
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            for line in said.lines().filter(|l| !l.starts_with("pithosfs: mounted ")) {
+                eprintln!("{line}");
+            }
             eprintln!("pithosfs: mounted {what} at {}; log: {}", req.mountpoint.display(), log.display());
             Ok(())
         }

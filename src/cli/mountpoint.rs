@@ -160,10 +160,13 @@ fn explain_failure(path: &Path, said: &str) -> String {
             list.join(", ")
         );
     }
-    if lower.contains("not found in") || lower.contains("not mounted") {
+    // fusermount3 looks for the caller's own mounts: another user's is "not found".
+    let not_found = lower.contains("not found in") || lower.contains("not mounted");
+    let others = not_found && is_mounted(path);
+    if not_found && !others {
         return format!("{p}: not mounted");
     }
-    if lower.contains("permission denied") || lower.contains("not permitted") {
+    if others || lower.contains("permission denied") || lower.contains("not permitted") {
         return format!("{p}: permission denied: only the user who mounted it (or root) can unmount it");
     }
     format!("{p}: cannot unmount: {}", said.trim())
