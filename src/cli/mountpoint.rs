@@ -22,11 +22,12 @@ pub enum State {
 
 /// The state of `path`, or why it cannot be a mount point.
 pub fn state(path: &Path) -> Result<State, String> {
+    let mounted = entry(path);
     match std::fs::metadata(path) {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return Ok(State::Dead),
         // Another user's mount refuses even root a stat (without allow_other):
         // the mount table still says what is there.
-        Err(_) if entry(path).is_some() => {}
+        Err(_) if mounted.is_some() => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!("{}: no such directory", path.display()))
         }
@@ -34,10 +35,25 @@ pub fn state(path: &Path) -> Result<State, String> {
         Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", path.display())),
         Ok(_) => {}
     }
-    Ok(match entry(path) {
+    Ok(match mounted {
+        // The kernel answers a stat from its cache for as long as the attributes
+        // are trusted (--attr-ttl), dead connection or not; statfs always asks.
+        Some(e) if e.fstype.starts_with("fuse") && statfs_errno(path) == Some(libc::ENOTCONN) => State::Dead,
         Some(e) => State::Mounted { fstype: e.fstype, source: e.source },
         None => State::Free,
     })
+}
+
+/// The errno of statfs(2) on `path`, if it fails.
+fn statfs_errno(path: &Path) -> Option<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a NUL-terminated path and a zeroed statfs buffer, both ours for the call.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut buf) } == 0 {
+        return None;
+    }
+    std::io::Error::last_os_error().raw_os_error()
 }
 
 /// Whether `path` is a mount point now (live or dead).
