@@ -25,6 +25,10 @@ pub fn launch(req: &MountRequest) -> Result<(), String> {
     let dir = logging::log_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     prune_logs(&dir);
+    // Earlier versions logged to the cache folder itself (`mount-<pid>.log`).
+    if let Some(cache) = dir.parent() {
+        prune_logs(cache);
+    }
     let (read_end, write_end) = pipe()?;
     let fd = write_end.as_raw_fd();
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();

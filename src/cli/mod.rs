@@ -4,7 +4,10 @@
 //! stderr has the error's message, status and details, as kamaki shows a
 //! `ClientError`.
 //!
-//! `mount`: the process of `pithosfs mount`/`unmount` around `crate::fs`.
+//! `mount`: the process of `pithosfs mount`/`unmount` around `crate::fs`, with
+//! `mount_options` (flags and fstab's `-o`, sizes and durations by `units`),
+//! `daemon` (the background mount), `session` (FUSE), `mountpoint` (free,
+//! mounted, dead; unmount) and `logging` (-v, RUST_LOG, --log-file).
 
 pub mod compute;
 pub mod daemon;

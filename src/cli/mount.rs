@@ -1,6 +1,8 @@
-//! `pithosfs mount` and `pithosfs unmount` as a process: the daemon, its
-//! signals and allocator, the login to the cloud, the block cache's disk
-//! tier, and the filesystem (`crate::fs`) served through FUSE until unmounted.
+//! `pithosfs mount` as a process: its signals and allocator, the login to the
+//! cloud, the block cache's disk tier, and the filesystem (`crate::fs`) served
+//! through FUSE until unmounted; "mounted" said (to the user, systemd and the
+//! background launcher, `daemon`) once the session is up. The mount point's
+//! states and `pithosfs unmount` are `mountpoint`'s; the FUSE session `session`'s.
 
 use super::{daemon, mountpoint, session};
 use crate::clients::pithos::PithosClient;
