@@ -145,11 +145,13 @@ fn a_background_mount_says_mounted_with_its_log_which_records_commits_in_plain_t
 #[test]
 fn fstab_options_are_parsed_by_the_binary_and_a_misspelled_one_is_refused() {
     let mut env = Env::new();
-    env.mount(&["-o", "cache_size=1G,attr_ttl=5m,dir_ttl=30s,ro,_netdev,noauto,x-systemd.automount"]);
+    env.mount(&["-o", "cache_size=1G,attr_ttl=5m,dir_ttl=30s,ro,noexec,_netdev,noauto,x-systemd.automount"]);
     let line = mount_line(&env.m()).unwrap();
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields[2], "fuse.pithosfs", "{line}");
-    assert!(fields[3].split(',').any(|o| o == "ro"), "-o ro: {line}");
+    for option in ["ro", "noexec", "nosuid", "nodev"] {
+        assert!(fields[3].split(',').any(|o| o == option), "-o {option}: {line}");
+    }
     let e = env.sh_fails(r#"echo x > "$M/pithos/new.txt""#);
     assert!(e.contains("Read-only file system"), "{e}");
     env.unmount();
@@ -304,6 +306,43 @@ fn verbosity_and_rust_log_choose_what_is_logged() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("committed pithos/t.txt"), "{text}");
     assert!(!text.contains('\x1b'));
+}
+
+/// A mount's log (at its default level) records a retried request, a
+/// conflict and the failed commit it causes, with no token in it.
+#[test]
+fn a_mounts_log_records_retries_and_conflicts() {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut env = Env::new();
+    env.cloud.put("pithos", "seen.txt", b"seen\n");
+    env.cloud.put("pithos", "c.txt", b"original\n");
+    let proxy = harness::faults::FaultProxy::start(&env.cloud.url, 1);
+    let log = env.root.join("proxied.log");
+    let identity = proxy.identity();
+    let limits = "first_backoff=0.05,max_backoff=0.2";
+    let envs = [("PITHOSFS_URL", identity.as_str()), ("PITHOSFS_TOKEN", TOKEN), ("PITHOSFS_HTTP_LIMITS", limits)];
+    env.mounts.push(Mount::start(&env.m(), &log, &[], &envs));
+    // The first read of seen.txt is answered 503; the client tries again.
+    let hits =
+        proxy.spoil(|m, p, _| m == "GET" && p.ends_with("/pithos/seen.txt"), harness::faults::Fault::Unavailable);
+    assert_eq!(env.sh(r#"cat "$M/pithos/seen.txt""#), "seen\n");
+    assert_eq!(hits.get(), 1, "the fault was not injected");
+    // c.txt changes remotely while open here.
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(env.m().join("pithos/c.txt")).unwrap();
+    env.cloud.put("pithos", "c.txt", b"remote change\n");
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(b"LOCAL").unwrap();
+    assert!(f.sync_all().is_err(), "a commit over a remote change must fail");
+    drop(f);
+    env.unmount();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = |has: &str| text.lines().find(|l| l.contains(has)).map(str::to_string);
+    let retry = line("retrying").unwrap_or_else(|| panic!("no retry logged:\n{text}"));
+    assert!(retry.contains(" INFO pithosfs::clients::http: GET ") && retry.contains("seen.txt"), "{retry}");
+    let conflict = line("conflict:").unwrap_or_else(|| panic!("no conflict logged:\n{text}"));
+    assert!(conflict.contains(" WARN ") && conflict.contains("c.txt changed remotely"), "{conflict}");
+    assert!(conflict.contains("saved as c.txt.conflict-"), "{conflict}");
+    assert!(!text.contains(TOKEN), "the token is in the log");
 }
 
 #[test]
