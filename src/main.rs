@@ -179,8 +179,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "pithosfs", &mut script);
-            use std::io::Write;
-            std::io::stdout().write_all(&script).map_err(|e| format!("cannot write the script: {e}"))
+            write_out(&script)
         }
         Command::Manpage { command } => manpage(command.as_deref()),
         // The control commands print their own errors.
@@ -201,6 +200,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes a generated text to stdout; a reader that stopped early (`| head`) is no error.
+fn write_out(text: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("cannot write to stdout: {e}")),
+        _ => Ok(()),
+    }
+}
+
 /// A manual page, from the command's own definition: pithosfs(1), or one
 /// command's page (pithosfs-mount(1)…).
 fn manpage(command: Option<&str>) -> Result<(), String> {
@@ -217,7 +225,9 @@ fn manpage(command: Option<&str>) -> Result<(), String> {
             sub.clone().display_name(title).version(env!("CARGO_PKG_VERSION"))
         }
     };
-    clap_mangen::Man::new(page).render(&mut std::io::stdout().lock()).map_err(|e| e.to_string())
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(page).render(&mut roff).map_err(|e| e.to_string())?;
+    write_out(&roff)
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
