@@ -1,10 +1,8 @@
 //! The `pithosfs` command.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use pithosfs::cli::{self, Control};
 use pithosfs::cloud::{self, users, ServeConfig};
-use pithosfs::config::StorageTarget;
-use pithosfs::fs::owners::{Owners, Policy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +13,10 @@ struct Cli {
     /// More detail: which cloud and user a command uses, and info logs (-vv: debug logs).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Write logs to FILE (appended to) instead of stderr. RUST_LOG, when set, says
+    /// what to log (`RUST_LOG=pithosfs=debug`), as -v and -vv do otherwise.
+    #[arg(long, global = true, value_name = "FILE")]
+    log_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,8 +32,9 @@ enum Command {
     ///
     /// With no cloud configured (no --url, PITHOSFS_URL or ~/.kamakirc) it uses the
     /// local cloud of the data directory (serving it itself when none runs), and says so.
-    Mount(MountArgs),
-    /// Unmount a pithosfs mount (every file was committed when it was closed).
+    Mount(cli::MountArgs),
+    /// Unmount a pithosfs mount (every file was committed when it was closed); a
+    /// dead one (its process ended without unmounting) is detached.
     Unmount {
         /// The mount point.
         mountpoint: PathBuf,
@@ -50,95 +53,18 @@ enum Command {
     Container(cli::ContainerArgs),
     /// The account's quota and usage.
     Quota(cli::QuotaArgs),
-}
-
-#[derive(clap::Args)]
-struct MountArgs {
-    /// Where to mount.
-    mountpoint: PathBuf,
-    /// Mount this container as the root instead of the whole account.
-    #[arg(long)]
-    container: Option<String>,
-    /// Refuse every change.
-    #[arg(long)]
-    read_only: bool,
-    /// Memory for cached blocks, in MiB.
-    #[arg(long, default_value_t = 512)]
-    cache_size: u64,
-    /// Seconds the kernel and pithosfs trust attributes.
-    #[arg(long, default_value_t = 1.0)]
-    attr_ttl: f64,
-    /// Seconds a directory listing is trusted.
-    #[arg(long, default_value_t = 1.0)]
-    dir_ttl: f64,
-    /// The account owner's local uid: owner of files that carry no owner of this
-    /// machine [default: the mounting user].
-    #[arg(long)]
-    uid: Option<u32>,
-    /// The account owner's local gid [default: the mounting user's].
-    #[arg(long)]
-    gid: Option<u32>,
-    /// Which recorded owners to believe: those recorded on this machine (local), every
-    /// recorded number (all: machines sharing one uid space), or none (mine: every file
-    /// is the account owner's). See SEMANTICS.md, "Who may do what".
-    #[arg(long, value_enum, default_value_t = OwnersArg::Local)]
-    owners: OwnersArg,
-    /// Mode of files that carry none (octal).
-    #[arg(long, default_value = "644")]
-    file_mode: String,
-    /// Mode of folders that carry none (octal).
-    #[arg(long, default_value = "755")]
-    dir_mode: String,
-    /// Let other local users reach the mount, within what modes, owners and groups allow
-    /// (needs user_allow_other in /etc/fuse.conf unless root).
-    #[arg(long)]
-    allow_other: bool,
-    /// Show setuid/setgid bits the server records, and mount without `nosuid`
-    /// (only for a cloud you trust: by default they are masked).
-    #[arg(long)]
-    suid: bool,
-    /// Mount without `nodev`: device nodes on the mount open their devices
-    /// (only for a cloud you trust; by default they cannot be opened).
-    #[arg(long)]
-    dev: bool,
-    /// Stay in the foreground (Ctrl-C unmounts).
-    #[arg(short, long)]
-    foreground: bool,
-    /// Astakos identity URL (…/identity/v2.0) [env: PITHOSFS_URL].
-    #[arg(long, value_name = "URL")]
-    url: Option<String>,
-    /// File holding the token [env: PITHOSFS_TOKEN_FILE, or the token itself in PITHOSFS_TOKEN].
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
-    /// A cloud of the kamaki config file.
-    #[arg(long, value_name = "NAME")]
-    cloud: Option<String>,
-    /// Disk tier of the block cache (kept across mounts); also where large writes spill
-    /// [default for spills: ~/.cache/pithosfs/spill].
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-    /// Size bound of --cache-dir, in MiB.
-    #[arg(long, value_name = "MiB", default_value_t = 4096)]
-    cache_dir_size: u64,
-    /// A plain OpenStack object store (Swift) by storage URL (…/v1/AUTH_x), token as for --token-file.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["url", "cloud", "swift_auth"])]
-    storage_url: Option<String>,
-    /// A plain OpenStack Swift by v1 (tempauth) auth URL; needs --swift-user.
-    #[arg(long, value_name = "URL", requires = "swift_user", conflicts_with_all = ["url", "cloud"])]
-    swift_auth: Option<String>,
-    /// The Swift user (account:user) for --swift-auth.
-    #[arg(long, value_name = "USER")]
-    swift_user: Option<String>,
-    /// File holding the Swift key [env: PITHOSFS_SWIFT_KEY].
-    #[arg(long, value_name = "FILE")]
-    swift_key_file: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum OwnersArg {
-    Local,
-    All,
-    Mine,
+    /// Print a shell completion script: `source <(pithosfs completions bash)`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `pithosfs manpage | man -l -`; with a command's
+    /// name, that command's page (pithosfs-mount(1)…).
+    #[command(hide = true)]
+    Manpage {
+        /// A command: mount, file, server… [default: the page of pithosfs itself].
+        command: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -231,19 +157,37 @@ fn default_data_dir() -> PathBuf {
     dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("pithosfs")
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PITHOSFS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+/// Starts logging. The background mount process first sends its stdout and
+/// stderr to its own log (named after its mount point and pid).
+fn init_logging(cli: &Cli) -> Result<(), String> {
+    use cli::logging::{self, Quiet};
+    match &cli.command {
+        Command::Mount(m) if m.ready_fd.is_some() => {
+            let log = cli.log_file.clone().unwrap_or_else(|| logging::daemon_log(&m.mountpoint, std::process::id()));
+            cli::daemon::redirect_output(&log)?;
+            logging::init(cli.verbose, Quiet::Record, None)
+        }
+        Command::Mount(_) => logging::init(cli.verbose, Quiet::Record, cli.log_file.as_deref()),
+        _ => logging::init(cli.verbose, Quiet::Warnings, cli.log_file.as_deref()),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("pithosfs: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Mount(args) => mount(args),
-        Command::Unmount { mountpoint } => cli::mount::unmount(&mountpoint),
+        Command::Mount(args) => args.into_request(cli.log_file).and_then(cli::mount::mount),
+        Command::Unmount { mountpoint } => cli::mountpoint::unmount(&mountpoint),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "pithosfs", &mut script);
+            write_out(&script)
+        }
+        Command::Manpage { command } => manpage(command.as_deref()),
         // The control commands print their own errors.
         Command::Server(args) => return cli::run(Control::Server(args), cli.verbose),
         Command::User(args) => return cli::run(Control::User(args), cli.verbose),
@@ -262,45 +206,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn mount(a: MountArgs) -> Result<(), String> {
-    let octal =
-        |s: &str, what: &str| u32::from_str_radix(s, 8).map_err(|_| format!("--{what} must be octal, like 644"));
-    let policy = match a.owners {
-        OwnersArg::Local => Policy::Local,
-        OwnersArg::All => Policy::All,
-        OwnersArg::Mine => Policy::Mine,
-    };
-    let me = Owners::current(policy);
-    let owners = Owners { uid: a.uid.unwrap_or(me.uid), gid: a.gid.unwrap_or(me.gid), ..me };
-    let mut fs = pithosfs::fs::FsOptions { owners, ..Default::default() };
-    fs.read_only = a.read_only;
-    fs.suid = a.suid;
-    fs.dev = a.dev;
-    fs.container = a.container;
-    fs.cache_size = a.cache_size.max(16) << 20;
-    fs.attr_ttl = std::time::Duration::from_secs_f64(a.attr_ttl.clamp(0.0, 3600.0));
-    fs.dir_ttl = std::time::Duration::from_secs_f64(a.dir_ttl.clamp(0.0, 3600.0));
-    fs.file_mode = octal(&a.file_mode, "file-mode")?;
-    fs.dir_mode = octal(&a.dir_mode, "dir-mode")?;
-    if let Some(dir) = &a.cache_dir {
-        fs.spill_dir = dir.join("spill");
+/// Writes a generated text to stdout; a reader that stopped early (`| head`) is no error.
+fn write_out(text: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("cannot write to stdout: {e}")),
+        _ => Ok(()),
     }
-    let storage = match (a.storage_url, a.swift_auth, a.swift_user) {
-        (Some(url), _, _) => Some(StorageTarget::StorageUrl(url)),
-        (None, Some(url), Some(user)) => Some(StorageTarget::SwiftAuth { url, user, key_file: a.swift_key_file }),
-        _ => None,
+}
+
+/// A manual page, from the command's own definition: pithosfs(1), or one
+/// command's page (pithosfs-mount(1)…).
+fn manpage(command: Option<&str>) -> Result<(), String> {
+    let mut top = Cli::command();
+    top.build();
+    let page = match command {
+        None => top,
+        Some(name) => {
+            let sub = top
+                .find_subcommand(name)
+                .filter(|s| !s.is_hide_set())
+                .ok_or_else(|| format!("no command {name:?}: see `pithosfs --help`"))?;
+            let title = format!("pithosfs-{name}");
+            sub.clone().display_name(title).version(env!("CARGO_PKG_VERSION"))
+        }
     };
-    let cache_dir = a.cache_dir.map(|d| (d.join("blocks"), a.cache_dir_size.max(16) << 20));
-    let flags = pithosfs::config::Flags { url: a.url, token_file: a.token_file, cloud: a.cloud, local: false };
-    cli::mount::mount(cli::mount::MountRequest {
-        mountpoint: a.mountpoint,
-        flags,
-        fs,
-        foreground: a.foreground,
-        allow_other: a.allow_other,
-        storage,
-        cache_dir,
-    })
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(page).render(&mut roff).map_err(|e| e.to_string())?;
+    write_out(&roff)
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {

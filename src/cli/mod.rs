@@ -4,20 +4,30 @@
 //! stderr has the error's message, status and details, as kamaki shows a
 //! `ClientError`.
 //!
-//! `mount`: the process of `pithosfs mount`/`unmount` around `crate::fs`.
+//! `mount`: the process of `pithosfs mount`/`unmount` around `crate::fs`, with
+//! `mount_options` (flags and fstab's `-o`, sizes and durations by `units`),
+//! `daemon` (the background mount), `session` (FUSE), `mountpoint` (free,
+//! mounted, dead; unmount) and `logging` (-v, RUST_LOG, --log-file).
 
 pub mod compute;
+pub mod daemon;
 pub mod file;
+pub mod logging;
 pub mod manage;
 pub mod mount;
+pub mod mount_options;
+pub mod mountpoint;
 pub mod progress;
 pub mod remote;
+pub mod session;
 pub mod table;
 pub mod transfer;
+pub mod units;
 pub mod user;
 
 pub use compute::{FlavorArgs, FlavorCommand, ImageArgs, ImageCommand, ServerArgs, ServerCommand};
 pub use file::{ContainerArgs, FileArgs, QuotaArgs};
+pub use mount_options::MountArgs;
 pub use user::{UserArgs, UserCommand};
 
 use crate::clients::{AstakosClient, ClientError};

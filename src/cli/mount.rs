@@ -1,12 +1,16 @@
-//! `pithosfs mount` and `pithosfs unmount` as a process: the daemon, its
-//! signals and allocator, the login to the cloud, the block cache's disk
-//! tier, and the filesystem (`crate::fs`) served through FUSE until unmounted.
+//! `pithosfs mount` as a process: its signals and allocator, the login to the
+//! cloud, the block cache's disk tier, and the filesystem (`crate::fs`) served
+//! through FUSE until unmounted; "mounted" said (to the user, systemd and the
+//! background launcher, `daemon`) once the session is up. The mount point's
+//! states and `pithosfs unmount` are `mountpoint`'s; the FUSE session `session`'s.
 
+use super::{daemon, mountpoint, session};
 use crate::clients::pithos::PithosClient;
 use crate::clients::storage::ObjectStorage;
 use crate::config::{self, Environment, Flags};
 use crate::fs::store::{PithosStore, Store, SwiftStore};
 use crate::fs::{cache, disk, fuse, Fs, FsOptions};
+use mountpoint::State;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,32 +23,29 @@ pub struct MountRequest {
     pub fs: FsOptions,
     pub foreground: bool,
     pub allow_other: bool,
+    /// Mount `noexec`.
+    pub noexec: bool,
     /// A plain OpenStack object store instead of a Synnefo cloud.
     pub storage: Option<config::StorageTarget>,
     /// The disk tier of the block cache: its directory and size bound in bytes.
     pub cache_dir: Option<(PathBuf, u64)>,
-}
-
-/// Whether `path` is a mount point now.
-pub fn is_mounted(path: &Path) -> bool {
-    let Ok(canon) = path.canonicalize() else { return false };
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else { return false };
-    mounts
-        .lines()
-        .any(|l| l.split_whitespace().nth(1).is_some_and(|m| m.replace("\\040", " ") == canon.to_string_lossy()))
+    /// The background mount process: the pipe on which it tells its launcher
+    /// that the mount is up (closing it unsaid means it failed).
+    pub ready_fd: Option<i32>,
+    /// `--log-file`: where the logs go (for a background mount, instead of its own log).
+    pub log_file: Option<PathBuf>,
 }
 
 /// Mounts and serves until unmounted (foreground), or starts a background
-/// copy of itself and returns once the mount is up.
+/// copy of itself and returns once the mount is up (or says why it is not).
 pub fn mount(req: MountRequest) -> Result<(), String> {
-    if !req.mountpoint.is_dir() {
-        return Err(format!("{} is not a directory", req.mountpoint.display()));
-    }
-    if is_mounted(&req.mountpoint) {
-        return Err(format!("{} is already a mount point", req.mountpoint.display()));
+    match mountpoint::state(&req.mountpoint)? {
+        State::Free => {}
+        State::Dead => return Err(mountpoint::dead_message(&req.mountpoint)),
+        State::Mounted { .. } => return Err(format!("{} is already a mount point", req.mountpoint.display())),
     }
     if !req.foreground {
-        return spawn_background(&req);
+        return daemon::launch(&req);
     }
     bound_allocator();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -77,28 +78,6 @@ fn serve<S: Store>(
 ) -> Result<(), String> {
     let fs = Arc::new(build_fs(store, req)?);
     let adapter = fuse::FuseAdapter::new(fs.clone(), rt.handle().clone());
-    let mut options = vec![
-        fuser::MountOption::FSName(what.clone()),
-        fuser::MountOption::Subtype("pithosfs".into()),
-        // The kernel checks modes, owners and groups on every call, for
-        // every user (with --allow-other too), as on a local filesystem.
-        fuser::MountOption::DefaultPermissions,
-    ];
-    // fuser mounts nosuid unless told otherwise: say which, explicitly.
-    options.push(if req.fs.suid { fuser::MountOption::Suid } else { fuser::MountOption::NoSuid });
-    // A device node is an object anyone with the account's token can write:
-    // it opens a device only when asked (--dev).
-    options.push(if req.fs.dev { fuser::MountOption::Dev } else { fuser::MountOption::NoDev });
-    if req.fs.read_only {
-        options.push(fuser::MountOption::RO);
-    }
-    let mut config = fuser::Config::default();
-    config.mount_options = options;
-    config.n_threads = Some(4);
-    config.clone_fd = true;
-    if req.allow_other {
-        config.acl = fuser::SessionACL::All;
-    }
     // Ctrl-C or SIGTERM unmount; the session then ends after the last commit.
     let mountpoint = req.mountpoint.clone();
     rt.spawn(async move {
@@ -110,10 +89,24 @@ fn serve<S: Store>(
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
         }
-        let _ = unmount(&mountpoint);
+        if let Err(e) = mountpoint::unmount(&mountpoint) {
+            tracing::warn!("unmounting on a signal: {e}");
+        }
     });
-    eprintln!("pithosfs: mounted {what} at {}", req.mountpoint.display());
-    let result = fuser::mount(adapter, &req.mountpoint, &config).map_err(|e| format!("mount failed: {e}"));
+    let mounted = session::mount(adapter, req, &what);
+    let result = match mounted {
+        Ok(m) => {
+            announce(req, &what);
+            let own = m.own_mount;
+            let ran = m.session.run().map_err(|e| format!("the FUSE session failed: {e}"));
+            if ran.is_err() && own && mountpoint::is_mounted(&req.mountpoint) {
+                session::detach(req);
+            }
+            ran
+        }
+        Err(e) => Err(e),
+    };
+    notify_systemd(sd_notify::NotifyState::Stopping);
     rt.block_on(async {
         fs.commit_all().await;
         if let Some(e) = embedded {
@@ -121,7 +114,30 @@ fn serve<S: Store>(
         }
     });
     fs.cache.persist();
+    if result.is_ok() {
+        tracing::info!("unmounted {what} from {}", req.mountpoint.display());
+    }
     result
+}
+
+/// Says the mount is up: to the user (or the log), to systemd (`Type=notify`)
+/// and to the launcher of a background mount.
+fn announce(req: &MountRequest, what: &str) {
+    eprintln!("pithosfs: mounted {what} at {}", req.mountpoint.display());
+    notify_systemd(sd_notify::NotifyState::Ready);
+    if let Some(fd) = req.ready_fd {
+        daemon::tell_ready(fd, what);
+    }
+}
+
+/// Tells systemd (when it started this process as a `Type=notify` service).
+fn notify_systemd(state: sd_notify::NotifyState) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::warn!("cannot notify systemd (NOTIFY_SOCKET): {e}");
+    }
 }
 
 /// Blocks (4 MiB each) come and go all the time. glibc's malloc keeps freed
@@ -213,103 +229,4 @@ fn build_fs<S: Store>(store: S, req: &MountRequest) -> Result<Fs<S>, String> {
     };
     let cache = cache::BlockCache::with_disk(req.fs.cache_size, disk);
     Ok(Fs::new(store, req.fs.clone(), cache))
-}
-
-/// Runs `pithosfs mount -f …` detached and waits until the mount appears.
-fn spawn_background(req: &MountRequest) -> Result<(), String> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    args.push("--foreground".into());
-    // The daemon's log: the user's own (0600, in the cache dir), since error
-    // messages name files; not in a world-readable /tmp.
-    let dir = crate::fs::default_cache_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    prune_logs(&dir);
-    let log = dir.join(format!("mount-{}.log", std::process::id()));
-    let log_file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&log)
-    }
-    .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let err_file = log_file.try_clone().map_err(|e| e.to_string())?;
-    let mut child = std::process::Command::new(exe)
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .stdout(log_file)
-        .stderr(err_file)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot start the mount process: {e}"))?;
-    // Named after the daemon, so that pruning knows whose log is still written.
-    let named = dir.join(format!("mount-{}.log", child.id()));
-    let log = if std::fs::rename(&log, &named).is_ok() { named } else { log };
-    for _ in 0..600 {
-        if is_mounted(&req.mountpoint) {
-            let said = std::fs::read_to_string(&log).unwrap_or_default();
-            eprint!("{said}");
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let said = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(format!("the mount process ended ({status}):\n{said}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("no mount at {} after 30 s; see {}", req.mountpoint.display(), log.display()))
-}
-
-/// Daemon logs kept: those of mounts still running, and the newest of the
-/// others up to this many (a mount that ended, cleanly or killed, leaves its
-/// log for a while; they must not pile up in the cache dir for ever).
-const KEPT_LOGS: usize = 8;
-
-/// Removes the oldest logs of ended mounts, making room for one more.
-fn prune_logs(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut ended: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let pid: u32 = name.strip_prefix("mount-")?.strip_suffix(".log")?.parse().ok()?;
-            if process_runs(pid) {
-                return None;
-            }
-            Some((e.metadata().ok()?.modified().ok()?, e.path()))
-        })
-        .collect();
-    ended.sort();
-    let extra = ended.len().saturating_sub(KEPT_LOGS - 1);
-    for (_, path) in ended.into_iter().take(extra) {
-        let _ = std::fs::remove_file(path);
-    }
-}
-
-/// Whether process `pid` runs (exists and is not a zombie waiting to be reaped).
-fn process_runs(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    // The state follows the command name, which is in parentheses and may hold anything.
-    let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, Some(Some('Z' | 'X')) | None)
-}
-
-/// Unmounts (fusermount3 -u). Every file was committed when it was closed, so
-/// once this returns nothing is left to send.
-pub fn unmount(mountpoint: &Path) -> Result<(), String> {
-    let out = std::process::Command::new("fusermount3")
-        .arg("-u")
-        .arg(mountpoint)
-        .output()
-        .or_else(|_| std::process::Command::new("umount").arg(mountpoint).output())
-        .map_err(|e| format!("cannot run fusermount3: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    for _ in 0..200 {
-        if !is_mounted(mountpoint) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    Ok(())
 }

@@ -514,7 +514,12 @@ impl<'a> Call<'a> {
             let Some(wait) = self.may_retry(attempt, started, self.backoff(attempt, retry_after)) else {
                 return Err(failure);
             };
-            tracing::debug!(method = %self.method, status = failure.status, ?wait, "retrying: {}", failure.message);
+            tracing::info!(
+                "{}: retrying in {wait:?} (attempt {}): {}",
+                self.describe_call(),
+                attempt + 2,
+                failure.message
+            );
             stats.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(wait).await;
             attempt += 1;
@@ -546,9 +551,14 @@ impl<'a> Call<'a> {
                         return Err(e);
                     };
                     self.http.shared.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        "{}: retrying in {wait:?} (attempt {}): {}",
+                        self.describe_call(),
+                        attempt + 2,
+                        e.message
+                    );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
-                    tracing::debug!("retrying: {}", e.message);
                 }
                 Err((e, _)) => return Err(e),
             }
@@ -605,12 +615,15 @@ impl<'a> Call<'a> {
             None => {}
         }
         stats.requests.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let reply = tokio::select! {
             r = rb.send() => r,
             e = self.watch_request(&progress, len > 0) => return Err((e, true)),
         };
         match reply {
             Ok(r) => {
+                // The call (no token: headers are not logged), its answer and how long the head took.
+                tracing::debug!("{}: {} in {} ms", self.describe_call(), r.status(), started.elapsed().as_millis());
                 stats.bytes_up.fetch_add(progress.bytes.load(Ordering::Relaxed), Ordering::Relaxed);
                 Ok(r)
             }

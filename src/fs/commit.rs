@@ -9,6 +9,7 @@ use super::dirty::DirtySnapshot;
 use super::errno::{errno_of, During, Errno, FsResult, Op};
 use super::filesystem::{lock, Fs};
 use super::handle::{BlockRef, OpenFile};
+use super::listing::shorten;
 use super::store::{BlockSource, Commit, Committed, Condition, NewVersion, Store, StoreError, StoreResult, Version};
 use crate::blocks::{self, Algorithm, BlockHash};
 use bytes::Bytes;
@@ -83,13 +84,18 @@ impl<S: Store> Fs<S> {
             meta: attr.to_meta(),
             condition: f.condition(),
         };
+        let started = Instant::now();
         let snapshot = Arc::new(f.snapshot());
         let blocks: Arc<dyn BlockSource> = Arc::new(FileBlocks::new(self.clone(), f, snapshot.clone()));
         let sent = match self.send_version(&loc.container, &loc.path, &new, &blocks).await {
             // A retried commit whose first attempt landed (its reply was lost)
             // is refused by its own version: not a conflict.
             Err(StoreError::Changed) => {
-                self.landed(&loc.container, &loc.path, &new, &blocks).await.ok_or(StoreError::Changed)
+                let landed = self.landed(&loc.container, &loc.path, &new, &blocks).await;
+                if landed.is_some() {
+                    tracing::info!("{}: a retried commit found its first attempt landed", shorten(&loc.path));
+                }
+                landed.ok_or(StoreError::Changed)
             }
             // The outcome is unknown (the reply was lost after the store
             // wrote it, or the store gave up): if the object now is this
@@ -98,12 +104,23 @@ impl<S: Store> Fs<S> {
             // its local name and leave the object behind.
             Err(StoreError::Unavailable(m)) => {
                 let landed = self.landed(&loc.container, &loc.path, &new, &blocks).await;
+                if landed.is_some() {
+                    tracing::info!("{}: the commit's reply was lost, but the version is there", shorten(&loc.path));
+                }
                 landed.ok_or(StoreError::Unavailable(m))
             }
             other => other,
         };
         match sent {
             Ok(c) => {
+                tracing::info!(
+                    "committed {}/{}: {} bytes{} in {} ms",
+                    loc.container,
+                    shorten(&loc.path),
+                    new.size,
+                    c.version.id.as_deref().map(|v| format!(", version {v}")).unwrap_or_default(),
+                    started.elapsed().as_millis()
+                );
                 self.keep_written(f, &snapshot, &c.keys);
                 let Committed { version, keys } = c;
                 self.note_committed(f.ino(), &version, attr.clone());
@@ -115,11 +132,16 @@ impl<S: Store> Fs<S> {
                 let copy = format!("{}.conflict-{}", loc.path, now().secs());
                 new.condition = Condition::Any;
                 self.send_version(&loc.container, &copy, &new, &blocks).await.during(Op::Commit)?;
-                tracing::error!("{} changed remotely while open here; this side was saved as {copy}", loc.path);
+                tracing::warn!(
+                    "conflict: {} changed remotely while open here; this side was saved as {}",
+                    shorten(&loc.path),
+                    shorten(&copy)
+                );
                 f.set_aside();
                 Err(Errno::IO)
             }
             Err(e) => {
+                tracing::warn!("commit of {}/{} failed: {e}", loc.container, shorten(&loc.path));
                 if matches!(e, StoreError::Unavailable(_)) {
                     // Whether it landed is unknown: a new file may be there.
                     let mut t = self.inodes();
@@ -147,6 +169,7 @@ impl<S: Store> Fs<S> {
                 Commit::Done(c) => return Ok(c),
                 Commit::Missing(m) => m,
             };
+            tracing::debug!("{}: uploading {} blocks the store lacks", shorten(name), missing.len());
             stream::iter(missing)
                 .map(|(i, want)| {
                     let read = blocks.block(i);
