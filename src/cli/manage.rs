@@ -7,6 +7,7 @@
 
 use super::remote::{parse_object, parse_remote, pithos};
 use super::table::{self, key_values, Table};
+use super::units::{human_bytes, parse_bytes};
 use super::{print_json, Context, Failure};
 use crate::clients::pithos::PithosClient;
 use crate::clients::storage::{ListOptions, Listed, ObjectInfo, ObjectStorage, PutOptions};
@@ -136,7 +137,7 @@ pub enum ContainerCommand {
         #[arg(long, value_enum)]
         versioning: Option<Versioning>,
         /// Most bytes the container may hold (512M, 10G…; 0: no limit of its own).
-        #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+        #[arg(long, value_parser = parse_bytes, value_name = "SIZE")]
         quota: Option<u64>,
     },
     /// Delete a container; one with objects only with -r.
@@ -1035,53 +1036,6 @@ pub(crate) async fn quota(ctx: &Context<'_>, out: &mut impl Write) -> Result<(),
 
 // ---------- units ----------
 
-/// `1536` → `1.5 KiB`: binary units, as `ls -h` and kamaki show them.
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    // 1023.99 TiB prints as 1.0 PiB, not 1024 TiB.
-    while value.round() >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value < 10.0 {
-        format!("{value:.1} {}", UNITS[unit])
-    } else {
-        format!("{value:.0} {}", UNITS[unit])
-    }
-}
-
-/// `512M`, `10G`, `1.5T`, `4096`: bytes, binary multiples (K = 1024); a
-/// trailing `B`/`iB` is allowed.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = || format!("{s:?} is not a size (e.g. 4096, 512M, 10G)");
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        "T" | "TB" | "TIB" => 40,
-        "P" | "PB" | "PIB" => 50,
-        _ => return Err(bad()),
-    };
-    if let Ok(n) = number.parse::<u64>() {
-        return n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s:?} is too large"));
-    }
-    let f: f64 = number.parse().map_err(|_| bad())?;
-    let bytes = (f * (1u64 << shift) as f64).round();
-    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-        return Err(format!("{s:?} is too large"));
-    }
-    Ok(bytes as u64)
-}
-
 /// A version id in JSON: a number, as Pithos's ids are (text if a server says otherwise).
 fn version_json(id: &str) -> Value {
     id.parse::<u64>().map_or_else(|_| Value::from(id), Value::from)
@@ -1110,17 +1064,17 @@ mod tests {
 
     #[test]
     fn sizes_read_and_print_in_binary_units() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("512M"), Ok(512 << 20));
-        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
-        assert_eq!(parse_size("1.5k"), Ok(1536));
-        assert_eq!(parse_size("0"), Ok(0));
-        assert!(parse_size("20000P").is_err());
-        assert!(parse_size("12X").is_err());
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("1.2.3G").is_err());
-        assert!(parse_size("-1G").is_err());
-        assert!(parse_size("").is_err());
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_bytes("1.5k"), Ok(1536));
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert!(parse_bytes("20000P").is_err());
+        assert!(parse_bytes("12X").is_err());
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("1.2.3G").is_err());
+        assert!(parse_bytes("-1G").is_err());
+        assert!(parse_bytes("").is_err());
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(300 << 20), "300 MiB");

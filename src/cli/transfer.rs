@@ -12,13 +12,13 @@
 
 use super::progress::Bars;
 use super::remote::{self, pithos};
+use super::units::human_bytes;
 use super::{print_json, Context, Failure};
 use crate::clients::pithos::{PithosClient, TransferOptions, Transferred};
 use crate::clients::storage::{ListOptions, Listed, ObjectStorage, PutOptions};
 use crate::clients::ClientError;
 use clap::Subcommand;
 use futures_util::{stream, StreamExt};
-use indicatif::HumanBytes;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -289,7 +289,7 @@ fn summary(verb: &str, from: &str, to: &str, t: &Transferred, seconds: f64) -> (
     let (moved, there) = if verb == "uploaded" { ("sent", "already there") } else { ("fetched", "already here") };
     let line = format!(
         "{verb} {from} -> {to}: {} in {}, {} {moved}, {} {there} ({seconds:.1} s)",
-        HumanBytes(t.bytes),
+        human_bytes(t.bytes),
         blocks(t.blocks),
         t.blocks_moved,
         t.blocks_skipped()
@@ -447,7 +447,7 @@ async fn upload_tree(
         tree.files.len(),
         folders.len(),
         super::table::clean(&remote.at(&root)),
-        HumanBytes(total.bytes),
+        human_bytes(total.bytes),
         total.blocks_moved,
         total.blocks_skipped()
     )?;
@@ -568,7 +568,7 @@ async fn download_tree(
         "downloaded {} files to {}: {}, {} blocks fetched, {} already here ({seconds:.1} s)",
         files.len(),
         root.display(),
-        HumanBytes(total.bytes),
+        human_bytes(total.bytes),
         total.blocks_moved,
         total.blocks_skipped()
     )?;

@@ -9,30 +9,70 @@
 use std::time::Duration;
 
 /// Bytes from a size: a number (MiB) or a number and a binary unit
-/// (`K`, `M`, `G`, `T`, optionally followed by `iB` or `B`: all powers of 1024).
+/// (`K`, `M`, `G`, `T`, `P`, optionally followed by `iB` or `B`: all powers
+/// of 1024). The mount's sizes, which were always MiB.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = || format!("{s:?} is not a size: write MiB as a number, or with a unit: 512M, 1G, 1.5G, 64K");
-    let (number, unit) = split_number(s.trim()).ok_or_else(bad)?;
+    parse_size_with(s, 20, "write MiB as a number, or with a unit: 512M, 1G, 1.5G, 64K")
+}
+
+/// [`parse_size`] where a bare number is bytes (`4096`): quotas, as Pithos
+/// counts them.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    parse_size_with(s, 0, "write bytes as a number, or with a unit: 512M, 10G, 1.5T")
+}
+
+fn parse_size_with(s: &str, bare_shift: u32, hint: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not a size: {hint}");
+    let (digits, unit) = split_number(s.trim()).ok_or_else(bad)?;
     let shift = match unit.to_ascii_lowercase().as_str() {
-        "" | "m" | "mb" | "mib" => 20,
+        "" => bare_shift,
         "b" => 0,
         "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
         "t" | "tb" | "tib" => 40,
+        "p" | "pb" | "pib" => 50,
         _ => return Err(bad()),
     };
+    let too_large = || format!("{s:?} is too large a size");
+    // Whole numbers exactly; fractions through f64.
+    if let Ok(n) = digits.parse::<u64>() {
+        return n.checked_mul(1u64 << shift).ok_or_else(too_large);
+    }
+    let number: f64 = digits.parse().map_err(|_| bad())?;
     let bytes = number * (1u64 << shift) as f64;
     // u64::MAX as f64 rounds up to 2^64: `<` keeps the cast exact.
     if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-        return Err(format!("{s:?} is too large a size"));
+        return Err(too_large());
     }
     Ok(bytes.round() as u64)
+}
+
+/// `1536` → `1.5 KiB`: binary units, as `ls -h` and kamaki show them.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    // 1023.99 TiB prints as 1.0 PiB, not 1024 TiB.
+    while value.round() >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
 }
 
 /// A duration: a number (seconds) or a number and a unit (`ms`, `s`, `m`, `h`, `d`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration: write seconds as a number, or with a unit: 30s, 5m, 1h, 250ms");
-    let (number, unit) = split_number(s.trim()).ok_or_else(bad)?;
+    let (digits, unit) = split_number(s.trim()).ok_or_else(bad)?;
+    let number: f64 = digits.parse().map_err(|_| bad())?;
     let seconds = match unit {
         "" | "s" | "sec" | "secs" => 1.0,
         "ms" => 0.001,
@@ -44,16 +84,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(number * seconds).map_err(|_| format!("{s:?} is too long a duration"))
 }
 
-/// A non-negative decimal number and what follows it (the unit, spaces before it allowed).
-fn split_number(s: &str) -> Option<(f64, &str)> {
+/// A non-negative decimal number (its digits) and what follows it (the unit,
+/// spaces before it allowed).
+fn split_number(s: &str) -> Option<(&str, &str)> {
     let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (digits, unit) = s.split_at(end);
     // `f64::from_str` takes "inf", "1e9" and signs: only digits with one optional point here.
     if digits.is_empty() || digits == "." || digits.matches('.').count() > 1 {
         return None;
     }
-    let number: f64 = digits.parse().ok()?;
-    Some((number, unit.trim_start()))
+    Some((digits, unit.trim_start()))
 }
 
 #[cfg(test)]
