@@ -140,4 +140,24 @@ mod tests {
         }
         assert!(parse_duration("5 parsecs").unwrap_err().contains("5m"));
     }
+
+    #[test]
+    fn quota_sizes_are_bytes_and_print_in_binary_units() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_bytes("1.5k"), Ok(1536));
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert!(parse_bytes("20000P").is_err());
+        assert!(parse_bytes("12X").is_err());
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("1.2.3G").is_err());
+        assert!(parse_bytes("-1G").is_err());
+        assert!(parse_bytes("").is_err());
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(300 << 20), "300 MiB");
+        assert_eq!(human_bytes(u64::MAX), "16 EiB");
+        assert_eq!(human_bytes((1 << 50) - 56), "1.0 PiB");
+    }
 }
