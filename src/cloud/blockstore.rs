@@ -19,7 +19,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 pub struct BlockStore {
     root: PathBuf,
@@ -31,6 +31,10 @@ pub struct BlockStore {
     pins: Mutex<HashMap<BlockHash, u32>>,
     /// Blocks created by requests that did not commit: (hash, when, epoch seconds).
     suspects: Mutex<Vec<(BlockHash, f64)>>,
+    /// Page-aligned block buffers to reuse (no page faults, no zeroing per block).
+    buffers: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Blocks written to `tmp/` and waiting to be made durable together.
+    sync: GroupSync,
 }
 
 /// The pins held while garbage collection decides and unlinks.
@@ -59,7 +63,15 @@ struct PinnedState {
 impl Pinned {
     /// Stores one block (at most `block_size` bytes) durably; returns its hash.
     pub fn put(&self, block: &[u8]) -> io::Result<BlockHash> {
-        let hash = blocks::hash_block(self.store.algorithm, block);
+        let mut buf = self.store.buffer_for(block.len());
+        buf.extend(block);
+        self.put_buf(buf)
+    }
+
+    /// Stores the block gathered in `buf` durably; returns its hash. The
+    /// buffer goes back to the store's pool.
+    pub fn put_buf(&self, mut buf: BlockBuf) -> io::Result<BlockHash> {
+        let hash = blocks::hash_block(self.store.algorithm, buf.data());
         if hash == BlockHash::empty() {
             return Ok(hash); // all zeros: nothing to keep
         }
@@ -72,7 +84,7 @@ impl Pinned {
         if first {
             *self.store.lock_pins().entry(hash).or_insert(0) += 1;
         }
-        if self.store.put_hashed(hash, block)? {
+        if self.store.put_hashed(hash, &mut buf)? {
             self.state.lock().unwrap_or_else(|p| p.into_inner()).created.push(hash);
         }
         Ok(hash)
@@ -126,6 +138,8 @@ impl BlockStore {
             next_tmp: AtomicU64::new(0),
             pins: Mutex::new(HashMap::new()),
             suspects: Mutex::new(Vec::new()),
+            buffers: Arc::default(),
+            sync: GroupSync::default(),
         })
     }
 
@@ -211,26 +225,42 @@ impl BlockStore {
     }
 
     /// Stores a block whose hash the caller computed (and pinned); true when
-    /// the file was created rather than found.
-    fn put_hashed(&self, hash: BlockHash, block: &[u8]) -> io::Result<bool> {
+    /// the file was created rather than found. A file a batch has renamed
+    /// into place but not yet made durable does not count as found: this
+    /// request writes its own copy and waits for its own batch.
+    fn put_hashed(&self, hash: BlockHash, buf: &mut BlockBuf) -> io::Result<bool> {
         let dest = self.path(&hash);
-        if dest.exists() {
+        if dest.exists() && !self.sync.is_pending(&hash) {
             return Ok(false);
         }
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let tmp = self.tmp.join(format!("{}-{n}", std::process::id()));
-        let data = blocks::strip_trailing_zeros(block);
-        let result = write_synced(&tmp, data).and_then(|()| {
-            fs::rename(&tmp, &dest)?;
-            match dest.parent() {
-                Some(dir) => File::open(dir)?.sync_all(),
-                None => Ok(()),
+        let file = match write_unsynced(&tmp, buf) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
             }
-        });
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map(|()| true)
+        };
+        self.sync.commit(Pending { hash, file, tmp, dest })?;
+        Ok(true)
+    }
+
+    /// A buffer for one block, from the pool (or a new one).
+    pub fn buffer(&self) -> BlockBuf {
+        self.buffer_for(0)
+    }
+
+    /// A buffer for at least `len` bytes: from the pool when a block fits.
+    fn buffer_for(&self, len: usize) -> BlockBuf {
+        let block = usize::try_from(self.block_size).unwrap_or(usize::MAX);
+        let pooled = len <= block;
+        let cap = block.max(len);
+        let reused = if pooled { self.buffers.lock().unwrap_or_else(|p| p.into_inner()).pop() } else { None };
+        // Zeroed once, here; a reused buffer is already faulted in.
+        let mem = reused.unwrap_or_else(|| vec![0u8; cap.div_ceil(ALIGN) * ALIGN + ALIGN]);
+        let off = mem.as_ptr().align_offset(ALIGN);
+        BlockBuf { mem, off, len: 0, cap, pool: pooled.then(|| self.buffers.clone()) }
     }
 
     /// Reads a block, zero-padded to `len` bytes (the caller knows how long the
@@ -263,72 +293,216 @@ impl BlockStore {
     }
 }
 
-/// Writes `data` to a new file and syncs it. Direct I/O where the file system
-/// allows it: the block skips the page cache, which halves the CPU and memory
-/// traffic of an upload (blocks are read back from disk, not from memory).
-fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    const ALIGN: usize = 4096;
-    let padded = data.len().div_ceil(ALIGN) * ALIGN;
-    if padded > 0 {
-        if let Some(mut buf) = AlignedBuf::zeroed(padded, ALIGN) {
-            buf[..data.len()].copy_from_slice(data);
-            let direct = fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_DIRECT).open(path);
-            match direct {
-                Ok(mut f) => {
-                    f.write_all(&buf)?;
-                    f.set_len(data.len() as u64)?;
-                    return f.sync_all();
-                }
-                // tmpfs and some others refuse O_DIRECT: buffered below.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                Err(e) => return Err(e),
+/// Alignment of direct I/O (the page size: enough for every common disk).
+const ALIGN: usize = 4096;
+
+/// Block buffers kept for reuse (32 MiB at 4 MiB blocks).
+const POOLED_BUFFERS: usize = 8;
+
+/// A page-aligned buffer for one block: a request body is gathered straight
+/// into it and written from it with direct I/O, so a block is copied once on
+/// its way from the socket to the disk. Its memory goes back to the store's
+/// pool when dropped.
+pub struct BlockBuf {
+    /// Never grows: `off` stays the page-aligned start of the block.
+    mem: Vec<u8>,
+    off: usize,
+    len: usize,
+    cap: usize,
+    pool: Option<Arc<Mutex<Vec<Vec<u8>>>>>,
+}
+
+impl BlockBuf {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len == self.cap
+    }
+
+    /// Appends as much of `data` as fits; returns how many bytes it took.
+    pub fn extend(&mut self, data: &[u8]) -> usize {
+        let n = (self.cap - self.len).min(data.len());
+        let at = self.off + self.len;
+        self.mem[at..at + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        n
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.mem[self.off..self.off + self.len]
+    }
+
+    /// The first `len` bytes padded with zeros to whole pages, for direct I/O
+    /// (what lies past them is left over from the buffer's last block).
+    fn padded(&mut self, len: usize) -> &[u8] {
+        let end = self.off + len.div_ceil(ALIGN) * ALIGN;
+        self.mem[self.off + len..end].fill(0);
+        &self.mem[self.off..end]
+    }
+}
+
+impl Drop for BlockBuf {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < POOLED_BUFFERS {
+                pool.push(std::mem::take(&mut self.mem));
             }
         }
     }
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
-    f.write_all(data)?;
-    f.sync_all()
 }
 
-/// A zeroed, `align`-aligned heap buffer, as direct I/O needs.
-struct AlignedBuf {
-    ptr: std::ptr::NonNull<u8>,
-    layout: std::alloc::Layout,
-}
-
-impl AlignedBuf {
-    fn zeroed(len: usize, align: usize) -> Option<AlignedBuf> {
-        let layout = std::alloc::Layout::from_size_align(len, align).ok()?;
-        if layout.size() == 0 {
-            return None;
+/// Writes the block in `buf` (its trailing zeros left out) to a new file,
+/// not yet synced. Direct I/O where the file system allows it: the block
+/// skips the page cache, which halves the CPU and memory traffic of an
+/// upload (blocks are read back from disk, not from memory).
+fn write_unsynced(path: &Path, buf: &mut BlockBuf) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let len = blocks::strip_trailing_zeros(buf.data()).len();
+    let direct = fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_DIRECT).open(path);
+    match direct {
+        Ok(mut f) => {
+            f.write_all(buf.padded(len))?;
+            f.set_len(len as u64)?;
+            return Ok(f);
         }
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        std::ptr::NonNull::new(ptr).map(|ptr| AlignedBuf { ptr, layout })
+        // tmpfs and some others refuse O_DIRECT: buffered below.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        Err(e) => return Err(e),
+    }
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+    f.write_all(&buf.data()[..len])?;
+    Ok(f)
+}
+
+/// A block written to `tmp/`, waiting for its batch.
+struct Pending {
+    hash: BlockHash,
+    file: File,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+/// Group commit of block writes. Each writer writes its block to `tmp/` and
+/// queues it; one waiting writer at a time (the leader) takes the whole
+/// queue and makes it durable together: every file's data synced, then all
+/// renamed into place, then each directory they landed in synced once. A
+/// writer returns only once its own block is durable (or with the error
+/// that kept it from being so). Blocks that arrive while a batch syncs form
+/// the next one, so the more requests in flight, the fewer syncs per block.
+#[derive(Default)]
+struct GroupSync {
+    state: Mutex<SyncState>,
+    turn: Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    queue: Vec<(u64, Pending)>,
+    /// A leader is syncing a batch.
+    busy: bool,
+    next_ticket: u64,
+    /// Outcomes of synced blocks, by ticket, until their writers take them.
+    outcomes: HashMap<u64, Outcome>,
+    /// Blocks queued or in a batch: renamed maybe, durable not yet.
+    pending: HashMap<BlockHash, u32>,
+}
+
+impl GroupSync {
+    fn lock(&self) -> MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_pending(&self, hash: &BlockHash) -> bool {
+        self.lock().pending.contains_key(hash)
+    }
+
+    /// Queues `p` and returns once it is durable in place.
+    fn commit(&self, p: Pending) -> io::Result<()> {
+        let mut st = self.lock();
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        *st.pending.entry(p.hash).or_insert(0) += 1;
+        st.queue.push((ticket, p));
+        loop {
+            if let Some(outcome) = st.outcomes.remove(&ticket) {
+                return outcome.map_err(|(kind, msg)| io::Error::new(kind, msg));
+            }
+            if st.busy {
+                st = self.turn.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Lead: sync everything queued so far, ours included.
+            st.busy = true;
+            let batch = std::mem::take(&mut st.queue);
+            drop(st);
+            let hashes: Vec<BlockHash> = batch.iter().map(|(_, p)| p.hash).collect();
+            let outcomes = sync_batch(batch);
+            st = self.lock();
+            for h in hashes {
+                if let Some(n) = st.pending.get_mut(&h) {
+                    *n -= 1;
+                    if *n == 0 {
+                        st.pending.remove(&h);
+                    }
+                }
+            }
+            st.outcomes.extend(outcomes);
+            st.busy = false;
+            self.turn.notify_all();
+        }
     }
 }
 
-impl std::ops::Deref for AlignedBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: `ptr` owns `layout.size()` initialised (zeroed) bytes.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }
-    }
-}
+/// Whether a queued block became durable (an `io::Error` is not `Clone`:
+/// its kind and message travel from the leader to the writer).
+type Outcome = Result<(), (io::ErrorKind, String)>;
 
-impl std::ops::DerefMut for AlignedBuf {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `deref`, and `&mut self` makes the access unique.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
+/// Makes a batch of written blocks durable in place; the outcome of each.
+fn sync_batch(batch: Vec<(u64, Pending)>) -> Vec<(u64, Outcome)> {
+    let fail = |e: io::Error| Err((e.kind(), e.to_string()));
+    let mut out = Vec::with_capacity(batch.len());
+    let mut placed = Vec::with_capacity(batch.len());
+    // Data first: a name never points at a block that is not on disk.
+    let synced: Vec<(u64, Pending, io::Result<()>)> = batch
+        .into_iter()
+        .map(|(t, p)| {
+            let r = p.file.sync_all();
+            (t, p, r)
+        })
+        .collect();
+    for (ticket, p, synced) in synced {
+        match synced.and_then(|()| fs::rename(&p.tmp, &p.dest)) {
+            Ok(()) => placed.push((ticket, p.dest)),
+            Err(e) => {
+                let _ = fs::remove_file(&p.tmp);
+                out.push((ticket, fail(e)));
+            }
+        }
     }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `zeroed` with this very layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    // Then the names: each directory once, however many blocks landed in it.
+    let mut dirs: HashMap<PathBuf, io::Result<()>> = HashMap::new();
+    for (_, dest) in &placed {
+        if let Some(dir) = dest.parent() {
+            if !dirs.contains_key(dir) {
+                dirs.insert(dir.to_path_buf(), File::open(dir).and_then(|d| d.sync_all()));
+            }
+        }
     }
+    for (ticket, dest) in placed {
+        let outcome = match dest.parent().and_then(|d| dirs.get(d)) {
+            Some(Err(e)) => Err((e.kind(), format!("syncing the directory of block {}: {e}", dest.display()))),
+            _ => Ok(()),
+        };
+        out.push((ticket, outcome));
+    }
+    out
 }
 
 #[cfg(test)]

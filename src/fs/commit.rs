@@ -86,6 +86,10 @@ impl<S: Store> Fs<S> {
         };
         let started = Instant::now();
         let snapshot = Arc::new(f.snapshot());
+        if snapshot.has_spilled() {
+            // A large write: its blocks went ahead early; let them land.
+            self.early_uploads_settled().await;
+        }
         let blocks: Arc<dyn BlockSource> = Arc::new(FileBlocks::new(self.clone(), f, snapshot.clone()));
         let sent = match self.send_version(&loc.container, &loc.path, &new, &blocks).await {
             // A retried commit whose first attempt landed (its reply was lost)

@@ -19,6 +19,11 @@ pub struct DirtyBlocks {
     /// Spilled blocks; block `i` lives at `i * block_size` of the file.
     spilled: BTreeMap<usize, Spilled>,
     file: Option<Arc<File>>,
+    /// The spill file opened again for direct I/O, where its file system
+    /// allows it: a spilled block is not copied into the page cache (the
+    /// copy cost a large write more CPU than anything else), and a page-
+    /// aligned scratch buffer to write it from. Reads use `file`.
+    direct: Option<(File, Vec<u8>)>,
     block_size: u64,
 }
 
@@ -88,6 +93,7 @@ impl DirtyBlocks {
         self.mem.clear();
         self.spilled.clear();
         self.file = None;
+        self.direct = None;
     }
 
     /// Forgets the blocks from index `count` on (the file was cut).
@@ -109,7 +115,9 @@ impl DirtyBlocks {
     ) -> io::Result<Vec<(usize, Bytes)>> {
         if self.file.is_none() {
             std::fs::create_dir_all(dir)?;
-            self.file = Some(Arc::new(tempfile::tempfile_in(dir)?));
+            let file = tempfile::tempfile_in(dir)?;
+            self.direct = open_direct(&file, block_size);
+            self.file = Some(Arc::new(file));
             self.block_size = block_size;
         }
         let Some(file) = &self.file else { return Ok(Vec::new()) };
@@ -122,7 +130,25 @@ impl DirtyBlocks {
         let mut moved = Vec::with_capacity(full.len());
         for i in full {
             if let Some(b) = self.mem.get(&i) {
-                file.write_all_at(b, i as u64 * self.block_size)?;
+                let at = i as u64 * self.block_size;
+                let direct = match self.direct.as_mut() {
+                    Some((direct, scratch)) => {
+                        let off = scratch.as_ptr().align_offset(ALIGN);
+                        let aligned = &mut scratch[off..off + b.len()];
+                        aligned.copy_from_slice(b);
+                        direct.write_all_at(aligned, at)
+                    }
+                    None => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+                };
+                match direct {
+                    Ok(()) => {}
+                    // No direct I/O here after all: through the page cache.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        self.direct = None;
+                        file.write_all_at(b, at)?;
+                    }
+                    Err(e) => return Err(e),
+                }
                 let hash = algorithm.map(|a| blocks::hash_block(a, b));
                 self.spilled.insert(i, Spilled { len: b.len(), hash });
             }
@@ -132,6 +158,25 @@ impl DirtyBlocks {
         }
         Ok(moved)
     }
+}
+
+/// Alignment direct I/O needs (the page size: enough for every common disk).
+const ALIGN: usize = 4096;
+
+/// `file` opened a second time with `O_DIRECT` (through /proc/self/fd, which
+/// reopens an unnamed file too), with its scratch buffer; none where the file
+/// system refuses direct I/O (tmpfs) or blocks are not whole pages (only
+/// full blocks are spilled, at multiples of the block size).
+fn open_direct(file: &File, block_size: u64) -> Option<(File, Vec<u8>)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let len = usize::try_from(block_size).ok().filter(|n| *n > 0 && n % ALIGN == 0)?;
+    let direct = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .ok()?;
+    Some((direct, vec![0u8; len + ALIGN]))
 }
 
 /// A spilled block of `len` bytes at `offset` of the spill file.
@@ -151,6 +196,11 @@ pub struct DirtySnapshot {
 }
 
 impl DirtySnapshot {
+    /// Some blocks went to the spill file (a large write).
+    pub fn has_spilled(&self) -> bool {
+        !self.spilled.is_empty()
+    }
+
     pub fn contains(&self, i: usize) -> bool {
         self.mem.contains_key(&i) || self.spilled.contains_key(&i)
     }

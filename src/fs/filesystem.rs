@@ -50,7 +50,7 @@ pub struct FsOptions {
 }
 
 /// Blocks sent ahead of a commit at once (4 MiB each on Pithos).
-const EARLY_UPLOADS: usize = 16;
+pub(super) const EARLY_UPLOADS: usize = 16;
 
 /// The default directory for spilled dirty blocks and the disk cache:
 /// `$XDG_CACHE_HOME/pithosfs` (not /tmp, which may be memory).

@@ -71,7 +71,7 @@ impl<S: Store> Fs<S> {
                 Errno::from(e)
             })?;
             if f.content_hash().is_some() {
-                self.send_early(f.ino(), moved);
+                self.send_early(f.ino(), moved).await;
             }
         }
         Ok(data.len() as u32)
@@ -79,12 +79,13 @@ impl<S: Store> Fs<S> {
 
     /// Blocks just spilled also start for the store while the writer goes
     /// on, so the commit at close finds them there (content-addressed: a
-    /// block sent for nothing costs nothing but the trip). Bounded: blocks
-    /// beyond the permits are left for the commit to send.
-    fn send_early(&self, ino: u64, blocks: Vec<(usize, Bytes)>) {
+    /// block sent for nothing costs nothing but the trip). Bounded: past
+    /// the permits the writer waits, so a large write proceeds at the
+    /// store's pace and every block is sent once, early.
+    async fn send_early(&self, ino: u64, blocks: Vec<(usize, Bytes)>) {
         let Ok(loc) = self.locate(ino) else { return };
         for (_, data) in blocks {
-            let Ok(permit) = self.early_uploads.clone().try_acquire_owned() else { return };
+            let Ok(permit) = self.early_uploads.clone().acquire_owned().await else { return };
             let (store, container) = (self.store.clone(), loc.container.clone());
             tokio::spawn(async move {
                 if let Err(e) = store.upload_block(&container, data).await {
@@ -93,6 +94,13 @@ impl<S: Store> Fs<S> {
                 drop(permit);
             });
         }
+    }
+
+    /// Waits until no early block upload is in flight: a commit that
+    /// follows finds them stored rather than sending them again.
+    pub(super) async fn early_uploads_settled(&self) {
+        let all = u32::try_from(super::filesystem::EARLY_UPLOADS).unwrap_or(u32::MAX);
+        drop(self.early_uploads.acquire_many(all).await);
     }
 
     /// truncate/ftruncate to `size` through the open handle `fh` or a

@@ -2,10 +2,10 @@
 //! ranges streamed back without holding whole objects in memory.
 
 use crate::blocks::BlockHash;
-use crate::cloud::blockstore::{BlockStore, Pinned};
+use crate::cloud::blockstore::{BlockBuf, BlockStore, Pinned};
 use crate::cloud::fault::Fault;
 use axum::body::Body;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::Arc;
 
@@ -157,16 +157,16 @@ pub async fn ingest(
     budget: &Budget,
     want_md5: bool,
 ) -> Result<Ingested, Fault> {
-    let bs = blocks.block_size as usize;
     let mut stream = body.into_data_stream();
-    let mut buf = BytesMut::with_capacity(bs);
+    // Chunks are gathered straight into the buffer the block is written from.
+    let mut buf = blocks.buffer();
     let mut md5 = want_md5.then(Md5Task::start);
     let mut size: u64 = 0;
     let mut hashmap = Vec::new();
     let mut pending: Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>> = None;
-    let store = |block: Bytes, pending: &mut Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>>| {
+    let store = |block: BlockBuf, pending: &mut Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>>| {
         let p = pins.clone();
-        pending.replace(tokio::task::spawn_blocking(move || p.put(&block)))
+        pending.replace(tokio::task::spawn_blocking(move || p.put_buf(block)))
     };
     async fn finish(
         h: Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>>,
@@ -196,19 +196,17 @@ pub async fn ingest(
         }
         let mut chunk = &chunk[..];
         while !chunk.is_empty() {
-            let take = (bs - buf.len()).min(chunk.len());
-            buf.extend_from_slice(&chunk[..take]);
-            chunk = &chunk[take..];
-            if buf.len() == bs {
-                let block = buf.split().freeze();
-                buf.reserve(bs);
+            let took = buf.extend(chunk);
+            chunk = &chunk[took..];
+            if buf.is_full() {
+                let block = std::mem::replace(&mut buf, blocks.buffer());
                 let prev = store(block, &mut pending);
                 finish(prev, &mut hashmap).await?;
             }
         }
     }
     if !buf.is_empty() {
-        let prev = store(buf.freeze(), &mut pending);
+        let prev = store(buf, &mut pending);
         finish(prev, &mut hashmap).await?;
     }
     finish(pending.take(), &mut hashmap).await?;
