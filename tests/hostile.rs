@@ -297,6 +297,54 @@ fn endless_block_body_is_cut() {
     assert_eq!(w.env.sh(r#"sha256sum < "$M/pithos/block.bin" | cut -c1-64"#).trim(), sha256(&data));
 }
 
+/// A block whose bytes do not match its hash (one byte changed on the way)
+/// is refused when a sequential reader of the mount fetches it (as a
+/// prefetched block, for 1 MiB requests): it is neither served nor cached.
+/// The reader gets an error or, if the kernel then falls back to reading
+/// single pages (ranged reads the proxy leaves alone), the true bytes;
+/// never the changed ones.
+#[test]
+fn block_that_does_not_match_its_hash_is_refused() {
+    let mut w = World::new();
+    let bs = w.env.cloud.block_size("pithos") as usize;
+    let data = random_bytes(2 * bs + 5000, 7);
+    w.env.cloud.put("pithos", "tampered.bin", &data);
+    let range = format!("bytes={}-{}", bs, 2 * bs - 1);
+    let (want, total) = (range.clone(), data.len());
+    let bad = {
+        let mut b = data[bs..2 * bs].to_vec();
+        b[bs / 2] ^= 0x40;
+        b
+    };
+    let hits = w.proxy.rule(
+        "tampered block 1",
+        move |r| r.is_data_read("pithos", "tampered.bin") && r.header("range") == Some(want.as_str()),
+        Action::Answer(Box::new(move |_| Made {
+            status: 206,
+            headers: vec![
+                ("Content-Type".into(), "application/octet-stream".into()),
+                ("Content-Range".into(), format!("bytes {}-{}/{total}", bad.len(), 2 * bad.len() - 1)),
+            ],
+            body: bad.clone(),
+        })),
+    );
+    w.mount(&[]);
+    let out = w.env.run(
+        r#"set -o pipefail; timeout 60 dd if="$M/pithos/tampered.bin" bs=1M status=none | sha256sum | cut -c1-64"#,
+    );
+    let (said, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        assert_eq!(said.trim(), sha256(&data), "the changed block was served");
+    } else {
+        assert!(err.contains("Input/output error"), "the read failed otherwise: {err}\n{}", w.log());
+    }
+    assert!(hits.get() >= 1, "the tampered block was never asked for");
+    assert!(w.log().contains("does not match its hash"), "{}", w.log());
+    w.assert_alive("a tampered block");
+    w.proxy.clear();
+    assert_eq!(w.env.sh(r#"sha256sum < "$M/pithos/tampered.bin" | cut -c1-64"#).trim(), sha256(&data));
+}
+
 /// An endless hashmap is cut at the largest hashmap an object can have.
 #[test]
 fn endless_hashmap_is_cut() {

@@ -349,6 +349,41 @@ fn dd_notrunc_in_the_middle_sends_one_block() {
     env.sh(r#"cmp "$L/big" "$M/pithos/big""#);
 }
 
+/// Sequential reads come in 1 MiB requests (as root the mount raises its
+/// read-ahead from the kernel's 128 KiB), and every byte is right: a whole
+/// read of a file of several blocks, and pieces across a 1 MiB request
+/// boundary and a block boundary, cold (fresh mount) and from the cache.
+#[test]
+fn reads_across_request_and_block_boundaries_are_byte_exact() {
+    let mut env = Env::new();
+    let bs = env.cloud.block_size("pithos") as usize;
+    let data = random_bytes(2 * bs + (3 << 20) + 12_345, 93);
+    write_file(&env.l().join("big"), &data);
+    env.cloud.put("pithos", "big", &data);
+    env.mount(&[]);
+    if env.sh("id -u").trim() == "0" {
+        let kb = env.sh(r#"cat "/sys/class/bdi/$(mountpoint -d "$M")/read_ahead_kb""#);
+        assert_eq!(kb.trim(), "1024", "the mount's read-ahead was not raised to 1 MiB");
+    }
+    // A piece across the first block boundary, cold: no block cached yet.
+    let (at, len) = (bs - 1000, (1 << 20) + 2000);
+    let piece = |at: usize, len: usize| {
+        format!(
+            r#"dd if="$M/pithos/big" bs=1M iflag=skip_bytes,count_bytes skip={at} count={len} status=none | sha256sum | cut -c1-64"#
+        )
+    };
+    assert_eq!(env.sh(&piece(at, len)).trim(), sha256(&data[at..at + len]));
+    // Whole, in 1 MiB and in odd-sized reads (each crossing request boundaries).
+    env.sh(r#"cmp "$L/big" "$M/pithos/big"; dd if="$M/pithos/big" bs=777777 status=none | cmp - "$L/big""#);
+    // Pieces again, from the block cache: across the second block boundary,
+    // across a 1 MiB boundary inside a block, and the short last block.
+    for (at, len) in [(2 * bs - 1, 2), ((1 << 20) - 7, 14), (2 * bs + (3 << 20) - 5, 12_350)] {
+        assert_eq!(env.sh(&piece(at, len)).trim(), sha256(&data[at..at + len]), "bytes {at}..+{len}");
+    }
+    env.remount(&[]);
+    assert_eq!(env.sh(r#"sha256sum < "$M/pithos/big" | cut -c1-64"#).trim(), sha256(&data));
+}
+
 /// (10) appends with `>>`, small ones and across a block boundary.
 #[test]
 fn append_with_redirection() {

@@ -96,6 +96,7 @@ fn serve<S: Store>(
     let mounted = session::mount(adapter, req, &what);
     let result = match mounted {
         Ok(m) => {
+            session::raise_read_ahead(req);
             announce(req, &what);
             let own = m.own_mount;
             let ran = m.session.run().map_err(|e| format!("the FUSE session failed: {e}"));

@@ -89,6 +89,25 @@ fn entry(path: &Path) -> Option<Entry> {
     })
 }
 
+/// The device (major, minor) of the mount on top at `path`, from
+/// /proc/self/mountinfo: a FUSE mount's backing device info in
+/// /sys/class/bdi is named after it.
+pub fn device(path: &Path) -> Option<(u32, u32)> {
+    let want = table_path(path)?;
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    table.lines().rev().find_map(|l| {
+        // id parent major:minor root mount-point ...
+        let mut fields = l.split(' ').skip(2);
+        let dev = fields.next()?;
+        let point = unescape(fields.nth(1)?);
+        if Path::new(&point) != want {
+            return None;
+        }
+        let (major, minor) = dev.split_once(':')?;
+        Some((major.parse().ok()?, minor.parse().ok()?))
+    })
+}
+
 /// `path` as the mount table spells it: absolute, symlinks resolved, without
 /// resolving the last component through the mount (the parent is resolved
 /// and the name joined to it).
@@ -237,5 +256,13 @@ mod tests {
     #[test]
     fn the_root_is_mounted() {
         assert!(is_mounted(Path::new("/")));
+    }
+
+    #[test]
+    fn a_mount_has_the_device_stat_reports() {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata("/proc").unwrap().dev();
+        assert_eq!(device(Path::new("/proc")), Some((libc::major(dev), libc::minor(dev))));
+        assert_eq!(device(Path::new("/proc/self")), None); // not a mount point
     }
 }

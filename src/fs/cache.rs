@@ -141,6 +141,13 @@ impl BlockCache {
         got
     }
 
+    /// Whether the block is in memory or being fetched: a prefetcher has
+    /// nothing to start for it. Neither a hit nor a use (the LRU order stays).
+    pub fn holds_or_fetches(&self, h: &BlockHash) -> bool {
+        let inner = self.lock();
+        inner.lru.contains(h) || inner.inflight.contains_key(h)
+    }
+
     /// Keeps a block whose content the caller checked against `h`. Blocks it
     /// pushes out of memory (or itself, if larger than the memory budget) go
     /// to the disk tier.

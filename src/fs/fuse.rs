@@ -16,6 +16,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+/// The largest read request wanted from the kernel (1 MiB): fuser derives
+/// the handshake's `max_pages` from it and `max_write`. The kernel offers
+/// its default read-ahead (128 KiB) in the handshake and keeps it; the mount
+/// raises the read-ahead afterwards (`cli::session::raise_read_ahead`).
+pub const READ_AHEAD: u32 = 1 << 20;
+
 pub struct FuseAdapter<S: Store> {
     fs: Arc<Fs<S>>,
     rt: tokio::runtime::Handle,
@@ -44,7 +50,7 @@ impl<S: Store> Filesystem for FuseAdapter<S> {
                 | InitFlags::FUSE_CACHE_SYMLINKS,
         );
         let _ = config.set_max_write(1 << 20);
-        let _ = config.set_max_readahead(1 << 20);
+        let _ = config.set_max_readahead(READ_AHEAD);
         let _ = config.set_max_background(64);
         Ok(())
     }

@@ -100,7 +100,9 @@ impl<S: Store> Fs<S> {
                 continue;
             }
             let Some(r) = f.block_ref(i) else { continue };
-            if r.key == BlockHash::empty() || self.cache.get(&r.key).is_some() {
+            // Each read of a sequential reader asks again for the whole
+            // window: blocks already on their way get no second task.
+            if r.key == BlockHash::empty() || self.cache.holds_or_fetches(&r.key) {
                 continue;
             }
             let (fs, ino) = (self.clone(), f.ino());
