@@ -139,6 +139,34 @@ enum ServeAction {
         #[arg(long)]
         json: bool,
     },
+    /// Write many objects straight into a data directory (no server may run on it).
+    ///
+    /// Objects `PREFIX/dDDDD/fFFFFFF`, FANOUT per folder, all holding the same
+    /// SIZE bytes (one shared stored block), committed as a PUT commits them.
+    #[command(hide = true)]
+    BulkLoad {
+        /// Data directory [default: ~/.local/share/pithosfs]
+        #[arg(long, env = "PITHOSFS_DATA")]
+        data: Option<PathBuf>,
+        /// The owner (made, with a token file, if new).
+        #[arg(long)]
+        user: String,
+        /// The container (made if missing).
+        #[arg(long)]
+        container: String,
+        /// The folder the objects go under.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// How many objects.
+        #[arg(long)]
+        count: u64,
+        /// Objects per folder.
+        #[arg(long, default_value_t = 1000)]
+        fanout: u64,
+        /// Bytes of each object (at most one 4 MiB block).
+        #[arg(long, default_value_t = 1024)]
+        size: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -241,6 +269,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     cloud::datadir::private_umask();
     if let Some(ServeAction::Gc { data, grace, json }) = args.action {
         return collect_garbage(data.unwrap_or_else(default_data_dir), grace, json);
+    }
+    if let Some(ServeAction::BulkLoad { data, user, container, prefix, count, fanout, size }) = args.action {
+        let data_dir = data.unwrap_or_else(default_data_dir);
+        let load = cloud::bulk::BulkLoad { data_dir, user, container, prefix, count, fanout, size };
+        let done = load.run()?;
+        println!("loaded {} objects in {} folders in {:.1} s", done.objects, done.folders, done.seconds);
+        return Ok(());
     }
     if args.block_size == 0 || args.block_size > 64 << 20 {
         return Err("--block-size must be between 1 byte and 64 MiB".into());

@@ -9,6 +9,7 @@ mod common;
 
 use common::blocks::random_bytes;
 use common::fs_driver::*;
+use common::TestCloud;
 use pithosfs::clients::storage::{ListOptions, ObjectStorage, PutOptions};
 use pithosfs::fs::errno::Errno;
 use pithosfs::fs::store::{Fault, PithosStore, StoreError, StoreOp};
@@ -525,4 +526,56 @@ async fn an_open_file_renamed_reads_on_after_a_new_file_takes_its_old_name() {
     let fresh = d.create("a").await.unwrap();
     assert_eq!(d.read(fh, 1, 1).await, Ok(vec![0u8]));
     assert_eq!(d.read(fresh, 0, 10).await, Ok(vec![]));
+}
+
+/// Every entry `ls -l` gave the kernel is a node until the kernel forgets
+/// it; then it goes (its folder's too, once nothing names itself through
+/// it), and the folder lists and looks up as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgotten_entries_free_their_nodes() {
+    let tc = cloud().await;
+    let d = pithos(&tc);
+    const N: usize = 300;
+    let client = alice(&tc);
+    for i in 0..N {
+        client.put_object(&format!("many/f{i:04}"), vec![b'x'; i % 7].into(), &PutOptions::default()).await.unwrap();
+    }
+    let before = d.fs.nodes_held();
+    let names = d.ls("many").await.unwrap();
+    assert_eq!(names.len(), N);
+    assert_eq!(d.fs.nodes_held(), before + N + 1, "one node per entry given, and the folder's");
+    d.drop_caches();
+    assert_eq!(d.fs.nodes_held(), 1, "only the root stays once the kernel forgot everything");
+    assert_eq!(d.ls("many").await.unwrap(), names);
+    assert_eq!(d.stat("many/f0123").await.unwrap().1.size, 123 % 7);
+    d.drop_caches();
+    assert_eq!(d.fs.nodes_held(), 1);
+}
+
+/// A folder with more objects than the server moves in one request is not
+/// renamed, and says so with EXDEV (as between filesystems: `mv` copies the
+/// tree instead), never EIO; nothing moved. A smaller one moves whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_a_folder_past_the_servers_tree_cap_is_exdev() {
+    let tc = TestCloud::start_with(|c| {
+        c.block_size = BS as u64;
+        c.max_tree_objects = 50;
+    })
+    .await;
+    let d = pithos(&tc);
+    let client = alice(&tc);
+    for i in 0..60 {
+        client.put_object(&format!("big/f{i:02}"), b"x".to_vec().into(), &PutOptions::default()).await.unwrap();
+    }
+    for i in 0..40 {
+        client.put_object(&format!("small/f{i:02}"), b"y".to_vec().into(), &PutOptions::default()).await.unwrap();
+    }
+    assert_eq!(d.ls("big").await.unwrap().len(), 60);
+    assert_eq!(d.rename("big", "moved").await, Err(Errno::XDEV));
+    assert_eq!(d.ls("big").await.unwrap().len(), 60, "nothing moved");
+    assert_eq!(d.lookup("moved").await, Err(Errno::NOENT));
+    assert_eq!(on_server(&tc, "big/f59").await.as_deref(), Some(&b"x"[..]));
+    d.rename("small", "moved").await.unwrap();
+    assert_eq!(d.ls("moved").await.unwrap().len(), 40);
+    assert_eq!(on_server(&tc, "moved/f39").await.as_deref(), Some(&b"y"[..]));
 }

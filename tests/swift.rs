@@ -148,7 +148,7 @@ async fn auth_accounts_and_storage_urls() {
     assert_eq!((&body[..], info.etag.as_str()), (&b"hello"[..], md5_hex(b"hello").as_str()));
     let listed = m.list_containers().await.unwrap();
     let mine = listed.iter().find(|e| e.name == name).expect("the new container is listed");
-    assert!(mine.last_modified.is_some(), "{:?}", mine.raw);
+    assert!(mine.last_modified.is_some(), "{mine:?}");
 
     // A bad token: 401 on every call.
     let bad = StorageClient::from_storage_url(&storage_url, "AUTH_tk_not_a_token", &name).unwrap();
@@ -337,7 +337,7 @@ async fn listings_prefix_delimiter_marker_and_pages() {
                 (o.bytes, o.md5.as_str(), o.content_type.as_str()),
                 (body.len() as u64, md5_hex(body.as_bytes()).as_str(), "text/plain")
             );
-            assert!(o.last_modified.is_some(), "{:?}", o.raw);
+            assert!(o.last_modified.is_some(), "{o:?}");
             assert_eq!((o.hash.clone(), o.version), (None, None));
         }
 
@@ -471,7 +471,7 @@ async fn empty_objects_and_folder_markers() {
         let listed = c.list_objects(&ListOptions::default()).await.unwrap();
         assert_eq!(names(&listed), ["empty", "folder"]);
         let Listed::Object(folder) = &listed[1] else { panic!("{listed:?}") };
-        assert!(folder.is_directory(), "{:?}", folder.raw);
+        assert!(folder.is_directory(), "{folder:?}");
         assert_eq!(folder.bytes, 0);
 
         // An empty body over an existing object truncates it.

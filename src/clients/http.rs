@@ -100,7 +100,8 @@ pub struct Options {
     /// Largest object read whole into memory without a range (`get_object`).
     pub max_object: u64,
     /// Most entries one listing call reads; a longer listing is an error
-    /// unless the caller asked for fewer (the mount shows this many per folder).
+    /// unless the caller asked for fewer (the mount shows this many per
+    /// folder: a folder of a million objects shows whole).
     pub max_listing: usize,
 }
 
@@ -118,7 +119,7 @@ impl Default for Options {
             max_backoff: Duration::from_secs(8),
             max_reply: 8 << 20,
             max_object: 1 << 30,
-            max_listing: 200_000,
+            max_listing: 1_000_000,
         }
     }
 }

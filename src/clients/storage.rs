@@ -201,7 +201,8 @@ pub struct ObjectEntry {
     pub version: Option<u64>,
     /// User metadata when the server lists it (the local cloud does).
     pub meta: BTreeMap<String, String>,
-    pub raw: Value,
+    /// Pithos: who the object is shared with (`x_object_sharing`).
+    pub sharing: Option<String>,
 }
 
 impl ObjectEntry {
@@ -234,7 +235,7 @@ impl ObjectEntry {
             uuid: s("x_object_uuid"),
             version: num("x_object_version"),
             meta,
-            raw: v,
+            sharing: s("x_object_sharing"),
         })
     }
     pub fn is_directory(&self) -> bool {

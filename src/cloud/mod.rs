@@ -15,6 +15,7 @@
 
 pub mod astakos;
 pub mod blockstore;
+pub mod bulk;
 pub mod connection;
 pub mod cyclades;
 pub mod datadir;

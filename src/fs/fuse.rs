@@ -300,7 +300,7 @@ impl<S: Store> Filesystem for FuseAdapter<S> {
                     1 => reply.add(ino, 2, FileType::Directory, ".."),
                     _ => {
                         let e = &entries[i - 2];
-                        reply.add(INodeNo(e.ino), (i + 1) as u64, file_type(e.attr.kind), &e.name)
+                        reply.add(INodeNo(e.ino), (i + 1) as u64, file_type(e.kind), &*e.name)
                     }
                 };
                 if full {
@@ -331,9 +331,10 @@ impl<S: Store> Filesystem for FuseAdapter<S> {
                     0 | 1 => reply.add(ino, (i + 1) as u64, if i == 0 { "." } else { ".." }, &ttl, &dot, Generation(0)),
                     _ => {
                         let e = &entries[i - 2];
-                        let child = fs.bind_entry(ino.0, e);
-                        let fa = file_attr(&fs, child, &e.attr);
-                        let full = reply.add(INodeNo(child), (i + 1) as u64, &e.name, &ttl, &fa, Generation(0));
+                        // Gone since the folder was opened: not given.
+                        let Some((child, attr)) = fs.bind_entry(ino.0, e) else { continue };
+                        let fa = file_attr(&fs, child, &attr);
+                        let full = reply.add(INodeNo(child), (i + 1) as u64, &*e.name, &ttl, &fa, Generation(0));
                         if full {
                             fs.forget(child, 1); // not given after all
                         }

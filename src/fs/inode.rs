@@ -21,7 +21,9 @@
 //! number, in listings as in lookups.
 
 use super::attr::{Attr, Time};
+use super::listed::ListedAttr;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub const ROOT: u64 = 1;
@@ -33,8 +35,8 @@ pub struct Node {
     pub attr: Attr,
     /// When `attr` was learnt (for the attribute TTL).
     pub attr_at: Instant,
-    /// A folder's entries as last listed.
-    pub listing: Option<Listing>,
+    /// A folder's entries as last listed (boxed: most nodes are files).
+    pub listing: Option<Box<Listing>>,
     /// A symlink's target, once read.
     pub target: Option<String>,
     /// Open handles on this node.
@@ -56,7 +58,7 @@ pub struct Node {
     /// Entries the kernel was given, less those it forgot.
     lookups: u64,
     /// Children bound by name.
-    children: HashMap<String, u64>,
+    children: Children,
     /// Nodes whose parent this is (bound, or unlinked and still open): they
     /// need it to know their path.
     dependents: u32,
@@ -65,17 +67,22 @@ pub struct Node {
 }
 
 /// A folder's entries as last listed, by name (the servers' byte order).
+/// Names are shared with the snapshots of open folders (`DirEntry`).
 #[derive(Debug, Clone)]
 pub struct Listing {
     pub at: Instant,
-    pub entries: BTreeMap<String, Listed>,
+    pub entries: BTreeMap<Arc<str>, Listed>,
 }
 
 /// One entry of a listing: the number it goes by, and what was listed.
+/// While a node is bound to the name, the node's attributes are the
+/// entry's (`attr` is None: a listed folder the kernel holds whole keeps
+/// each entry's attributes once, not twice); they come back to the entry
+/// when the node goes.
 #[derive(Debug, Clone)]
 pub struct Listed {
     pub ino: u64,
-    pub attr: Attr,
+    pub attr: Option<Box<ListedAttr>>,
 }
 
 impl Node {
@@ -94,7 +101,7 @@ impl Node {
             unlinked: false,
             local_times: None,
             lookups: 0,
-            children: HashMap::new(),
+            children: Children::default(),
             dependents: 0,
             aliases: Vec::new(),
         }
@@ -152,8 +159,38 @@ impl Node {
     }
 }
 
+/// A node's children bound by name: one pointer for a node that has none
+/// (every file), where an empty map takes six words in every node.
+#[allow(clippy::box_collection)]
+#[derive(Debug, Clone, Default)]
+struct Children(Option<Box<HashMap<String, u64>>>);
+
+impl Children {
+    fn get(&self, name: &str) -> Option<&u64> {
+        self.0.as_ref()?.get(name)
+    }
+
+    fn insert(&mut self, name: String, ino: u64) {
+        self.0.get_or_insert_default().insert(name, ino);
+    }
+
+    fn remove(&mut self, name: &str) -> Option<u64> {
+        let map = self.0.as_mut()?;
+        let out = map.remove(name);
+        if map.is_empty() {
+            self.0 = None;
+        }
+        out
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&String, &u64)> {
+        self.0.iter().flat_map(|m| m.iter())
+    }
+}
+
 pub struct InodeTable {
-    nodes: HashMap<u64, Node>,
+    /// Boxed: the table's spare slots cost a pointer each, not a node.
+    nodes: HashMap<u64, Box<Node>>,
     next: u64,
     /// The number of each link group seen (all its names go by it).
     groups: HashMap<String, u64>,
@@ -162,7 +199,7 @@ pub struct InodeTable {
 impl InodeTable {
     pub fn new(root: Attr) -> InodeTable {
         let mut nodes = HashMap::new();
-        nodes.insert(ROOT, Node::new(ROOT, "", root, Instant::now()));
+        nodes.insert(ROOT, Box::new(Node::new(ROOT, "", root, Instant::now())));
         InodeTable { nodes, next: ROOT + 1, groups: HashMap::new() }
     }
 
@@ -176,11 +213,11 @@ impl InodeTable {
     }
 
     pub fn get(&self, ino: u64) -> Option<&Node> {
-        self.nodes.get(&ino)
+        self.nodes.get(&ino).map(|n| &**n)
     }
 
     pub fn get_mut(&mut self, ino: u64) -> Option<&mut Node> {
-        self.nodes.get_mut(&ino)
+        self.nodes.get_mut(&ino).map(|n| &mut **n)
     }
 
     pub fn child(&self, parent: u64, name: &str) -> Option<u64> {
@@ -196,16 +233,17 @@ impl InodeTable {
 
     /// The number `name` under `parent` goes by in a new listing: its
     /// node's, else the previous listing's, else a new one.
-    pub fn number_for(&mut self, parent: u64, name: &str, attr: &Attr, previous: Option<&Listing>) -> u64 {
+    /// (`link`: its hard-link group).
+    pub fn number_for(&mut self, parent: u64, name: &str, link: Option<&str>, previous: Option<&Listing>) -> u64 {
         if let Some(ino) = self.child(parent, name) {
             return ino;
         }
-        if let Some(ino) = attr.link.as_ref().and_then(|g| self.groups.get(g)) {
+        if let Some(ino) = link.and_then(|g| self.groups.get(g)) {
             return *ino;
         }
         let ino = previous.and_then(|l| l.entries.get(name)).map(|e| e.ino).unwrap_or_else(|| self.allocate());
-        if let Some(g) = &attr.link {
-            self.groups.insert(g.clone(), ino);
+        if let Some(g) = link {
+            self.groups.insert(g.to_string(), ino);
         }
         ino
     }
@@ -231,12 +269,32 @@ impl InodeTable {
         if let Some(g) = &attr.link {
             self.groups.insert(g.clone(), ino);
         }
-        self.nodes.insert(ino, Node::new(parent, name, attr, learnt));
+        self.nodes.insert(ino, Box::new(Node::new(parent, name, attr, learnt)));
         if let Some(p) = self.nodes.get_mut(&parent) {
             p.children.insert(name.to_string(), ino);
             p.dependents += 1;
         }
+        self.lend_to_node(parent, name, ino);
         ino
+    }
+
+    /// `name` in `parent` is bound to node `ino`: its listing entry's
+    /// attributes are the node's from now on.
+    fn lend_to_node(&mut self, parent: u64, name: &str, ino: u64) {
+        let entry = self.nodes.get_mut(&parent).and_then(|p| p.listing.as_mut()).and_then(|l| l.entries.get_mut(name));
+        if let Some(e) = entry.filter(|e| e.ino == ino) {
+            e.attr = None;
+        }
+    }
+
+    /// `name` in `parent` is no longer bound to node `ino` (about to go, or
+    /// unbound): its listing entry takes the node's attributes back.
+    fn take_from_node(&mut self, parent: u64, name: &str, ino: u64) {
+        let Some(attr) = self.nodes.get(&ino).map(|n| ListedAttr::new(&n.attr)) else { return };
+        let entry = self.nodes.get_mut(&parent).and_then(|p| p.listing.as_mut()).and_then(|l| l.entries.get_mut(name));
+        if let Some(e) = entry.filter(|e| e.ino == ino && e.attr.is_none()) {
+            e.attr = Some(Box::new(attr));
+        }
     }
 
     /// Binds one more name to `ino` (a hard link), replacing what the name
@@ -254,6 +312,7 @@ impl InodeTable {
             p.children.insert(name.to_string(), ino);
             p.dependents += 1;
         }
+        self.lend_to_node(parent, name, ino);
     }
 
     /// Every name of `ino` bound now: (folder, name), its path's name first.
@@ -283,7 +342,7 @@ impl InodeTable {
         if let Some(existing) = self.child(parent, name) {
             return Some(existing);
         }
-        let (ino, attr, at) = (entry.ino, entry.attr.clone(), listing.at);
+        let (ino, attr, at) = (entry.ino, entry.attr.as_ref()?.attr(), listing.at);
         Some(self.bind_new(parent, name, Some(ino), attr, at))
     }
 
@@ -352,6 +411,10 @@ impl InodeTable {
             }
             let (parent, name) = (n.parent, n.name.clone());
             let aliases = n.aliases.clone();
+            self.take_from_node(parent, &name, cur);
+            for (ap, an) in &aliases {
+                self.take_from_node(*ap, an, cur);
+            }
             self.nodes.remove(&cur);
             gone += 1;
             for (ap, an) in aliases {
@@ -389,7 +452,9 @@ impl InodeTable {
 
     /// Unbinds `name` from its node, its listing entry kept.
     fn unbind_name(&mut self, parent: u64, name: &str) -> Option<u64> {
-        let ino = self.nodes.get_mut(&parent)?.children.remove(name)?;
+        let ino = self.child(parent, name)?;
+        self.take_from_node(parent, name, ino);
+        self.nodes.get_mut(&parent)?.children.remove(name)?;
         let n = self.nodes.get_mut(&ino)?;
         let promoted = if let Some(i) = n.aliases.iter().position(|(ap, an)| *ap == parent && an == name) {
             n.aliases.remove(i);
@@ -434,7 +499,10 @@ impl InodeTable {
     /// Adds (or updates) `name` in `parent`'s listing, if it has one.
     pub fn list(&mut self, parent: u64, name: &str, ino: u64, attr: Attr) {
         if let Some(l) = self.nodes.get_mut(&parent).and_then(|p| p.listing.as_mut()) {
-            l.entries.insert(name.to_string(), Listed { ino, attr });
+            l.entries.insert(name.into(), Listed { ino, attr: Some(Box::new(ListedAttr::new(&attr))) });
+        }
+        if self.child(parent, name) == Some(ino) {
+            self.lend_to_node(parent, name, ino);
         }
     }
 
@@ -533,7 +601,7 @@ mod tests {
         t.set_group_number("ab12", f);
         // A listing of another folder naming the group gives the same number,
         // and binding it makes an alias, not a node.
-        assert_eq!(t.number_for(b, "g", &linked, None), f);
+        assert_eq!(t.number_for(b, "g", linked.link.as_deref(), None), f);
         assert_eq!(t.bind_listed(b, "g", f, &linked, Instant::now()), f);
         assert_eq!((t.len(), t.child(b, "g")), (4, Some(f)));
         assert_eq!(t.names_of(f), vec![(a, "f".to_string()), (b, "g".to_string())]);

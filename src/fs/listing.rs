@@ -5,21 +5,23 @@ use super::attr::{Attr, Kind, Time, MAX_LISTED_SIZE};
 use super::errno::{During, Errno, FsResult, Op};
 use super::filesystem::{lock, Fs, Loc};
 use super::inode::{Listed, Listing};
+use super::listed::ListedAttr;
 use super::names;
-use super::store::{Entry, Store, StoreError, StoreResult};
+use super::store::{Container, Entry, Store, StoreError, StoreResult};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// One directory entry for readdir.
+/// One entry of an open folder's snapshot: its number, name and kind. Its
+/// attributes are read when readdirplus gives it (`Fs::bind_entry`), from
+/// its node or the folder's listing, so a snapshot of a large folder holds
+/// a few words per entry (the name is shared with the listing).
 #[derive(Debug, Clone)]
 pub struct DirEntry {
     pub ino: u64,
-    pub name: String,
-    pub attr: Attr,
-    /// When `attr` was learnt.
-    pub learnt: Instant,
+    pub name: Arc<str>,
+    pub kind: Kind,
 }
 
 impl<S: Store> Fs<S> {
@@ -31,11 +33,13 @@ impl<S: Store> Fs<S> {
         Ok(listing
             .entries
             .iter()
-            .map(|(name, e)| {
+            .filter_map(|(name, e)| {
                 // A node bound here knows more than the listing (changes made since).
-                match t.child(ino, name).and_then(|k| t.get(k).map(|n| (k, n))) {
-                    Some((k, n)) => DirEntry { ino: k, name: name.clone(), attr: n.attr.clone(), learnt: n.attr_at },
-                    None => DirEntry { ino: e.ino, name: name.clone(), attr: e.attr.clone(), learnt: listing.at },
+                match (t.child(ino, name).and_then(|k| t.get(k).map(|n| (k, n))), &e.attr) {
+                    (Some((k, n)), _) => Some(DirEntry { ino: k, name: name.clone(), kind: n.attr.kind }),
+                    (None, Some(a)) => Some(DirEntry { ino: e.ino, name: name.clone(), kind: a.kind }),
+                    // Lent to a node that is gone: never the case (see `Listed`).
+                    (None, None) => None,
                 }
             })
             .collect())
@@ -59,7 +63,11 @@ impl<S: Store> Fs<S> {
     }
 
     pub fn releasedir(&self, fh: u64) {
-        lock(&self.dirs).remove(&fh);
+        let snapshot = lock(&self.dirs).remove(&fh);
+        // The last holder of a large snapshot frees it here.
+        if snapshot.and_then(Arc::into_inner).is_some_and(|s| s.len() >= LARGE_LISTING) {
+            give_back_freed_memory();
+        }
     }
 
     pub(super) fn listing_fresh(&self, ino: u64) -> FsResult<bool> {
@@ -87,99 +95,121 @@ impl<S: Store> Fs<S> {
         let loc = self.locate(ino)?;
         let (cap, per_page) = (self.store.listing_cap(), self.opts.listing_page.max(1));
         let mut hidden = HiddenEntries::new(&loc);
-        let mut found: Vec<(String, Attr)> = Vec::new();
+        // Each page is checked and made compact as it comes: the listing is
+        // never held twice (pages and entries) nor as the store's objects.
+        let mut found: Vec<(Arc<str>, ListedAttr)> = Vec::new();
         if self.is_account_root(ino) {
             let store = &self.store;
-            let containers =
-                walk(cap, per_page, |m, n| async move { store.list_containers(m.as_deref(), n).await }, |c| &c.name)
-                    .await?;
-            hidden.note_cap(containers.len(), cap);
-            for c in containers {
-                match names::check_component(&c.name) {
-                    Ok(()) => {
-                        found.push((c.name, Attr::dir(c.modified.and_then(Time::from_secs_f64).unwrap_or(Time::EPOCH))))
+            let page = |m: Option<String>, n| async move { store.list_containers(m.as_deref(), n).await };
+            let listed = walk(
+                cap,
+                per_page,
+                page,
+                |c: &Container| c.name.clone(),
+                |containers| {
+                    for c in containers {
+                        match names::check_component(&c.name) {
+                            Ok(()) => {
+                                let mtime = c.modified.and_then(Time::from_secs_f64).unwrap_or(Time::EPOCH);
+                                found.push((c.name.into(), ListedAttr::new(&Attr::dir(mtime))));
+                            }
+                            Err(e) => hidden.hide(&c.name, name_problem(e)),
+                        }
                     }
-                    Err(e) => hidden.hide(&c.name, name_problem(e)),
-                }
-            }
+                },
+            )
+            .await?;
+            hidden.note_cap(listed, cap);
         } else {
             let prefix = if loc.path.is_empty() { String::new() } else { format!("{}/", loc.path) };
             let (store, container, p) = (&self.store, &loc.container, &prefix);
             let page = |m: Option<String>, n| async move { store.list_page(container, p, m.as_deref(), n).await };
-            let entries = walk(cap, per_page, page, Entry::name).await?;
-            hidden.note_cap(entries.len(), cap);
-            let mut seen: HashMap<String, usize> = HashMap::new();
-            for e in entries {
-                let (full, attr) = match &e {
-                    // `a/b/` is folder `b`; `a/b//` is no folder a POSIX path can name.
-                    Entry::Folder(s) => (s.strip_suffix('/').unwrap_or(s), Attr::dir(Time::EPOCH)),
-                    Entry::Object(o) => (o.name.as_str(), Attr::from_object(o)),
-                };
-                let name = match child_name(full, &prefix) {
-                    Ok(n) => n.to_string(),
-                    Err(why) => {
-                        hidden.hide(full, why);
-                        continue;
-                    }
-                };
-                // A marker object and the prefix of the same name are one folder:
-                // the marker's attributes win.
-                match seen.get(&name) {
-                    Some(&i) => {
-                        if attr.stored {
-                            found[i].1 = attr;
+            // Where each name is in `found`: a marker object and a roll-up of
+            // the same name follow each other in the store's order, but a
+            // hostile server need not keep to it.
+            let mut seen: HashMap<Arc<str>, usize> = HashMap::new();
+            let listed = walk(
+                cap,
+                per_page,
+                page,
+                |e: &Entry| e.name().to_string(),
+                |entries| {
+                    for e in entries {
+                        let (full, attr) = match &e {
+                            // `a/b/` is folder `b`; `a/b//` is no folder a POSIX path can name.
+                            Entry::Folder(s) => (s.strip_suffix('/').unwrap_or(s), Attr::dir(Time::EPOCH)),
+                            Entry::Object(o) => (o.name.as_str(), Attr::from_object(o)),
+                        };
+                        let name: Arc<str> = match child_name(full, &prefix) {
+                            Ok(n) => n.into(),
+                            Err(why) => {
+                                hidden.hide(full, why);
+                                continue;
+                            }
+                        };
+                        if attr.size > MAX_LISTED_SIZE {
+                            let why = format!(
+                                "its size {} is past the {MAX_LISTED_SIZE} bytes this mount handles",
+                                attr.size
+                            );
+                            hidden.hide(&name, why);
+                            continue;
+                        }
+                        // A marker object and the prefix of the same name are one
+                        // folder: the marker's attributes win.
+                        match seen.get(&name) {
+                            Some(&i) => {
+                                if attr.stored {
+                                    found[i].1 = ListedAttr::new(&attr);
+                                }
+                            }
+                            None => {
+                                seen.insert(name.clone(), found.len());
+                                found.push((name, ListedAttr::new(&attr)));
+                            }
                         }
                     }
-                    None => {
-                        seen.insert(name.clone(), found.len());
-                        found.push((name, attr));
-                    }
-                }
-            }
+                },
+            )
+            .await?;
+            hidden.note_cap(listed, cap);
         }
-        found.retain(|(name, attr)| {
-            let fits = attr.size <= MAX_LISTED_SIZE;
-            if !fits {
-                hidden.hide(
-                    name,
-                    format!("its size {} is past the {MAX_LISTED_SIZE} bytes this mount handles", attr.size),
-                );
-            }
-            fits
-        });
         hidden.summarize();
+        let large = found.len() >= LARGE_LISTING;
         self.keep_listing(ino, found);
+        if large {
+            give_back_freed_memory();
+        }
         Ok(())
     }
 
     /// Keeps what was listed as the folder's listing: entries keep the
     /// numbers they had, bound children learn their new attributes, and
     /// children created here but not committed yet stay.
-    fn keep_listing(&self, ino: u64, found: Vec<(String, Attr)>) {
+    fn keep_listing(&self, ino: u64, found: Vec<(Arc<str>, ListedAttr)>) {
         let mut t = self.inodes();
         let previous = t.get_mut(ino).and_then(|n| n.listing.take());
-        let listed: Vec<(String, Listed)> = found
-            .into_iter()
-            .map(|(name, attr)| {
-                let number = match t.child(ino, &name) {
-                    Some(bound) => {
-                        t.learn(bound, attr.clone());
-                        bound
-                    }
-                    None => t.number_for(ino, &name, &attr, previous.as_ref()),
-                };
-                (name, Listed { ino: number, attr })
-            })
-            .collect();
+        // A bound child learns what was listed and keeps it (see `Listed`).
+        let listed = found.into_iter().map(|(name, attr)| match t.child(ino, &name) {
+            Some(bound) => {
+                t.learn(bound, attr.attr());
+                (name, Listed { ino: bound, attr: None })
+            }
+            None => {
+                let number = t.number_for(ino, &name, attr.link(), previous.as_deref());
+                (name, Listed { ino: number, attr: Some(Box::new(attr)) })
+            }
+        });
         // Built at once from (nearly) sorted names: no insert one by one.
-        let mut entries: BTreeMap<String, Listed> = listed.into_iter().collect();
-        let local: Vec<(String, Listed)> = t
+        let mut entries: BTreeMap<Arc<str>, Listed> = listed.collect();
+        drop(previous);
+        let local: Vec<(Arc<str>, Listed)> = t
             .get(ino)
             .map(|n| {
                 n.children()
                     .filter_map(|(name, k)| {
-                        let c = t.get(*k).filter(|c| c.open > 0 && c.uncommitted())?;
-                        Some((name.clone(), Listed { ino: *k, attr: c.attr.clone() }))
+                        t.get(*k).filter(|c| c.open > 0 && c.uncommitted())?;
+                        Some((name.as_str().into(), Listed { ino: *k, attr: None }))
                     })
                     .collect()
             })
@@ -188,34 +218,54 @@ impl<S: Store> Fs<S> {
             entries.entry(name).or_insert(e);
         }
         if let Some(n) = t.get_mut(ino) {
-            n.listing = Some(Listing { at: Instant::now(), entries });
+            n.listing = Some(Box::new(Listing { at: Instant::now(), entries }));
         }
     }
 }
 
+/// Entries from which a listing is large: the pages and the listing it
+/// replaced leave that much memory free in the allocator.
+const LARGE_LISTING: usize = 10_000;
+
+/// Returns the allocator's free memory to the system: after a large listing
+/// (its pages, the listing it replaced) or snapshot has gone, the mount's
+/// resident size drops back to what it holds. glibc keeps freed memory in
+/// its arenas otherwise.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Pages through a listing: at most `cap` entries, pages of at most
-/// `per_page`, each page after the last name of the one before. A page that
-/// does not move forward fails the listing rather than looping.
+/// `per_page`, each page after the last name of the one before, each given
+/// to `take` as it comes. A page that does not move forward fails the
+/// listing rather than looping. Returns how many entries were taken.
 async fn walk<T, Fut>(
     cap: usize,
     per_page: usize,
     page: impl Fn(Option<String>, usize) -> Fut,
-    name: impl Fn(&T) -> &str,
-) -> FsResult<Vec<T>>
+    name: impl Fn(&T) -> String,
+    mut take: impl FnMut(Vec<T>),
+) -> FsResult<usize>
 where
     Fut: Future<Output = StoreResult<Vec<T>>>,
 {
-    let mut out: Vec<T> = Vec::new();
+    let mut count = 0usize;
     let mut marker: Option<String> = None;
-    while out.len() < cap {
-        let want = (cap - out.len()).min(per_page);
-        let got = page(marker.clone(), want).await.during(Op::Listing)?;
+    while count < cap {
+        let want = (cap - count).min(per_page);
+        let mut got = page(marker.clone(), want).await.during(Op::Listing)?;
         let n = got.len();
-        out.extend(got.into_iter().take(want));
+        got.truncate(want);
+        let last = got.last().map(&name);
+        count += got.len();
+        take(got);
         if n < want {
             break;
         }
-        let last = out.last().map(|e| name(e).to_string());
         if let (Some(last), Some(before)) = (&last, &marker) {
             if last <= before {
                 let e = StoreError::Invalid(format!(
@@ -228,7 +278,7 @@ where
         }
         marker = last;
     }
-    Ok(out)
+    Ok(count)
 }
 
 /// The name under `prefix` that a listed object (or roll-up) `full` shows

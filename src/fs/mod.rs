@@ -30,6 +30,7 @@ mod fuse_reply;
 pub mod handle;
 pub mod inode;
 mod links;
+mod listed;
 pub mod listing;
 pub mod metadata;
 pub mod names;

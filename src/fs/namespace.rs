@@ -6,7 +6,7 @@ use super::attr::{now, Attr, Kind, Time, SYMLINK_MAX, SYMLINK_TYPE};
 use super::errno::{errno_of, During, Errno, FsResult, Op};
 use super::filesystem::{lock, Fs, Loc};
 use super::handle::OpenFile;
-use super::inode::{Listing, ROOT};
+use super::inode::{Listed, Listing, ROOT};
 use super::listing::{shorten, DirEntry};
 use super::store::{Store, StoreError};
 use bytes::Bytes;
@@ -53,12 +53,18 @@ impl<S: Store> Fs<S> {
         Ok((ino, attr))
     }
 
-    /// The node of a readdirplus entry: the kernel holds one more of it.
-    pub fn bind_entry(&self, parent: u64, e: &DirEntry) -> u64 {
+    /// The node of a readdirplus entry and its attributes: the kernel holds
+    /// one more of it. None: the name went since the folder was opened (a
+    /// listing since, or a change made here), and is not given.
+    pub fn bind_entry(&self, parent: u64, e: &DirEntry) -> Option<(u64, Attr)> {
         let mut t = self.inodes();
-        let ino = t.bind_listed(parent, &e.name, e.ino, &e.attr, e.learnt);
+        let ino = match t.child(parent, &e.name) {
+            Some(bound) => bound,
+            None => t.bind_from_listing(parent, &e.name)?,
+        };
         t.remember(ino, 1);
-        ino
+        let attr = t.get(ino)?.attr.clone();
+        Some((ino, attr))
     }
 
     /// The kernel forgot `n` entries of `ino`: the node goes when nothing
@@ -67,6 +73,12 @@ impl<S: Store> Fs<S> {
         if self.inodes().forget(ino, n) > 0 {
             lock(&self.opened_versions).remove(&ino);
         }
+    }
+
+    /// Nodes held now (the root, what the kernel holds, and what open
+    /// handles, uncommitted changes and their folders keep).
+    pub fn nodes_held(&self) -> usize {
+        self.inodes().len()
     }
 
     /// Drops a node found for the filesystem's own use if nothing holds it.
@@ -100,7 +112,8 @@ impl<S: Store> Fs<S> {
             if self.inodes().get(p).is_some_and(|n| n.listing.is_some()) {
                 self.ensure_listing(p).await?;
                 let t = self.inodes();
-                let listed = t.get(p).and_then(|n| n.listing.as_ref()).is_some_and(|l| l.entries.contains_key(&name));
+                let listed =
+                    t.get(p).and_then(|n| n.listing.as_ref()).is_some_and(|l| l.entries.contains_key(name.as_str()));
                 return match t.get(ino) {
                     Some(n) if listed && t.child(p, &name) == Some(ino) => Ok(n.attr.clone()),
                     _ => Err(Errno::NOENT),
@@ -130,8 +143,13 @@ impl<S: Store> Fs<S> {
         let t = self.inodes();
         let Some(n) = t.get(ino) else { return attr.nlink.max(1) };
         if attr.kind == Kind::Dir {
-            let subdirs =
-                n.listing.as_ref().map_or(0, |l| l.entries.values().filter(|e| e.attr.kind == Kind::Dir).count());
+            let subdirs = n.listing.as_ref().map_or(0, |l| {
+                let kind = |e: &Listed| match &e.attr {
+                    Some(a) => Some(a.kind),
+                    None => t.get(e.ino).map(|n| n.attr.kind),
+                };
+                l.entries.values().filter(|e| kind(e) == Some(Kind::Dir)).count()
+            });
             return 2u32.saturating_add(u32::try_from(subdirs).unwrap_or(u32::MAX));
         }
         if n.unlinked {
@@ -223,7 +241,7 @@ impl<S: Store> Fs<S> {
     pub async fn mkdir(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> FsResult<(u64, Attr)> {
         self.check_writable()?;
         let loc = self.child_loc(parent, name)?;
-        if self.list_dir(parent).await?.iter().any(|e| e.name == name) {
+        if self.list_dir(parent).await?.iter().any(|e| &*e.name == name) {
             return Err(Errno::EXIST);
         }
         let mut attr = Attr::dir(now());
@@ -240,7 +258,7 @@ impl<S: Store> Fs<S> {
         let ino = self.bind(parent, name, attr.clone());
         // A folder made here holds nothing yet: known without listing it.
         if let Some(n) = self.inodes().get_mut(ino) {
-            n.listing.get_or_insert_with(|| Listing { at: Instant::now(), entries: Default::default() });
+            n.listing.get_or_insert_with(|| Box::new(Listing { at: Instant::now(), entries: Default::default() }));
         }
         self.entries_changed(&[parent], attr.mtime);
         Ok((ino, attr))
@@ -360,6 +378,10 @@ impl<S: Store> Fs<S> {
                     Ok(()) => {}
                     // A retried move whose first attempt landed (its reply was lost).
                     Err(StoreError::NotFound) if self.folder_moved_already(&from, &to).await => {}
+                    // More objects than the server moves at once, nothing
+                    // moved: EXDEV, as between filesystems, so `mv` copies
+                    // the tree and removes the original instead.
+                    Err(StoreError::TooLarge) => return Err(Errno::XDEV),
                     Err(e) => return Err(errno_of(Op::Rename, &e)),
                 }
             } else if self.pending_new(ino) {

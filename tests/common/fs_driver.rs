@@ -176,8 +176,10 @@ impl<S: Store> Driver<S> {
         let entries = self.fs.dir_entries(ino, fh).await?;
         let mut names = Vec::new();
         for e in entries.iter() {
-            self.hold(self.fs.bind_entry(ino, e));
-            names.push(e.name.clone());
+            if let Some((child, _)) = self.fs.bind_entry(ino, e) {
+                self.hold(child);
+                names.push(e.name.to_string());
+            }
         }
         self.fs.releasedir(fh);
         names.sort();

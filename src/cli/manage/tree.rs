@@ -150,7 +150,7 @@ pub(super) async fn children(p: &PithosClient, name: &str) -> Result<Vec<Child>,
         .filter_map(|e| {
             let rest = e.name().strip_prefix(&prefix)?.to_string();
             let sharing = match &e {
-                Listed::Object(o) => o.raw.get("x_object_sharing").and_then(Value::as_str).map(str::to_string),
+                Listed::Object(o) => o.sharing.clone(),
                 Listed::Subdir(_) => None,
             };
             Some(Child { name: e.name().to_string(), rest, sharing })

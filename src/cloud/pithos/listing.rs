@@ -99,16 +99,26 @@ pub fn list(conn: &Connection, c: &Container, p: &ListParams, visible: Option<&S
         "SELECT {VERSION_COLUMNS}, s.readers, s.writers, p.token FROM current c JOIN versions v ON v.serial = c.serial
          LEFT JOIN sharing s ON s.container = c.container AND s.name = c.name
          LEFT JOIN public p ON p.container = c.container AND p.name = c.name
-         WHERE c.container = ?1 AND c.name > ?2 AND c.name >= ?3 AND (?4 IS NULL OR c.name < ?4)
+         WHERE c.container = ?1 AND c.name >= ?3 AND c.name < ?4
          ORDER BY c.name LIMIT ?5"
     );
+    // One lower and one upper bound on the index, as SQLite seeks by one of
+    // each: with `name > marker AND name >= from` it sought by the marker
+    // only and scanned from there to the prefix (every name before it, per
+    // page), and `?4 IS NULL OR` kept it from stopping at the prefix's end.
+    let open_sql = live_sql.replace("c.name >= ?3 AND c.name < ?4", "c.name >= ?3 AND ?4 IS NULL");
     let until_sql = format!(
         "SELECT {VERSION_COLUMNS}, NULL, NULL, NULL FROM versions v WHERE v.serial IN (
             SELECT MAX(serial) FROM versions WHERE container = ?1 AND name > ?2 AND name >= ?3
             AND (?4 IS NULL OR name < ?4) AND mtime <= ?6 GROUP BY name)
          AND v.deleted = 0 ORDER BY v.name LIMIT ?5"
     );
-    let mut stmt = conn.prepare_cached(if p.until.is_some() { &until_sql } else { &live_sql })?;
+    let sql = match (p.until.is_some(), upper.is_some()) {
+        (true, _) => &until_sql,
+        (false, true) => &live_sql,
+        (false, false) => &open_sql,
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
     let mut out = Vec::new();
     let mut objects = 0usize;
     let mut after = p.marker.clone();
@@ -118,7 +128,11 @@ pub fn list(conn: &Connection, c: &Container, p: &ListParams, visible: Option<&S
         let mut rows = if p.until.is_some() {
             stmt.query(params![c.id, after, from, upper, BATCH as i64, p.until.unwrap_or(0.0)])?
         } else {
-            stmt.query(params![c.id, after, from, upper, BATCH as i64])?
+            // Past the marker: from the least name after it (no name holds
+            // NUL), or from `from`, whichever is later.
+            let past_marker = format!("{after}\0");
+            let lower = if after.is_empty() || from > past_marker { &from } else { &past_marker };
+            stmt.query(params![c.id, rusqlite::types::Null, lower, upper, BATCH as i64])?
         };
         let mut seen = 0;
         while let Some(row) = rows.next()? {

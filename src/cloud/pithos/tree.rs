@@ -17,8 +17,10 @@ use crate::cloud::Cloud;
 use rusqlite::{Connection, Transaction};
 use std::sync::Arc;
 
-/// Default cap on the objects of one tree copy, move or delete.
-pub const MAX_TREE_OBJECTS: usize = 100_000;
+/// Default cap on the objects of one tree copy, move or delete: a folder of
+/// a million objects moves in one request (its plan, two names per object,
+/// is the memory it costs the server).
+pub const MAX_TREE_OBJECTS: usize = 1_000_000;
 /// Objects per write transaction in a tree operation.
 pub const BATCH: usize = 1000;
 

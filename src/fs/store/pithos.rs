@@ -313,11 +313,17 @@ impl Store for PithosStore {
         Ok(found.collect())
     }
 
-    /// `X-Move-From` with `delimiter=/`: the folder and everything under it, in one request.
+    /// `X-Move-From` with `delimiter=/`: the folder and everything under it,
+    /// in one request. A server that moves at most so many objects at once
+    /// (the local cloud: `max_tree_objects`) refuses a larger tree whole:
+    /// `TooLarge`, nothing moved.
     async fn rename_folder(&self, from_container: &str, from: &str, to_container: &str, to: &str) -> StoreResult<()> {
         self.check_name(to_container, to)?;
-        self.at(to_container).move_tree(from_container, from, to).await.map_err(naming(to, &self.name_limit))?;
-        Ok(())
+        match self.at(to_container).move_tree(from_container, from, to).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.status == 400 && e.message.contains("Too many objects") => Err(StoreError::TooLarge),
+            Err(e) => Err(naming(to, &self.name_limit)(e)),
+        }
     }
 
     async fn create_container(&self, name: &str) -> StoreResult<()> {
