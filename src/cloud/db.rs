@@ -399,6 +399,11 @@ impl Db {
         self.inner.queue.lock().map_err(|_| Fault::internal("database queue poisoned"))?.push(job);
         loop {
             let mut conn = self.inner.writer.lock().map_err(|_| Fault::internal("database writer poisoned"))?;
+            // Committed by the group before: the writes queued since are
+            // their own callers' to commit (each is waiting for the writer).
+            if let Ok(out) = answered.try_recv() {
+                return out;
+            }
             let group: Vec<Job> = {
                 let mut queue = self.inner.queue.lock().map_err(|_| Fault::internal("database queue poisoned"))?;
                 let n = queue.len().min(MAX_GROUP);
