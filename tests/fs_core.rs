@@ -68,6 +68,31 @@ async fn ls_l_of_a_folder_costs_one_listing() {
     assert_eq!(d.requests() - requests, 1, "one HTTP request");
 }
 
+/// A new small file costs one request from create to close, as the kernel
+/// drives it (lookup of the new name, create, write, flush, release): no
+/// empty PUT at create, no listing refresh, no block upload; the close
+/// returns once the object is on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_file_costs_one_request() {
+    let tc = cloud().await;
+    let d = pithos(&tc);
+    d.mkdir("small").await.unwrap();
+    assert!(d.ls("small").await.unwrap().is_empty());
+    let (before, requests) = (d.store().counts(), d.requests());
+    for i in 0..20u8 {
+        let name = format!("small/f{i:02}");
+        assert_eq!(d.lookup(&name).await, Err(Errno::NOENT));
+        let fh = d.create(&name).await.unwrap();
+        d.write(fh, 0, &[i; 4096]).await.unwrap();
+        d.flush(fh).await.unwrap();
+        assert_eq!(on_server(&tc, &name).await.as_deref(), Some(&[i; 4096][..]), "on the server at close");
+        d.release(fh).await.unwrap();
+    }
+    // The container's block size is asked once, by its first new file.
+    assert_eq!(d.store().since(&before), vec![(StoreOp::Geometry, 1), (StoreOp::Commit, 20)]);
+    assert_eq!(d.requests() - requests, 1 + 20, "the container's HEAD once, then one PUT per file");
+}
+
 /// A folder's mtime and ctime follow the entries made, moved and removed
 /// in it, and no request is paid for them: a `cp -r` of many files costs
 /// what the files cost. They outlive the folder being listed again.

@@ -954,7 +954,7 @@ fn forgotten_entries_leave_the_inode_table() {
     env.cloud.put("pithos", "many/first", b"first\n");
     let db = Db::open(&env.cloud.data.join("meta.sqlite")).expect("open the server's database");
     let account = env.cloud.account.clone();
-    db.write_blocking(|tx| {
+    db.write_blocking(move |tx| {
         let c = model::container(tx, &account, "pithos")?.expect("container pithos");
         for i in 0..N - 1 {
             let new = model::NewVersion {

@@ -607,7 +607,7 @@ fn a_folder_of_100000_entries_in_bounded_memory() {
     env.cloud.put("pithos", "many/first", b"first\n");
     let db = Db::open(&env.cloud.data.join("meta.sqlite")).expect("open the server's database");
     let account = env.cloud.account.clone();
-    db.write_blocking(|tx| {
+    db.write_blocking(move |tx| {
         let c = model::container(tx, &account, "pithos")?.expect("container pithos");
         let mut meta = model::Meta::new();
         meta.insert("X-Object-Meta-Posix-Mode".into(), "640".into());

@@ -146,24 +146,28 @@ impl BulkLoad {
         hashmap: &[BlockHash],
         checksum: &str,
     ) -> Result<(), Fault> {
-        db.write_blocking(|tx| {
+        // The write may run on the group committer's thread: it owns what it uses.
+        let names: Vec<String> = range.map(|i| self.name(i)).collect();
+        let (container, account, size) = (self.container.clone(), account.to_string(), self.size);
+        let (hashmap, checksum) = (hashmap.to_vec(), checksum.to_string());
+        db.write_blocking(move |tx| {
             let now = wire::now();
-            let c = match model::container(tx, account, &self.container)? {
+            let c = match model::container(tx, &account, &container)? {
                 Some(c) => c,
-                None => model::create_container(tx, &pithos::new_container(account, &self.container, now))?,
+                None => model::create_container(tx, &pithos::new_container(&account, &container, now))?,
             };
-            for i in range {
+            for name in &names {
                 let new = NewVersion {
                     uuid: uuid::Uuid::new_v4().to_string(),
-                    bytes: self.size,
-                    hashmap: hashmap.to_vec(),
+                    bytes: size,
+                    hashmap: hashmap.clone(),
                     content_type: "application/octet-stream".into(),
-                    checksum: checksum.to_string(),
+                    checksum: checksum.clone(),
                     meta: model::Meta::new(),
-                    modified_by: account.to_string(),
+                    modified_by: account.clone(),
                 };
                 // No account quota: the loader is the operator's own tool.
-                model::put_version(tx, &c, &self.name(i), new, 0, now)?;
+                model::put_version(tx, &c, name, new, 0, now)?;
             }
             Ok(())
         })

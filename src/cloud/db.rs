@@ -1,10 +1,19 @@
 //! SQLite holds every piece of metadata of the local cloud. One writer
 //! connection (SQLite serialises writers anyway) and a few readers in WAL mode,
 //! each used on a blocking thread so the async runtime never waits on disk.
+//!
+//! Writes are committed in groups: requests that want to write while
+//! another group is committing queue up, and the next writer runs every
+//! queued one, each in a savepoint of one transaction, and commits them
+//! together: one sync of the log for all of them (`synchronous = FULL`, so
+//! nobody, reader or writer, sees a write before it is on disk, and each is
+//! answered only then). A write that fails is rolled back to its savepoint
+//! alone; the others of its group go on.
 
 use super::fault::Fault;
 use rusqlite::{Connection, OpenFlags, Transaction};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, TryRecvError};
 use std::sync::{Arc, Mutex};
 
 const SCHEMA: &str = r#"
@@ -198,7 +207,108 @@ pub struct Db {
 struct DbInner {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
+    /// Writes waiting for the next group commit.
+    queue: Mutex<Vec<Job>>,
+    /// Group commits so far (each one sync of the log).
+    groups: std::sync::atomic::AtomicU64,
     writer: Mutex<Connection>,
+}
+
+/// The most writes committed in one transaction: a group stays short, so
+/// that one slow write delays few others.
+const MAX_GROUP: usize = 64;
+
+/// A queued write: runs in its savepoint of the group's transaction, and
+/// answers its caller once the group's commit is known.
+struct Job {
+    /// The write, in a savepoint unless it is alone in its group.
+    run: Box<Run>,
+    /// The group's transaction could not begin: nothing ran.
+    fail: Box<dyn FnOnce(Fault) + Send>,
+}
+/// Runs a write: given the transaction and whether the write is alone in
+/// it, whether it succeeded and its [`Answer`].
+type Run = dyn FnOnce(&Transaction, bool) -> (bool, Answer) + Send;
+/// Tells a write's caller how it ended, given the group commit's outcome.
+type Answer = Box<dyn FnOnce(Option<&Fault>) + Send>;
+
+/// A write as a [`Job`], and where its answer arrives.
+fn job<T, F>(f: F) -> (Job, std::sync::mpsc::Receiver<Result<T, Fault>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction) -> Result<T, Fault> + Send + 'static,
+{
+    let (answer, answered) = sync_channel(1);
+    let failed = answer.clone();
+    let run = Box::new(move |tx: &Transaction, alone: bool| -> (bool, Answer) {
+        // Alone, a failed write is undone with the group's transaction.
+        let out = if alone { f(tx) } else { in_savepoint(tx, f) };
+        let ok = out.is_ok();
+        let answer: Answer = Box::new(move |commit: Option<&Fault>| {
+            let out = match (out, commit) {
+                (Ok(_), Some(e)) => Err(e.clone()),
+                (out, _) => out,
+            };
+            let _ = answer.send(out);
+        });
+        (ok, answer)
+    });
+    let fail = Box::new(move |e: Fault| {
+        let _ = failed.send(Err(e));
+    });
+    (Job { run, fail }, answered)
+}
+
+/// Runs `f` in a savepoint of `tx`: undone alone when it fails.
+fn in_savepoint<T>(tx: &Transaction, f: impl FnOnce(&Transaction) -> Result<T, Fault>) -> Result<T, Fault> {
+    // A statement that failed badly (I/O, disk full) may have rolled the
+    // whole transaction back: nothing more runs in it.
+    if tx.is_autocommit() {
+        return Err(Fault::internal("the group's transaction was rolled back"));
+    }
+    tx.execute_batch("SAVEPOINT job")?;
+    match f(tx) {
+        Ok(v) => {
+            tx.execute_batch("RELEASE job")?;
+            Ok(v)
+        }
+        Err(e) => {
+            if !tx.is_autocommit() {
+                tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// One transaction for `jobs`, each in its savepoint, and one commit.
+fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let fault = Fault::from(e);
+            for job in jobs {
+                (job.fail)(fault.clone());
+            }
+            return;
+        }
+    };
+    let alone = jobs.len() == 1;
+    let (oks, answers): (Vec<bool>, Vec<Answer>) = jobs.into_iter().map(|job| (job.run)(&tx, alone)).unzip();
+    if alone && !oks[0] {
+        // Its answer is its own failure; what it did goes (a drop rolls back).
+        drop(tx);
+        answers.into_iter().for_each(|a| a(None));
+        return;
+    }
+    let committed = if tx.is_autocommit() {
+        Err(Fault::internal("the group's transaction was rolled back"))
+    } else {
+        tx.commit().map_err(Fault::from)
+    };
+    for answer in answers {
+        answer(committed.as_ref().err());
+    }
 }
 
 fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
@@ -219,6 +329,8 @@ impl Db {
             inner: Arc::new(DbInner {
                 path: path.to_path_buf(),
                 writer: Mutex::new(writer),
+                queue: Mutex::new(Vec::new()),
+                groups: Default::default(),
                 readers: Mutex::new(Vec::new()),
             }),
         })
@@ -274,12 +386,41 @@ impl Db {
         f(&mut conn)
     }
 
-    pub fn write_blocking<T>(&self, f: impl FnOnce(&Transaction) -> Result<T, Fault>) -> Result<T, Fault> {
-        let mut conn = self.inner.writer.lock().map_err(|_| Fault::internal("database writer poisoned"))?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+    /// Queues the write, then takes the writer: whoever holds it commits
+    /// every queued write at once (see the module's note), so by the time
+    /// this caller holds it, its write was committed by an earlier group or
+    /// is in this one.
+    pub fn write_blocking<T, F>(&self, f: F) -> Result<T, Fault>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T, Fault> + Send + 'static,
+    {
+        let (job, answered) = job(f);
+        self.inner.queue.lock().map_err(|_| Fault::internal("database queue poisoned"))?.push(job);
+        loop {
+            let mut conn = self.inner.writer.lock().map_err(|_| Fault::internal("database writer poisoned"))?;
+            // Committed by the group before: the writes queued since are
+            // their own callers' to commit (each is waiting for the writer).
+            if let Ok(out) = answered.try_recv() {
+                return out;
+            }
+            let group: Vec<Job> = {
+                let mut queue = self.inner.queue.lock().map_err(|_| Fault::internal("database queue poisoned"))?;
+                let n = queue.len().min(MAX_GROUP);
+                queue.drain(..n).collect()
+            };
+            if !group.is_empty() {
+                commit_group(&mut conn, group);
+                self.inner.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            drop(conn);
+            match answered.try_recv() {
+                Ok(out) => return out,
+                // Queued behind a full group: the next one.
+                Err(TryRecvError::Empty) => continue,
+                Err(TryRecvError::Disconnected) => return Err(Fault::internal("a database write was lost")),
+            }
+        }
     }
 }
 
@@ -341,6 +482,71 @@ mod tests {
         let n: i64 =
             db.read_blocking(|c| Ok(c.query_row("SELECT SUM(refs) FROM block_refs", [], |r| r.get(0))?)).unwrap();
         assert_eq!(n, 4);
+    }
+
+    /// Writes that queue while another holds the writer are committed
+    /// together, in one transaction (one sync of the log); one that fails
+    /// is undone alone, and its caller hears why.
+    #[test]
+    fn queued_writes_commit_as_one_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("meta.sqlite")).unwrap();
+        let insert = |db: &Db, id: &'static str| {
+            db.write_blocking(move |tx| Ok(tx.execute("INSERT INTO accounts (uuid, modified) VALUES (?1, 0)", [id])?))
+        };
+        insert(&db, "first").unwrap();
+        let before = db.inner.groups.load(std::sync::atomic::Ordering::Relaxed);
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (holding, wait_holding) = std::sync::mpsc::channel::<()>();
+        let blocker = {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                db.exclusive_blocking(|_| {
+                    holding.send(()).unwrap();
+                    held.recv().unwrap();
+                    Ok(())
+                })
+            })
+        };
+        wait_holding.recv().unwrap();
+        let writers: Vec<_> = (0..6)
+            .map(|i| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    db.write_blocking(move |tx| {
+                        tx.execute("INSERT INTO accounts (uuid, modified) VALUES (?1, 0)", [format!("w{i}")])?;
+                        if i == 3 {
+                            return Err(Fault::bad_request("writer 3 gives up"));
+                        }
+                        Ok(i)
+                    })
+                })
+            })
+            .collect();
+        while db.inner.queue.lock().unwrap().len() < 6 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        release.send(()).unwrap();
+        blocker.join().unwrap().unwrap();
+        for (i, w) in writers.into_iter().enumerate() {
+            match w.join().unwrap() {
+                Ok(n) => assert_eq!(n, i),
+                Err(e) => assert!(i == 3 && format!("{e:?}").contains("writer 3 gives up"), "{e:?}"),
+            }
+        }
+        let groups = db.inner.groups.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert_eq!(groups, 1, "six queued writes, one commit");
+        let ids: Vec<String> = db
+            .read_blocking(|c| {
+                let mut s = c.prepare("SELECT uuid FROM accounts ORDER BY uuid")?;
+                let rows = s.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .unwrap();
+        assert_eq!(ids, ["first", "w0", "w1", "w2", "w4", "w5"]);
+        // The duplicate key of a later write fails that write alone.
+        assert!(insert(&db, "w0").is_err());
+        insert(&db, "last").unwrap();
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl Collector {
         let t = now();
         let suspects = self.blocks.take_suspects();
         if !suspects.is_empty() {
-            self.db.write_blocking(|tx| {
+            self.db.write_blocking(move |tx| {
                 let mut add = tx.prepare_cached("INSERT OR IGNORE INTO gc_queue (hash, since) VALUES (?1, ?2)")?;
                 for (h, since) in &suspects {
                     add.execute(params![&h.0[..], since])?;
@@ -99,7 +99,7 @@ impl Collector {
             })?;
         }
         let grace_cut = t - self.config.upload_grace.as_secs_f64();
-        report.expired_uploads = self.db.write_blocking(|tx| {
+        report.expired_uploads = self.db.write_blocking(move |tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO gc_queue (hash, since) SELECT hash, MAX(at) FROM uploads WHERE at <= ?1 GROUP BY hash",
                 [grace_cut],
@@ -138,7 +138,7 @@ impl Collector {
             if found.len() >= 4 * BATCH || prefix == 255 {
                 seen += found.len() as u64;
                 let batch = std::mem::take(&mut found);
-                self.db.write_blocking(|tx| {
+                self.db.write_blocking(move |tx| {
                     let mut add = tx.prepare_cached(
                         "INSERT OR IGNORE INTO gc_queue (hash, since) SELECT ?1, ?2
                          WHERE NOT EXISTS (SELECT 1 FROM block_refs WHERE hash = ?1)
@@ -355,10 +355,10 @@ mod tests {
         let (_dir, db, blocks) = setup();
         let pins = blocks.pinned();
         let h = pins.put(b"block").unwrap();
-        db.write_blocking(|tx| refs::record_upload(tx, "a", 1, &h, 5, now())).unwrap();
+        db.write_blocking(move |tx| refs::record_upload(tx, "a", 1, &h, 5, now())).unwrap();
         pins.keep();
         drop(pins);
-        let absent = |db: &Db| db.write_blocking(|tx| refs::absent(tx, &[h])).unwrap();
+        let absent = |db: &Db| db.write_blocking(move |tx| refs::absent(tx, &[h])).unwrap();
         assert!(absent(&db).is_empty());
         // within its grace the upload stays, file and row
         let report = Collector::new(db.clone(), blocks.clone(), config(3600)).collect(true, true).unwrap();
@@ -394,7 +394,7 @@ mod tests {
         let (_dir, db, blocks) = setup();
         let pins = blocks.pinned();
         let h = pins.put(b"kept").unwrap();
-        db.write_blocking(|tx| {
+        db.write_blocking(move |tx| {
             refs::add(tx, 1, &[h])?;
             tx.execute("INSERT INTO gc_queue (hash, since) VALUES (?1, 0)", [&h.0[..]])?;
             Ok(())

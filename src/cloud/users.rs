@@ -133,7 +133,9 @@ impl Users {
         }
         let mut news = NewUsers::default();
         let default_name = std::env::var("USER").ok().filter(|n| validate_name(n).is_ok()).unwrap_or("user".into());
-        db.write_blocking(|tx| {
+        let (specs, data_dir) = (specs.to_vec(), data_dir.to_path_buf());
+        news.generated = db.write_blocking(move |tx| {
+            let mut generated = Vec::new();
             let count: i64 = tx.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
             let mut wanted: Vec<(UserSpec, PathBuf)> =
                 specs.iter().map(|s| (s.clone(), data_dir.join("tokens").join(&s.name))).collect();
@@ -160,7 +162,7 @@ impl Users {
                             None => {
                                 let t = new_token();
                                 write_secret(&token_file, &t)?;
-                                news.generated.push((spec.name.clone(), token_file.clone(), t.clone()));
+                                generated.push((spec.name.clone(), token_file.clone(), t.clone()));
                                 t
                             }
                         };
@@ -171,7 +173,7 @@ impl Users {
                     }
                 }
             }
-            Ok(())
+            Ok(generated)
         })?;
         let users = db.read_blocking(|conn| {
             let mut stmt = conn.prepare("SELECT uuid, name, token_sha256 FROM users")?;

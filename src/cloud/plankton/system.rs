@@ -107,7 +107,7 @@ pub fn register_system_images(db: &Db, blocks: &Arc<BlockStore>) -> Result<bool,
             contents.as_bytes().chunks(block_size).map(|b| pinned.put(b)).collect::<std::io::Result<Vec<_>>>()?;
         files.push((image, contents.len() as u64, hashmap));
     }
-    db.write_blocking(|tx| {
+    db.write_blocking(move |tx| {
         let t = now();
         let uuid = uuid::Uuid::new_v4().to_string();
         tx.execute(
