@@ -78,7 +78,10 @@ enum Act {
     Open,
     /// A sequential read of a file of several blocks: its block reads.
     ReadBlock(Pos),
-    /// A random read: one ranged GET.
+    /// A random read (Pithos: its whole block, checked against its hash;
+    /// Swift: one ranged GET).
+    ReadRandom,
+    /// A random read with `unverified_range_reads`: one ranged GET.
     ReadRange,
     Readlink,
 }
@@ -89,7 +92,16 @@ impl Act {
     }
 
     fn is_read(self) -> bool {
-        matches!(self, Act::ListPage(_) | Act::Stat | Act::Open | Act::ReadBlock(_) | Act::ReadRange | Act::Readlink)
+        matches!(
+            self,
+            Act::ListPage(_)
+                | Act::Stat
+                | Act::Open
+                | Act::ReadBlock(_)
+                | Act::ReadRandom
+                | Act::ReadRange
+                | Act::Readlink
+        )
     }
 }
 
@@ -113,7 +125,8 @@ impl fmt::Display for Act {
             Act::Stat => "stat (HEAD)".to_string(),
             Act::Open => "open".to_string(),
             Act::ReadBlock(p) => format!("read: {p:?} block").to_lowercase(),
-            Act::ReadRange => "read: a range".to_string(),
+            Act::ReadRandom => "read: random".to_string(),
+            Act::ReadRange => "read: a range, unverified".to_string(),
             Act::Readlink => "readlink".to_string(),
         };
         f.pad(&s)
@@ -276,6 +289,7 @@ fn rows() -> Vec<Row> {
     let enoent = |s: State| fails(Errno::NOENT, s);
     let both = |o: Outcome| (Some(o.clone()), Some(o));
     let pithos = |o: Outcome| (Some(o), None);
+    let swift = |o: Outcome| (None, Some(o));
     let before = At::Before;
     let after = At::After;
     let mut rows = Vec::new();
@@ -347,6 +361,10 @@ fn rows() -> Vec<Row> {
         add(ReadBlock(pos), before(StoreError::Changed), both(eio(Same)));
         add(ReadBlock(pos), At::Cut(100), both(eio(Same)));
     }
+    // A random read on Pithos fetches its whole block: a cut one is refused.
+    add(ReadRandom, before(unavailable()), both(eio(Same)));
+    add(ReadRandom, At::Cut(100), pithos(eio(Same)));
+    add(ReadRandom, At::Cut(100), swift(ok(Same)));
     add(ReadRange, before(unavailable()), both(eio(Same)));
     add(ReadRange, before(StoreError::Changed), both(eio(Same)));
     // A short range is read again block by block.
@@ -358,8 +376,9 @@ fn rows() -> Vec<Row> {
 }
 
 /// The store call a row's fault meets: (operation, which call from the
-/// start of the act), given the number of listing pages and of blocks read.
-fn target(act: Act, blocks: u64) -> (StoreOp, u64) {
+/// start of the act), given the number of listing pages and of blocks read,
+/// and the store.
+fn target(act: Act, blocks: u64, pithos: bool) -> (StoreOp, u64) {
     let pos = |p: Pos, n: u64| match p {
         Pos::First => 1,
         Pos::Middle => n.div_ceil(2),
@@ -378,6 +397,7 @@ fn target(act: Act, blocks: u64) -> (StoreOp, u64) {
         Act::Stat => (StoreOp::Stat, 1),
         Act::Open => (StoreOp::Open, 1),
         Act::ReadBlock(p) => (StoreOp::ReadBlock, pos(p, blocks)),
+        Act::ReadRandom => (if pithos { StoreOp::ReadBlock } else { StoreOp::ReadRange }, 1),
         Act::ReadRange => (StoreOp::ReadRange, 1),
         Act::Readlink => (StoreOp::ReadObject, 1),
     }
@@ -439,8 +459,9 @@ where
     C: ObjectStorage + Clone,
     S: Store,
 {
-    fn driver(&self) -> Driver<S> {
+    fn driver(&self, act: Act) -> Driver<S> {
         Driver::new((self.make)(self.client.clone()), &self.container, |o| {
+            o.unverified_range_reads = act == Act::ReadRange;
             // Every lookup and stat goes to the store, so that what `Fs`
             // shows after a fault is what the server holds now.
             o.attr_ttl = Duration::ZERO;
@@ -518,7 +539,9 @@ where
                 self.put(&s.at("a/y"), b"y", "application/octet-stream").await;
             }
             Act::Rmdir => self.put(&s.at("e"), b"", "application/directory").await,
-            Act::ReadBlock(_) | Act::ReadRange => s.fh = Some(d.open("read.bin", false).await.unwrap()),
+            Act::ReadBlock(_) | Act::ReadRandom | Act::ReadRange => {
+                s.fh = Some(d.open("read.bin", false).await.unwrap())
+            }
             Act::ListPage(_) => s.folder = Some(d.lookup("list").await.unwrap()),
             Act::Mkdir | Act::Symlink | Act::Stat | Act::Open | Act::Readlink => {}
         }
@@ -558,7 +581,7 @@ where
             Act::ReadBlock(_) => answer(d.fs.read(fh(), 0, self.read_len as u32).await, |got| {
                 (got != s.read).then(|| format!("{} bytes, not the file's", got.len()))
             }),
-            Act::ReadRange => {
+            Act::ReadRandom | Act::ReadRange => {
                 let (at, len) = (BS as u64 / 2 + 7, 1000);
                 answer(d.fs.read(fh(), at, len as u32).await, |got| {
                     (got[..] != s.read[at as usize..][..len]).then(|| format!("{} bytes, not the file's", got.len()))
@@ -572,9 +595,9 @@ where
     /// Plays row `n`: what the faulted call did, then what finishing did,
     /// each with what the server held then.
     async fn play(&self, n: usize, act: Act, at: &At) -> (Outcome, Outcome) {
-        let d = self.driver();
+        let d = self.driver(act);
         let s = self.set_up(&d, n, act).await;
-        let (op, nth) = target(act, self.blocks);
+        let (op, nth) = target(act, self.blocks, self.name == "Pithos");
         d.store().inject(op, nth, at.fault());
         let answer = self.call(&d, &s, act, false).await;
         let calls = d.store().calls(op);

@@ -22,6 +22,8 @@ use pithosfs::clients::pithos::PithosClient;
 use pithosfs::clients::storage::{GetOptions, ListOptions, ObjectStorage, PutOptions};
 use pithosfs::clients::{ClientError, Http, Options};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Shrunk for the tests: a reply's headers within 2 s, a window of 1 s for
@@ -343,6 +345,133 @@ fn block_that_does_not_match_its_hash_is_refused() {
     w.assert_alive("a tampered block");
     w.proxy.clear();
     assert_eq!(w.env.sh(r#"sha256sum < "$M/pithos/tampered.bin" | cut -c1-64"#).trim(), sha256(&data));
+}
+
+/// A random reader (4 KiB `pread`s with `POSIX_FADV_RANDOM`) of a file
+/// whose every byte comes back from the server changed: no read returns
+/// changed bytes. Each fetches its whole block, which fails its hash, so
+/// each fails with EIO. With `--unverified-range-reads` the same reads
+/// fetch just their 4 KiB, which no hash can check, and get what the server
+/// sent: the trade that option names.
+#[test]
+fn random_reads_are_checked_against_block_hashes() {
+    let mut w = World::new();
+    let bs = w.env.cloud.block_size("pithos") as usize;
+    let data = random_bytes(3 * bs, 11);
+    w.env.cloud.put("pithos", "random.bin", &data);
+    // One byte changed in every 4 KiB page, whatever range is asked for.
+    let mut bad = data.clone();
+    for page in bad.chunks_mut(4096) {
+        page[100] ^= 0x01;
+    }
+    let total = data.len();
+    let small = Arc::new(AtomicU64::new(0));
+    let hits = w.proxy.rule(
+        "every byte changed",
+        |r| r.is_data_read("pithos", "random.bin"),
+        Action::Answer(Box::new({
+            let (small, bad) = (small.clone(), bad.clone());
+            move |r| {
+                let (a, b) = r
+                    .header("range")
+                    .and_then(|v| v.strip_prefix("bytes="))
+                    .and_then(|v| v.split_once('-'))
+                    .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?.min(total - 1))))
+                    .unwrap_or((0, total - 1));
+                if b + 1 - a <= 4096 {
+                    small.fetch_add(1, Ordering::SeqCst);
+                }
+                Made {
+                    status: 206,
+                    headers: vec![
+                        ("Content-Type".into(), "application/octet-stream".into()),
+                        ("Content-Range".into(), format!("bytes {a}-{b}/{total}")),
+                    ],
+                    body: bad[a..=b].to_vec(),
+                }
+            }
+        })),
+    );
+    let read = |w: &World| -> Vec<(usize, Option<Vec<u8>>)> {
+        let out = w.env.sh(r#"timeout 60 python3 - "$M/pithos/random.bin" <<'EOF'
+import errno, os, random, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+pages = os.fstat(fd).st_size // 4096
+for off in random.Random(5).sample(range(1, pages), 12):
+    try:
+        print(off * 4096, os.pread(fd, 4096, off * 4096).hex())
+    except OSError as e:
+        print(off * 4096, "EIO" if e.errno == errno.EIO else e)
+EOF"#);
+        out.lines()
+            .map(|l| {
+                let (off, got) = l.split_once(' ').expect("offset and answer");
+                let off: usize = off.parse().expect("an offset");
+                (off, (got != "EIO").then(|| hex::decode(got).unwrap_or_else(|_| panic!("not EIO nor bytes: {got}"))))
+            })
+            .collect()
+    };
+    w.mount(&[]);
+    let answers = read(&w);
+    assert_eq!(answers.len(), 12);
+    for (off, got) in &answers {
+        assert!(got.is_none(), "the read at {off} returned bytes, not EIO: changed ones? {}", w.log());
+    }
+    assert!(hits.get() >= 1, "the changed data was never asked for");
+    assert_eq!(small.load(Ordering::SeqCst), 0, "a read fetched a range no hash can check");
+    assert!(w.log().contains("does not match its hash"), "{}", w.log());
+    w.assert_alive("random reads of changed blocks");
+
+    w.env.unmount();
+    w.mount(&["--unverified-range-reads"]);
+    for (off, got) in read(&w) {
+        assert_eq!(got.as_deref(), Some(&bad[off..off + 4096]), "the read at {off} did not take the server's bytes");
+    }
+    assert!(small.load(Ordering::SeqCst) >= 12, "the reads did not fetch just their ranges");
+    w.proxy.clear();
+    // Remounted: the kernel may keep pages the unchecked reads filled.
+    w.env.unmount();
+    w.mount(&[]);
+    assert_eq!(w.env.sh(r#"sha256sum < "$M/pithos/random.bin" | cut -c1-64"#).trim(), sha256(&data));
+}
+
+/// Synnefo's truncation (a data POST with `X-Object-Bytes`, as kamaki's
+/// `truncate_object` sends it) keeps the old hash on the cut last block.
+/// With history (versioning on, the default) the mount checks the cut block
+/// against the older block that hash names and serves it; without history
+/// nothing can check it, and it is refused, not served unchecked.
+#[test]
+fn a_block_cut_by_truncation_is_checked_through_history() {
+    let mut w = World::new();
+    let bs = w.env.cloud.block_size("pithos") as usize;
+    let data = random_bytes(2 * bs + 3000, 13);
+    let cut = bs + 1000;
+    let truncate = |container: &str| {
+        w.env.cloud.put(container, "cut.bin", &data);
+        let r = http(
+            "POST",
+            &format!("{}?update", w.env.cloud.object_url(container, "cut.bin")),
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("X-Source-Object", &format!("/{container}/cut.bin")),
+                ("Content-Range", &format!("bytes 0-{}/*", cut - 1)),
+                ("X-Object-Bytes", &cut.to_string()),
+            ],
+            None,
+        );
+        assert_eq!(r.status, 204, "truncate: {}", String::from_utf8_lossy(&r.body));
+    };
+    truncate("pithos");
+    let r = http("PUT", &w.env.cloud.container_url("flat"), &[("X-Container-Policy-Versioning", "none")], None);
+    assert_eq!(r.status, 201);
+    truncate("flat");
+    w.mount(&[]);
+    let got = w.env.sh(r#"timeout 60 sha256sum < "$M/pithos/cut.bin" | cut -c1-64"#);
+    assert_eq!(got.trim(), sha256(&data[..cut]), "{}", w.log());
+    w.fails_with(r#"timeout 60 cat "$M/flat/cut.bin" >/dev/null"#, "Input/output error");
+    assert!(w.log().contains("block 1 of cut.bin does not match its hash"), "{}", w.log());
+    w.assert_alive("a block cut by truncation");
 }
 
 /// An endless hashmap is cut at the largest hashmap an object can have.

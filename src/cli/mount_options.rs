@@ -69,6 +69,11 @@ pub struct MountArgs {
     /// Mount `noexec` (fstab's `noexec`): programs on the mount cannot be run.
     #[arg(long)]
     pub noexec: bool,
+    /// Answer a random read of a Pithos file with a ranged GET of just the bytes
+    /// asked for, which no block hash can check, instead of its whole checked
+    /// block: lower latency on slow links, at the cost of integrity.
+    #[arg(long)]
+    pub unverified_range_reads: bool,
     /// Stay in the foreground (Ctrl-C unmounts); for systemd, a `Type=notify` service.
     #[arg(short, long)]
     pub foreground: bool,
@@ -139,7 +144,8 @@ const GENERIC: &[&str] = &[
 ];
 
 /// pithosfs's own options, for the message that refuses an unknown one.
-const KNOWN: &str = "ro, rw, allow_other, suid, dev, noexec, container=, cache_size=, cache_dir=, \
+const KNOWN: &str =
+    "ro, rw, allow_other, suid, dev, noexec, unverified_range_reads, container=, cache_size=, cache_dir=, \
     cache_dir_size=, attr_ttl=, dir_ttl=, uid=, gid=, owners=, file_mode=, dir_mode=, url=, token_file=, \
     cloud=, storage_url=, swift_auth=, swift_user=, swift_key_file=";
 
@@ -178,6 +184,7 @@ impl MountArgs {
             "dev" => flag(&mut self.dev, true)?,
             "noexec" => flag(&mut self.noexec, true)?,
             "exec" => flag(&mut self.noexec, false)?,
+            "unverified_range_reads" => flag(&mut self.unverified_range_reads, true)?,
             "nosuid" => flag(&mut self.suid, false)?,
             "nodev" => flag(&mut self.dev, false)?,
             "container" => self.container = Some(text()?),
@@ -224,6 +231,7 @@ impl MountArgs {
         fs.read_only = self.read_only;
         fs.suid = self.suid;
         fs.dev = self.dev;
+        fs.unverified_range_reads = self.unverified_range_reads;
         fs.container = self.container;
         fs.cache_size = self.cache_size.max(16 << 20);
         fs.attr_ttl = self.attr_ttl.min(Duration::from_secs(3600));

@@ -47,6 +47,10 @@ pub struct FsOptions {
     pub suid: bool,
     /// Let device nodes open their devices (`--dev`; off: the mount is `nodev`).
     pub dev: bool,
+    /// Random reads of files with block hashes (Pithos) fetch just the bytes
+    /// asked for, unchecked (`--unverified-range-reads`). Off: they fetch
+    /// whole blocks, checked against their hashes, through the cache.
+    pub unverified_range_reads: bool,
 }
 
 /// Blocks sent ahead of a commit at once (4 MiB each on Pithos).
@@ -75,6 +79,7 @@ impl Default for FsOptions {
             spill_dir: default_cache_dir().join("spill"),
             suid: false,
             dev: false,
+            unverified_range_reads: false,
         }
     }
 }

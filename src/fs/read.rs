@@ -1,12 +1,13 @@
 //! Opening and reading: an open pins the version every read of the handle
 //! sees; blocks come through the block cache (checked before they enter it);
-//! sequential readers prefetch, random readers fetch just the bytes asked.
+//! sequential readers prefetch; random readers fetch whole checked blocks
+//! (just the bytes asked where no hash could check them).
 
 use super::attr::{Attr, Kind};
 use super::errno::{errno_of, During, Errno, FsResult, Op};
 use super::filesystem::{lock, Fs};
 use super::handle::{BlockRef, OpenFile};
-use super::store::{Store, StoreError};
+use super::store::{Store, StoreError, Version};
 use crate::blocks::BlockHash;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -147,9 +148,14 @@ impl<S: Store> Fs<S> {
         let first = (offset / bs) as usize;
         let last = ((end - 1) / bs) as usize;
         if !sequential && !f.has_dirty() && !f.is_changed() {
-            // A random reader gets just the bytes it asked for, pinned to its version.
+            // A random reader gets just the bytes it asked for, pinned to its
+            // version, where that gives up no check: on Swift, whose blocks
+            // are ranges anyway, or when the user traded the check for
+            // latency. Blocks with hashes are otherwise fetched whole and
+            // checked (below), and later reads in them are memory hits.
             let all_cached = (first..=last).all(|i| f.key(i).is_some_and(|h| self.cache.get(h).is_some()));
-            if let (false, Some(version)) = (all_cached, f.version()) {
+            let unchecked = |v: &Version| v.content_hash.is_none() || self.opts.unverified_range_reads;
+            if let (false, Some(version)) = (all_cached, f.version().filter(|v| unchecked(v))) {
                 let loc = self.locate(f.ino())?;
                 match self.store.read_range(&loc.container, &loc.path, version, offset, end).await {
                     Ok(data) if data.len() as u64 == end - offset => return Ok(data),

@@ -152,12 +152,19 @@ impl Store for PithosStore {
         })
         .await
         .map_err(|_| StoreError::Invalid("a hashing task failed".into()))?;
-        // Pithos keeps the old hash of a block cut by truncation: such a
-        // last block cannot be checked, and must not be cached under it.
-        if !checked && i + 1 != version.block_count() {
-            return Err(StoreError::Invalid(format!("block {i} of {name} does not match its hash")));
+        if checked {
+            return Ok(Block { data, checked });
         }
-        Ok(Block { data, checked })
+        // Pithos keeps the old hash of a block cut by a truncating POST: a
+        // partial last block may carry the hash of the longer block it was
+        // cut from. It is served (never cached under that hash) only when
+        // history shows that block, checked, beginning with these bytes.
+        let partial_last = i + 1 == version.block_count() && (data.len() as u64) < version.block_size;
+        if partial_last && cut_from_checked(&pc, name, version, i, key, algorithm, &data).await {
+            tracing::debug!("the last block of {name} was cut from an older version's block {i}: served, checked");
+            return Ok(Block { data, checked: false });
+        }
+        Err(StoreError::Invalid(format!("block {i} of {name} does not match its hash")))
     }
 
     async fn read_range(
@@ -343,4 +350,42 @@ impl Store for PithosStore {
     async fn quota(&self) -> StoreResult<(u64, u64)> {
         Ok(self.client.get_account_quota().await?)
     }
+}
+
+/// The most older versions a failing last block is looked for in.
+const CUT_SEARCH_VERSIONS: usize = 8;
+
+/// Whether `data`, the partial last block `i` of `version` whose hash is
+/// not `key`, is the start of block `i` of an older version whose hash is
+/// `key`: Synnefo's truncation leaves that hash on the cut block. The older
+/// block is read (pinned to its version) and checked against `key`, so the
+/// bytes served are checked after all; no history (versioning off, or too
+/// many versions since) means they are not, and are refused.
+async fn cut_from_checked(
+    pc: &PithosClient,
+    name: &str,
+    version: &Version,
+    i: usize,
+    key: BlockHash,
+    algorithm: Algorithm,
+    data: &Bytes,
+) -> bool {
+    let Ok(versions) = pc.get_object_versionlist(name).await else { return false };
+    let older = versions.iter().rev().map(|(id, _)| id).filter(|id| Some(id.as_str()) != version.pin.as_deref());
+    for id in older.take(CUT_SEARCH_VERSIONS) {
+        let Ok(hm) = pc.get_object_hashmap(name, Some(id)).await else { continue };
+        let (start, end) = hm.block_range(i);
+        if hm.hashes.get(i) != Some(&key) || end.saturating_sub(start) <= data.len() as u64 {
+            continue;
+        }
+        let Ok(old) = pc.get_range(name, start, end - 1, Some(id)).await else { continue };
+        let old_checked = tokio::task::spawn_blocking({
+            let old = old.clone();
+            move || blocks::hash_block(algorithm, &old) == key
+        });
+        if old_checked.await.unwrap_or(false) {
+            return old.starts_with(data);
+        }
+    }
+    false
 }
