@@ -140,21 +140,51 @@ async fn a_folder_s_times_follow_its_entries_at_no_request() {
     assert_eq!(times(dir).await, (m1, c1));
 }
 
-/// Reading a file cold costs its open and one read per block; warm, only
-/// the open (which pins the version).
+/// Reading a file cold costs its open and one read per block. A sequential
+/// reader releases the blocks it has passed (the kernel's page cache holds
+/// them): read again without that page cache, the file costs the open and
+/// those blocks, while the two it had not passed are still in memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_and_warm_reads() {
     let tc = cloud().await;
-    let data = random_bytes(5 * BS + 7, 2);
+    let (data, small) = (random_bytes(5 * BS + 7, 2), random_bytes(BS, 4));
     upload(&tc, "big.bin", &data).await;
+    upload(&tc, "one.bin", &small).await;
     let d = pithos(&tc);
     d.lookup("big.bin").await.unwrap();
+    d.lookup("one.bin").await.unwrap();
     let before = d.store().counts();
     assert_eq!(d.get("big.bin").await.unwrap(), data);
     assert_eq!(d.store().since(&before), vec![(StoreOp::Open, 1), (StoreOp::ReadBlock, 6)]);
     let before = d.store().counts();
     assert_eq!(d.get("big.bin").await.unwrap(), data);
+    // Reads of 128 KiB pieces cover two blocks each; the last starts in
+    // block 4, so blocks 0 to 2 were released.
+    assert_eq!(PIECE, 2 * BS);
+    assert_eq!(d.store().since(&before), vec![(StoreOp::Open, 1), (StoreOp::ReadBlock, 3)]);
+    // Read in one piece, nothing is passed: warm, only the open.
+    assert_eq!(d.get("one.bin").await.unwrap(), small);
+    let before = d.store().counts();
+    assert_eq!(d.get("one.bin").await.unwrap(), small);
     assert_eq!(d.store().since(&before), vec![(StoreOp::Open, 1)]);
+}
+
+/// A sequential scan of a file twice the cache's size does not push out
+/// the blocks other files use: they are still read from memory after it
+/// (the scan holds at most its prefetch window, half the cache, and the
+/// blocks it is reading).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_leaves_the_cache_to_others() {
+    let tc = cloud().await;
+    let d = Driver::new(PithosStore::new(alice(&tc)), "pithos", |o| o.cache_size = 16 * BS as u64);
+    let (hot, big) = (random_bytes(BS + 10, 8), random_bytes(32 * BS, 9));
+    upload(&tc, "hot.bin", &hot).await;
+    upload(&tc, "big.bin", &big).await;
+    assert_eq!(d.get("hot.bin").await.unwrap(), hot);
+    assert_eq!(d.get("big.bin").await.unwrap(), big);
+    let before = d.store().counts();
+    assert_eq!(d.get("hot.bin").await.unwrap(), hot);
+    assert_eq!(d.store().since(&before), vec![(StoreOp::Open, 1)], "the scan pushed out the other file's blocks");
 }
 
 /// A 4 KiB edit in the middle of a file of several blocks: the block it

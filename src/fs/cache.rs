@@ -178,6 +178,25 @@ impl BlockCache {
         }
     }
 
+    /// Lets a block go from memory as if least recently used (to the disk
+    /// tier, if any): a sequential reader is done with it, and the kernel's
+    /// page cache holds what it read. A scan of a large file then neither
+    /// pushes out what others use nor keeps a second copy of the file, and
+    /// its memory is reused for the next blocks instead of fresh pages.
+    pub fn release(&self, h: &BlockHash) {
+        let popped = {
+            let mut inner = self.lock();
+            let popped = inner.lru.pop(h);
+            if let Some(b) = &popped {
+                inner.bytes -= b.len() as u64;
+            }
+            popped
+        };
+        if let Some(b) = popped {
+            self.spill(*h, b);
+        }
+    }
+
     /// Writes every block held in memory to the disk tier, least recently
     /// used first, so the next mount on the same cache dir starts warm.
     /// Blocking: for the end of a mount, off the runtime.

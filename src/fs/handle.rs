@@ -34,6 +34,8 @@ pub struct OpenFile {
     /// Where the last read ended, and the prefetch window in blocks.
     last_end: u64,
     window: usize,
+    /// Blocks below this a sequential reader has passed and released.
+    released: usize,
     /// A commit of this file created here may have landed (its reply was
     /// lost and the store could not be asked): what the name holds may be
     /// that version of ours, so the next commit replaces whatever is there.
@@ -67,6 +69,7 @@ impl OpenFile {
             writable: false,
             last_end: 0,
             window: 0,
+            released: 0,
             base_unknown: false,
         }
     }
@@ -188,6 +191,16 @@ impl OpenFile {
         self.window = if sequential { (self.window * 2).clamp(1, max) } else { 0 };
         self.last_end = end;
         sequential
+    }
+
+    /// Blocks a sequential reader now in block `i` has left behind and not
+    /// released yet: those before the block before `i` (the kernel may still
+    /// send a late read of that one).
+    pub fn passed(&mut self, i: usize) -> std::ops::Range<usize> {
+        let behind = i.saturating_sub(1);
+        let from = self.released.min(behind);
+        self.released = self.released.max(behind);
+        from..behind
     }
 
     /// Blocks to prefetch past the current read.

@@ -93,6 +93,24 @@ impl<S: Store> Fs<S> {
         Ok(if data.len() > len { data.slice(..len) } else { data })
     }
 
+    /// The largest prefetch window for blocks of `bs` bytes: at most half
+    /// the cache, so that prefetched blocks are not pushed out (and fetched
+    /// again) before their reader gets to them.
+    fn window_max(&self, bs: u64) -> usize {
+        let fit = (self.opts.cache_size / bs.max(1) / 2) as usize;
+        self.opts.max_prefetch.min(fit).max(1)
+    }
+
+    /// Releases from the cache the clean blocks a sequential reader, now in
+    /// block `i`, has passed (see `BlockCache::release`).
+    fn release_passed(&self, f: &mut OpenFile, i: usize) {
+        for k in f.passed(i) {
+            if let Some(key) = f.key(k).filter(|_| !f.is_dirty(k)) {
+                self.cache.release(key);
+            }
+        }
+    }
+
     /// Starts fetching the next blocks of a sequential reader.
     fn prefetch(self: &Arc<Self>, f: &OpenFile, from: usize, count: usize) {
         let end = (from + count).min(f.block_count());
@@ -130,8 +148,11 @@ impl<S: Store> Fs<S> {
         if b > data.len() {
             return None;
         }
-        if f.note_read(offset, end, self.opts.max_prefetch) && f.window() > 0 {
-            self.prefetch(&f, i + 1, f.window());
+        if f.note_read(offset, end, self.window_max(bs)) {
+            self.release_passed(&mut f, i);
+            if f.window() > 0 {
+                self.prefetch(&f, i + 1, f.window());
+            }
         }
         Some(data.slice(a..b))
     }
@@ -144,7 +165,7 @@ impl<S: Store> Fs<S> {
         }
         let end = offset.saturating_add(size as u64).min(f.size());
         let bs = f.block_size();
-        let sequential = f.note_read(offset, end, self.opts.max_prefetch);
+        let sequential = f.note_read(offset, end, self.window_max(bs));
         let first = (offset / bs) as usize;
         let last = ((end - 1) / bs) as usize;
         if !sequential && !f.has_dirty() && !f.is_changed() {
@@ -167,6 +188,9 @@ impl<S: Store> Fs<S> {
                     Err(e) => return Err(errno_of(Op::Read, &e)),
                 }
             }
+        }
+        if sequential {
+            self.release_passed(&mut f, first);
         }
         if sequential && f.window() > 0 {
             // The next blocks are on their way while this one is served.
