@@ -141,8 +141,9 @@ enum ServeAction {
     },
     /// Write many objects straight into a data directory (no server may run on it).
     ///
-    /// Objects `PREFIX/dDDDD/fFFFFFF`, FANOUT per folder, all holding the same
-    /// SIZE bytes (one shared stored block), committed as a PUT commits them.
+    /// Objects `PREFIX/dDDDD/fFFFFFF`, FANOUT per folder (or `PREFIX/fFFFFFF` with
+    /// --flat), all holding the same SIZE bytes (one shared stored block), committed
+    /// as a PUT commits them.
     #[command(hide = true)]
     BulkLoad {
         /// Data directory [default: ~/.local/share/pithosfs]
@@ -163,6 +164,9 @@ enum ServeAction {
         /// Objects per folder.
         #[arg(long, default_value_t = 1000)]
         fanout: u64,
+        /// All objects in one folder: PREFIX/fNNNNNN (no --fanout folders).
+        #[arg(long)]
+        flat: bool,
         /// Bytes of each object (at most one 4 MiB block).
         #[arg(long, default_value_t = 1024)]
         size: u64,
@@ -270,9 +274,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(ServeAction::Gc { data, grace, json }) = args.action {
         return collect_garbage(data.unwrap_or_else(default_data_dir), grace, json);
     }
-    if let Some(ServeAction::BulkLoad { data, user, container, prefix, count, fanout, size }) = args.action {
+    if let Some(ServeAction::BulkLoad { data, user, container, prefix, count, fanout, flat, size }) = args.action {
         let data_dir = data.unwrap_or_else(default_data_dir);
-        let load = cloud::bulk::BulkLoad { data_dir, user, container, prefix, count, fanout, size };
+        let load = cloud::bulk::BulkLoad { data_dir, user, container, prefix, count, fanout, flat, size };
         let done = load.run()?;
         println!("loaded {} objects in {} folders in {:.1} s", done.objects, done.folders, done.seconds);
         return Ok(());

@@ -40,6 +40,8 @@ pub struct BulkLoad {
     pub count: u64,
     /// Objects per folder.
     pub fanout: u64,
+    /// All objects in one folder, `PREFIX/fFFFFFF` (`fanout` is not used).
+    pub flat: bool,
     /// Bytes of every object (at most one block of the default block size).
     pub size: u64,
 }
@@ -53,15 +55,19 @@ pub struct Loaded {
 }
 
 impl BulkLoad {
-    /// The name of object `i`: `PREFIX/dDDDD/fFFFFFF`, zero-padded so that
-    /// names sort as their numbers do.
+    /// The name of object `i`: `PREFIX/dDDDD/fFFFFFF` (flat: `PREFIX/fFFFFFF`),
+    /// zero-padded so that names sort as their numbers do.
     pub fn name(&self, i: u64) -> String {
+        let prefix = self.prefix.trim_matches('/');
+        let sep = if prefix.is_empty() { "" } else { "/" };
+        if self.flat {
+            let fw = digits(self.count.saturating_sub(1)).max(6);
+            return format!("{prefix}{sep}f{i:0fw$}");
+        }
         let fanout = self.fanout.max(1);
         let folders = self.count.div_ceil(fanout).max(1);
         let dw = digits(folders - 1).max(4);
         let fw = digits(fanout - 1).max(6);
-        let prefix = self.prefix.trim_matches('/');
-        let sep = if prefix.is_empty() { "" } else { "/" };
         format!("{prefix}{sep}d{:0dw$}/f{:0fw$}", i / fanout, i % fanout)
     }
 
@@ -118,7 +124,11 @@ impl BulkLoad {
             done = end;
         }
         drop(lock);
-        let folders = if self.count == 0 { 0 } else { self.count.div_ceil(self.fanout) };
+        let folders = match self.count {
+            0 => 0,
+            _ if self.flat => 1,
+            n => n.div_ceil(self.fanout),
+        };
         Ok(Loaded { objects: self.count, folders, seconds: started.elapsed().as_secs_f64() })
     }
 
@@ -191,6 +201,7 @@ mod tests {
             prefix: "big/".into(),
             count,
             fanout,
+            flat: false,
             size: 5,
         }
     }
@@ -204,5 +215,9 @@ mod tests {
         let l = load(20_000_000, 1);
         assert_eq!(l.name(19_999_999), "big/d19999999/f000000");
         assert_eq!(load(3, 2).content(), b"pitho".to_vec());
+        let flat = BulkLoad { flat: true, ..load(1_000_000, 1000) };
+        assert_eq!((flat.name(0), flat.name(999_999)), ("big/f000000".into(), "big/f999999".into()));
+        let flat = BulkLoad { flat: true, ..load(10_000_001, 1000) };
+        assert_eq!(flat.name(42), "big/f00000042");
     }
 }
