@@ -1289,6 +1289,21 @@ fn the_sequences_that_failed_once_pass() {
             vec![calm(Create(a)), wild(Fsync(0), 13437629228732171089), calm(w(0, 0, 1, 0))],
         ),
         (
+            "a new file whose block upload failed was then written over whatever its name held",
+            vec![
+                calm(Create(a)),
+                calm(Create(a)),
+                calm(Close(0)),
+                calm(Create(a)),
+                calm(Create(c)),
+                calm(Close(0)),
+                calm(Close(0)),
+                calm(w(0, 4037, 60, 0)),
+                wild(Fsync(0), 11362263350385308620),
+                calm(Truncate { name: c, size: 1 }),
+            ],
+        ),
+        (
             "an unlinked file reads and writes through its descriptor",
             vec![
                 calm(Create(a)),

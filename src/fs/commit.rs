@@ -91,29 +91,14 @@ impl<S: Store> Fs<S> {
             self.early_uploads_settled().await;
         }
         let blocks: Arc<dyn BlockSource> = Arc::new(FileBlocks::new(self.clone(), f, snapshot.clone()));
-        let sent = match self.send_version(&loc.container, &loc.path, &new, &blocks).await {
-            // A retried commit whose first attempt landed (its reply was lost)
-            // is refused by its own version: not a conflict.
-            Err(StoreError::Changed) => {
-                let landed = self.landed(&loc.container, &loc.path, &new, &blocks).await;
-                if landed.is_some() {
-                    tracing::info!("{}: a retried commit found its first attempt landed", shorten(&loc.path));
-                }
-                landed.ok_or(StoreError::Changed)
+        let (sent, unsent) = match self.send_version(&loc.container, &loc.path, &new, &blocks).await {
+            Ok(c) => (Ok(c), false),
+            // A block the store lacked could not be sent: no request that
+            // could have written the version got through, so nothing landed.
+            Err(Failed::BeforeWrite(e)) => (Err(e), true),
+            Err(Failed::Write(e)) => {
+                (self.after_write_failed(&loc.container, &loc.path, &new, &blocks, e).await, false)
             }
-            // The outcome is unknown (the reply was lost after the store
-            // wrote it, or the store gave up): if the object now is this
-            // version, the commit happened. Answering EIO would leave a file
-            // created here counted as never sent, so a rename would move only
-            // its local name and leave the object behind.
-            Err(StoreError::Unavailable(m)) => {
-                let landed = self.landed(&loc.container, &loc.path, &new, &blocks).await;
-                if landed.is_some() {
-                    tracing::info!("{}: the commit's reply was lost, but the version is there", shorten(&loc.path));
-                }
-                landed.ok_or(StoreError::Unavailable(m))
-            }
-            other => other,
         };
         match sent {
             Ok(c) => {
@@ -135,7 +120,10 @@ impl<S: Store> Fs<S> {
             Err(StoreError::Changed) => {
                 let copy = format!("{}.conflict-{}", loc.path, now().secs());
                 new.condition = Condition::Any;
-                self.send_version(&loc.container, &copy, &new, &blocks).await.during(Op::Commit)?;
+                self.send_version(&loc.container, &copy, &new, &blocks)
+                    .await
+                    .map_err(Failed::into_inner)
+                    .during(Op::Commit)?;
                 tracing::warn!(
                     "conflict: {} changed remotely while open here; this side was saved as {}",
                     shorten(&loc.path),
@@ -146,7 +134,7 @@ impl<S: Store> Fs<S> {
             }
             Err(e) => {
                 tracing::warn!("commit of {}/{} failed: {e}", loc.container, shorten(&loc.path));
-                if matches!(e, StoreError::Unavailable(_)) {
+                if matches!(e, StoreError::Unavailable(_)) && !unsent {
                     // Whether it landed is unknown: a new file may be there.
                     let mut t = self.inodes();
                     if let Some(n) = t.get_mut(f.ino()).filter(|n| n.unsent) {
@@ -159,6 +147,41 @@ impl<S: Store> Fs<S> {
         }
     }
 
+    /// A commit that failed at a request that may have written the version.
+    async fn after_write_failed(
+        &self,
+        container: &str,
+        name: &str,
+        new: &NewVersion,
+        blocks: &Arc<dyn BlockSource>,
+        e: StoreError,
+    ) -> StoreResult<Committed> {
+        match e {
+            // A retried commit whose first attempt landed (its reply was lost)
+            // is refused by its own version: not a conflict.
+            StoreError::Changed => {
+                let landed = self.landed(container, name, new, blocks).await;
+                if landed.is_some() {
+                    tracing::info!("{}: a retried commit found its first attempt landed", shorten(name));
+                }
+                landed.ok_or(StoreError::Changed)
+            }
+            // The outcome is unknown (the reply was lost after the store
+            // wrote it, or the store gave up): if the object now is this
+            // version, the commit happened. Answering EIO would leave a file
+            // created here counted as never sent, so a rename would move only
+            // its local name and leave the object behind.
+            StoreError::Unavailable(m) => {
+                let landed = self.landed(container, name, new, blocks).await;
+                if landed.is_some() {
+                    tracing::info!("{}: the commit's reply was lost, but the version is there", shorten(name));
+                }
+                landed.ok_or(StoreError::Unavailable(m))
+            }
+            other => Err(other),
+        }
+    }
+
     /// Writes `new` at `name`: commit, upload the blocks the store lacks,
     /// commit again.
     async fn send_version(
@@ -167,9 +190,9 @@ impl<S: Store> Fs<S> {
         name: &str,
         new: &NewVersion,
         blocks: &Arc<dyn BlockSource>,
-    ) -> StoreResult<Committed> {
+    ) -> Result<Committed, Failed> {
         for _ in 0..COMMIT_ROUNDS {
-            let missing = match self.store.commit(container, name, new, blocks.clone()).await? {
+            let missing = match self.store.commit(container, name, new, blocks.clone()).await.map_err(Failed::Write)? {
                 Commit::Done(c) => return Ok(c),
                 Commit::Missing(m) => m,
             };
@@ -189,9 +212,10 @@ impl<S: Store> Fs<S> {
                 })
                 .buffer_unordered(PARALLEL_UPLOADS)
                 .try_collect::<Vec<()>>()
-                .await?;
+                .await
+                .map_err(Failed::BeforeWrite)?;
         }
-        Err(StoreError::Invalid(format!("the store kept asking for blocks of {name}")))
+        Err(Failed::BeforeWrite(StoreError::Invalid(format!("the store kept asking for blocks of {name}"))))
     }
 
     /// The version `new` would be, when the object already is it: a commit
@@ -361,4 +385,20 @@ fn hash_blocks(dirty: &DirtySnapshot, indices: &[usize], alg: Algorithm) -> std:
         }
         Ok(all)
     })
+}
+
+/// How `send_version` failed: at a request that writes the version (its
+/// outcome may be unknown), or before any did (the blocks the store lacked
+/// could not be sent: the version is certainly not there).
+enum Failed {
+    Write(StoreError),
+    BeforeWrite(StoreError),
+}
+
+impl Failed {
+    fn into_inner(self) -> StoreError {
+        match self {
+            Failed::Write(e) | Failed::BeforeWrite(e) => e,
+        }
+    }
 }
