@@ -270,15 +270,20 @@ impl BlockCache {
             }
         };
         let result = shared.clone().await;
-        if let Ok((data, true)) = &result {
-            self.insert(h, data.clone());
+        // Only while this fetch is still the one in flight: a waiter woken
+        // late (a prefetch task) must not put back a block that its reader
+        // has used and released since.
+        let ours = |inner: &Inner| inner.inflight.get(&h).is_some_and(|f| f.ptr_eq(&shared));
+        if ours(&self.lock()) {
+            if let Ok((data, true)) = &result {
+                self.insert(h, data.clone());
+            }
+            // Only after it is in memory, and only this fetch (not a later one).
+            let mut inner = self.lock();
+            if ours(&inner) {
+                inner.inflight.remove(&h);
+            }
         }
-        // Only after it is in memory, and only this fetch (not a later one).
-        let mut inner = self.lock();
-        if inner.inflight.get(&h).is_some_and(|f| f.ptr_eq(&shared)) {
-            inner.inflight.remove(&h);
-        }
-        drop(inner);
         result.map(|(data, _)| data)
     }
 
