@@ -378,7 +378,7 @@ async fn cut_from_checked(
         if hm.hashes.get(i) != Some(&key) || end.saturating_sub(start) <= data.len() as u64 {
             continue;
         }
-        let Ok(old) = pc.get_range(name, start, end - 1, Some(id)).await else { continue };
+        let Ok(old) = pc.fetch_block(name, &hm, i).await else { continue };
         let old_checked = tokio::task::spawn_blocking({
             let old = old.clone();
             move || blocks::hash_block(algorithm, &old) == key
