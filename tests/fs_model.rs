@@ -220,6 +220,10 @@ struct Handle {
     node: usize,
     /// The content it was opened at or last committed (None: a new file).
     base: Option<Vec<u8>>,
+    /// The base is a commit whose reply was lost but which landed: the
+    /// filesystem finds it again by a HEAD, by hash and size (a version of
+    /// the same Pithos hash and another size is someone else's).
+    base_lost: bool,
     content: Vec<u8>,
     /// Changes to commit; None: unknown (a conflict copy whose reply was lost).
     changed: Option<bool>,
@@ -478,7 +482,17 @@ impl<'a, W: World> Play<'a, W> {
             None if self.m.pending_new(node) => (None, Vec::new(), false),
             None => return Err(Errno::NOENT),
         };
-        let mut h = Handle { id: 0, fh: 0, ino: 0, node, base, content, changed: Some(changed), writable: write };
+        let mut h = Handle {
+            id: 0,
+            fh: 0,
+            ino: 0,
+            node,
+            base,
+            base_lost: false,
+            content,
+            changed: Some(changed),
+            writable: write,
+        };
         if truncate && write && !h.content.is_empty() {
             h.content.clear();
             h.changed = Some(true);
@@ -522,7 +536,9 @@ impl<'a, W: World> Play<'a, W> {
         // The store's condition: the object is still the version opened
         // (as its tag tells), or already what is committed (a lost reply).
         let tag = |c: &Option<Vec<u8>>| c.as_ref().map(|c| self.world.tag(c));
-        let lands = tag(&cur) == tag(&h.base) || cur.as_ref() == Some(&h.content);
+        let same_size = |c: &Option<Vec<u8>>| c.as_ref().map(Vec::len) == h.base.as_ref().map(Vec::len);
+        let lands =
+            (tag(&cur) == tag(&h.base) && (!h.base_lost || same_size(&cur))) || cur.as_ref() == Some(&h.content);
         if h_changed.is_none() {
             // Either nothing to commit (Ok), or a conflict again (EIO, a copy).
             allow.copies.push((node.path.clone(), h.content.clone()));
@@ -567,6 +583,7 @@ impl<'a, W: World> Play<'a, W> {
     fn landed(&mut self, i: usize) {
         let h = &mut self.m.handles[i];
         h.base = Some(h.content.clone());
+        h.base_lost = false;
         h.changed = Some(false);
         let (node, content) = (h.node, h.content.clone());
         let n = &mut self.m.nodes[node];
@@ -594,13 +611,11 @@ impl<'a, W: World> Play<'a, W> {
             return Ok(());
         }
         if there.as_ref() == Some(&h.content) && !conflict {
-            // It landed; the handle does not know (its next commit finds it).
-            // A file created here then replaces whatever is at its name (its
-            // own lost version); an edited one still conflicts with it.
+            // It landed; the handle does not know (its next commit finds it,
+            // by a HEAD, and replaces it).
             self.m.server.insert(path.to_string(), h.content.clone());
-            if h.base.is_none() {
-                self.m.handles[i].base = Some(h.content.clone());
-            }
+            self.m.handles[i].base = Some(h.content.clone());
+            self.m.handles[i].base_lost = true;
             return Ok(());
         }
         Err(format!(
@@ -733,6 +748,7 @@ impl<'a, W: World> Play<'a, W> {
                             ino: 0,
                             node,
                             base: None,
+                            base_lost: false,
                             content: Vec::new(),
                             changed: Some(true),
                             writable: true,
@@ -1300,6 +1316,26 @@ fn the_sequences_that_failed_once_pass() {
                 calm(Close(0)),
                 calm(w(0, 4037, 60, 0)),
                 wild(Fsync(0), 11362263350385308620),
+                calm(Truncate { name: c, size: 1 }),
+            ],
+        ),
+        (
+            "a new file whose commit was lost, then written by another handle, replaced that version at its close",
+            vec![
+                calm(Create(c)),
+                calm(Create(c)),
+                wild(Fsync(2), 12448653606329012188),
+                calm(Create(a)),
+                calm(Ftruncate { h: 1, size: 1 }),
+                calm(Close(1)),
+            ],
+        ),
+        (
+            "a new file whose lost commit landed, then truncated by path, kept both versions at its close",
+            vec![
+                calm(Create(db)),
+                calm(Create(c)),
+                wild(Fsync(1), 6626519791065442151),
                 calm(Truncate { name: c, size: 1 }),
             ],
         ),

@@ -8,7 +8,7 @@ use super::attr::{now, Attr};
 use super::dirty::DirtySnapshot;
 use super::errno::{errno_of, During, Errno, FsResult, Op};
 use super::filesystem::{lock, Fs};
-use super::handle::{BlockRef, OpenFile};
+use super::handle::{BlockRef, LostCommit, OpenFile};
 use super::listing::shorten;
 use super::store::{BlockSource, Commit, Committed, Condition, NewVersion, Store, StoreError, StoreResult, Version};
 use crate::blocks::{self, Algorithm, BlockHash};
@@ -82,7 +82,7 @@ impl<S: Store> Fs<S> {
             content_hash: f.content_hash(),
             content_type: "application/octet-stream".into(),
             meta: attr.to_meta(),
-            condition: f.condition(),
+            condition: self.condition(&loc.container, &loc.path, f).await?,
         };
         let started = Instant::now();
         let snapshot = Arc::new(f.snapshot());
@@ -135,16 +135,41 @@ impl<S: Store> Fs<S> {
             Err(e) => {
                 tracing::warn!("commit of {}/{} failed: {e}", loc.container, shorten(&loc.path));
                 if matches!(e, StoreError::Unavailable(_)) && !unsent {
-                    // Whether it landed is unknown: a new file may be there.
+                    // Whether it landed is unknown: a new file may be there,
+                    // and the next commit must know this version if it is.
+                    let content_id = self.store.content_id(&new, blocks.clone()).await;
+                    f.lost_commit(LostCommit { size: new.size, content_id });
                     let mut t = self.inodes();
                     if let Some(n) = t.get_mut(f.ino()).filter(|n| n.unsent) {
                         n.maybe_sent = true;
-                        f.lost_track_of_base();
                     }
                 }
                 Err(errno_of(Op::Commit, &e))
             }
         }
+    }
+
+    /// What the next commit of `f` is conditional on: the version it was
+    /// opened at (or no object, for a file created here), unless an earlier
+    /// commit whose outcome was lost is what the name holds now (a HEAD
+    /// tells): then that version, ours, is replaced. A name holding anything
+    /// else, someone else's version, keeps its usual condition and so ends
+    /// in a conflict copy.
+    async fn condition(&self, container: &str, name: &str, f: &OpenFile) -> FsResult<Condition> {
+        let Some(lost) = f.lost() else {
+            return Ok(f.condition());
+        };
+        let now = match self.store.stat(container, name).await {
+            Ok(now) => now,
+            Err(StoreError::NotFound) => return Ok(f.condition()),
+            Err(e) => return Err(errno_of(Op::Commit, &e)),
+        };
+        Ok(match &lost.content_id {
+            Some(id) if now.holds(lost.size, id) => now.tag.map_or(Condition::Any, Condition::Matches),
+            Some(_) => f.condition(),
+            // Its content cannot be told apart: the name may hold it.
+            None => Condition::Any,
+        })
     }
 
     /// A commit that failed at a request that may have written the version.

@@ -36,10 +36,20 @@ pub struct OpenFile {
     window: usize,
     /// Blocks below this a sequential reader has passed and released.
     released: usize,
-    /// A commit of this file created here may have landed (its reply was
-    /// lost and the store could not be asked): what the name holds may be
-    /// that version of ours, so the next commit replaces whatever is there.
-    base_unknown: bool,
+    /// A commit whose outcome is unknown (its reply was lost and the store
+    /// could not be asked): what the name holds may be that version of ours.
+    lost: Option<LostCommit>,
+}
+
+/// A commit that may or may not have landed, as a later `stat` would show
+/// it: the next commit replaces it if the name holds it, and otherwise is
+/// conditional on the version before it, as if it had never been tried.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LostCommit {
+    pub size: u64,
+    /// The store's name for its content; None when it could not be told
+    /// (then whatever the name holds may be it).
+    pub content_id: Option<String>,
 }
 
 /// A clean block of an open file's version, as the fetcher needs it.
@@ -70,7 +80,7 @@ impl OpenFile {
             last_end: 0,
             window: 0,
             released: 0,
-            base_unknown: false,
+            lost: None,
         }
     }
 
@@ -142,21 +152,20 @@ impl OpenFile {
     /// What the next commit is conditional on: the version it replaces, or
     /// no object at all for a file created here.
     pub fn condition(&self) -> Condition {
-        if self.base_unknown {
-            return Condition::Any;
-        }
         match self.base.as_ref().and_then(|v| v.tag.clone()) {
             Some(tag) => Condition::Matches(tag),
             None => Condition::Absent,
         }
     }
 
-    /// A commit of this new file failed with an unknown outcome: it may be
-    /// on the server, as this file's own earlier version.
-    pub fn lost_track_of_base(&mut self) {
-        if self.base.is_none() {
-            self.base_unknown = true;
-        }
+    /// A commit failed with an unknown outcome: it may be on the server.
+    pub fn lost_commit(&mut self, lost: LostCommit) {
+        self.lost = Some(lost);
+    }
+
+    /// The last commit whose outcome is unknown, if no commit went through since.
+    pub fn lost(&self) -> Option<&LostCommit> {
+        self.lost.as_ref()
     }
 
     /// The cache key of clean block `i`.
@@ -319,6 +328,7 @@ impl OpenFile {
         self.dirty.clear();
         self.base = Some(Arc::new(version));
         self.changed = false;
+        self.lost = None;
     }
 
     /// Our content went somewhere else (a conflict copy): nothing is left

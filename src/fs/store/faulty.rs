@@ -350,6 +350,12 @@ impl<S: Store> Store for FaultyStore<S> {
     }
 
     /// Computed here, not a call to the store: no fault meets it (the
+    /// blocks it reads are calls of their own).
+    async fn content_id(&self, new: &NewVersion, blocks: Arc<dyn BlockSource>) -> Option<String> {
+        self.inner.content_id(new, blocks).await
+    }
+
+    /// Computed here, not a call to the store: no fault meets it (the
     /// blocks it reads and the HEAD before it are calls of their own).
     async fn landed(&self, new: &NewVersion, blocks: Arc<dyn BlockSource>, now: &ObjectMeta) -> Option<Committed> {
         self.inner.landed(new, blocks, now).await
@@ -460,6 +466,9 @@ mod tests {
         }
         async fn commit(&self, _: &str, _: &str, _: &NewVersion, _: Arc<dyn BlockSource>) -> StoreResult<Commit> {
             Err(StoreError::NotFound)
+        }
+        async fn content_id(&self, _: &NewVersion, _: Arc<dyn BlockSource>) -> Option<String> {
+            None
         }
         async fn landed(&self, _: &NewVersion, _: Arc<dyn BlockSource>, _: &ObjectMeta) -> Option<Committed> {
             None

@@ -170,6 +170,16 @@ pub enum Entry {
     Folder(String),
 }
 
+impl ObjectMeta {
+    /// Whether this object holds the content `content_id` names, of `size`
+    /// bytes: Pithos shows it as the hash (which ignores trailing zeros, so
+    /// the size tells those apart), Swift as the ETag.
+    pub fn holds(&self, size: u64, content_id: &str) -> bool {
+        let shown = self.hash.as_deref().or(self.tag.as_deref());
+        self.bytes == size && shown.is_some_and(|h| h.eq_ignore_ascii_case(content_id))
+    }
+}
+
 impl Entry {
     /// The name the listing orders by (and pages after).
     pub fn name(&self) -> &str {
@@ -398,6 +408,13 @@ pub trait Store: Send + Sync + 'static {
         new: &NewVersion,
         blocks: Arc<dyn BlockSource>,
     ) -> impl Future<Output = StoreResult<Commit>> + Send;
+
+    /// The name this store gives the content of `new` (the Merkle hash on
+    /// Pithos, the MD5 ETag on Swift), as a later `stat` shows it: kept when
+    /// a commit's outcome is lost, to tell later whether it landed (see
+    /// `ObjectMeta::holds`). None when it cannot be told.
+    fn content_id(&self, new: &NewVersion, blocks: Arc<dyn BlockSource>)
+        -> impl Future<Output = Option<String>> + Send;
 
     /// The version `now` describes (what a HEAD says the object is now),
     /// when it holds exactly the content of `new`: a commit the store took

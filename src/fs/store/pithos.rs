@@ -63,6 +63,15 @@ fn written(new: &NewVersion, algorithm: Algorithm, etag: String, version: Option
     }
 }
 
+/// The blocks' hashes of `new` and the Merkle hash over them (hex).
+fn merkle_of(new: &NewVersion, blocks: &dyn BlockSource) -> Option<(Arc<Vec<BlockHash>>, String)> {
+    let algorithm = new.content_hash?;
+    // Hashing changed blocks is CPU work: off the runtime's reactor.
+    let hashes = tokio::task::block_in_place(|| blocks.hashes(algorithm)).ok()?;
+    let top = blocks::merkle(algorithm, &hashes).to_hex();
+    Some((hashes, top))
+}
+
 impl Store for PithosStore {
     async fn geometry(&self, container: &str) -> StoreResult<Geometry> {
         let (block_size, algorithm) = self.at(container).block_info().await?;
@@ -236,17 +245,19 @@ impl Store for PithosStore {
     }
 
     /// Pithos names a version by the Merkle hash of its blocks' hashes.
+    async fn content_id(&self, new: &NewVersion, blocks: Arc<dyn BlockSource>) -> Option<String> {
+        Some(merkle_of(new, &*blocks)?.1)
+    }
+
     async fn landed(&self, new: &NewVersion, blocks: Arc<dyn BlockSource>, now: &ObjectMeta) -> Option<Committed> {
-        let algorithm = new.content_hash?;
-        let hashes = tokio::task::block_in_place(|| blocks.hashes(algorithm)).ok()?;
-        let top = blocks::merkle(algorithm, &hashes).to_hex();
+        let (hashes, top) = merkle_of(new, &*blocks)?;
         if now.bytes != new.size || now.hash.as_deref() != Some(top.as_str()) {
             return None;
         }
         let version = Version {
             size: new.size,
             block_size: new.block_size,
-            content_hash: Some(algorithm),
+            content_hash: new.content_hash,
             pin: now.version.clone(),
             id: now.version.clone(),
             tag: now.tag.clone().or(Some(top)),

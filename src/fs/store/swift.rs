@@ -332,11 +332,7 @@ impl Store for SwiftStore {
     /// the new version is read through (changed blocks from memory or the
     /// spill file, the others from the cache or, pinned to the version they
     /// come from, the store) and hashed.
-    async fn landed(&self, new: &NewVersion, blocks: Arc<dyn BlockSource>, now: &ObjectMeta) -> Option<Committed> {
-        let etag = now.tag.clone()?;
-        if now.bytes != new.size {
-            return None;
-        }
+    async fn content_id(&self, new: &NewVersion, blocks: Arc<dyn BlockSource>) -> Option<String> {
         let mut sum = Md5::new();
         for i in 0..new.block_count() {
             let block = blocks.block(i).await.ok()?;
@@ -355,7 +351,12 @@ impl Store for SwiftStore {
                 }
             });
         }
-        if !hex::encode(sum.finalize()).eq_ignore_ascii_case(&etag) {
+        Some(hex::encode(sum.finalize()))
+    }
+
+    async fn landed(&self, new: &NewVersion, blocks: Arc<dyn BlockSource>, now: &ObjectMeta) -> Option<Committed> {
+        let etag = now.tag.clone()?;
+        if now.bytes != new.size || !self.content_id(new, blocks).await?.eq_ignore_ascii_case(&etag) {
             return None;
         }
         Some(Committed { version: pinned(&etag, new.size), keys: plain_keys(&etag, new.size, new.block_size) })
