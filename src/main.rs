@@ -7,6 +7,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// jemalloc, not glibc's malloc: a mount holding a million nodes keeps its
+/// many small long-lived allocations apart from the listings' short-lived
+/// ones by size class, where glibc's heap leaves them interleaved and cannot
+/// give the holes back (`find` over a million objects: 780 MiB resident
+/// with glibc, 598 MiB with jemalloc, and 20 % less CPU).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "pithosfs", version, about = "Synnefo clouds from Linux: FUSE mount, control command, local cloud")]
 struct Cli {

@@ -66,7 +66,7 @@ impl<S: Store> Fs<S> {
             f.set_aside();
             let mut t = self.inodes();
             if let Some(n) = t.get_mut(f.ino()) {
-                n.attr.size = f.size();
+                n.set_size(f.size());
                 n.pending = None;
                 n.unsent = false;
             }
@@ -283,13 +283,13 @@ impl<S: Store> Fs<S> {
     fn note_committed(&self, ino: u64, version: &Version, attr: Attr) {
         let mut t = self.inodes();
         if let Some(n) = t.get_mut(ino) {
-            n.attr = Attr {
+            n.set_attr(&Attr {
                 size: version.size,
                 hash: version.tag.clone(),
                 version: version.id.clone(),
                 stored: true,
                 ..attr
-            };
+            });
             n.attr_at = Instant::now();
             n.pending = None;
             n.unsent = false;

@@ -201,7 +201,7 @@ impl<S: Store> Fs<S> {
     }
 
     pub fn attr_of(&self, ino: u64) -> FsResult<Attr> {
-        self.inodes().get(ino).map(|n| n.attr.clone()).ok_or(Errno::NOENT)
+        self.inodes().get(ino).map(|n| n.attr()).ok_or(Errno::NOENT)
     }
 
     /// How `container` cuts files into blocks (asked once per container).

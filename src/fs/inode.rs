@@ -20,7 +20,7 @@
 //! first name promotes an alias. Every name of a group gets the group's
 //! number, in listings as in lookups.
 
-use super::attr::{Attr, Time};
+use super::attr::{Attr, Kind, Time};
 use super::listed::ListedAttr;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -32,13 +32,15 @@ pub const ROOT: u64 = 1;
 pub struct Node {
     pub parent: u64,
     pub name: String,
-    pub attr: Attr,
+    /// Its attributes, compactly (`attr()` gives them whole): a find over
+    /// a million objects keeps a million nodes.
+    attr: ListedAttr,
     /// When `attr` was learnt (for the attribute TTL).
     pub attr_at: Instant,
     /// A folder's entries as last listed (boxed: most nodes are files).
     pub listing: Option<Box<Listing>>,
     /// A symlink's target, once read.
-    pub target: Option<String>,
+    pub target: Option<Box<str>>,
     /// Open handles on this node.
     pub open: u32,
     /// Size of changes not committed yet (what stat must report meanwhile).
@@ -54,7 +56,8 @@ pub struct Node {
     /// Times changed here and kept only here (mtime, ctime): a folder's,
     /// when entries are made or removed in it, and a file's ctime when it
     /// is renamed. What a server lists later does not take them back.
-    pub local_times: Option<(Time, Time)>,
+    /// Boxed: few nodes have them, and every node would pay 40 bytes.
+    pub local_times: Option<Box<(Time, Time)>>,
     /// Entries the kernel was given, less those it forgot.
     lookups: u64,
     /// Children bound by name.
@@ -62,8 +65,10 @@ pub struct Node {
     /// Nodes whose parent this is (bound, or unlinked and still open): they
     /// need it to know their path.
     dependents: u32,
-    /// Other names of the same node (hard links): (folder, name).
-    aliases: Vec<(u64, String)>,
+    /// Other names of the same node (hard links): (folder, name). Boxed:
+    /// few nodes have any.
+    #[allow(clippy::box_collection)]
+    aliases: Option<Box<Vec<(u64, String)>>>,
 }
 
 /// A folder's entries as last listed, by name (the servers' byte order).
@@ -90,7 +95,7 @@ impl Node {
         Node {
             parent,
             name: name.to_string(),
-            attr,
+            attr: ListedAttr::new(&attr),
             attr_at,
             listing: None,
             target: None,
@@ -103,13 +108,60 @@ impl Node {
             lookups: 0,
             children: Children::default(),
             dependents: 0,
-            aliases: Vec::new(),
+            aliases: None,
         }
+    }
+
+    /// Its attributes.
+    pub fn attr(&self) -> Attr {
+        self.attr.attr()
+    }
+
+    pub fn set_attr(&mut self, attr: &Attr) {
+        self.attr = ListedAttr::new(attr);
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.attr.kind
+    }
+
+    /// The size last learnt or committed (`pending` holds one not committed).
+    pub fn size(&self) -> u64 {
+        self.attr.size
+    }
+
+    pub fn set_size(&mut self, size: u64) {
+        self.attr.size = size;
+    }
+
+    /// The hard-link group it belongs to.
+    pub fn link(&self) -> Option<&str> {
+        self.attr.link()
+    }
+
+    /// Whether an object backs it (a folder may be only a prefix).
+    pub fn stored(&self) -> bool {
+        self.attr.stored()
+    }
+
+    /// Its content or attributes changed at `at`, here (see `Attr::changed`).
+    pub fn changed(&mut self, at: Time, content: bool) {
+        self.attr.changed(at, content);
     }
 
     /// Names this node has besides the one its path is computed from.
     pub fn aliases(&self) -> &[(u64, String)] {
-        &self.aliases
+        self.aliases.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// Takes alias `i` away.
+    fn remove_alias(&mut self, i: usize) -> (u64, String) {
+        let list = self.aliases.get_or_insert_default();
+        let out = list.remove(i);
+        if list.is_empty() {
+            self.aliases = None;
+        }
+        out
     }
 
     /// Whether changes made here are not on the server yet.
@@ -133,12 +185,12 @@ impl Node {
             self.target = None;
         }
         // A known symlink target stays valid while the version is the same.
-        if self.attr.version != attr.version {
+        if !self.attr.is_version(&attr.version) {
             self.target = None;
         }
         let mut attr = attr;
         // Times changed here stay until the server's are later.
-        if let Some((mtime, ctime)) = self.local_times {
+        if let Some(&(mtime, ctime)) = self.local_times.as_deref() {
             if attr.mtime >= mtime && attr.ctime >= ctime {
                 self.local_times = None;
             } else {
@@ -146,7 +198,7 @@ impl Node {
                 attr.ctime = attr.ctime.max(ctime);
             }
         }
-        self.attr = attr;
+        self.attr = ListedAttr::new(&attr);
         self.attr_at = Instant::now();
     }
 
@@ -155,7 +207,7 @@ impl Node {
     /// `at`, kept here only.
     pub fn touch(&mut self, at: Time, content: bool) {
         self.attr.changed(at, content);
-        self.local_times = Some((self.attr.mtime, self.attr.ctime));
+        self.local_times = Some(Box::new(self.attr.times()));
     }
 }
 
@@ -290,7 +342,7 @@ impl InodeTable {
     /// `name` in `parent` is no longer bound to node `ino` (about to go, or
     /// unbound): its listing entry takes the node's attributes back.
     fn take_from_node(&mut self, parent: u64, name: &str, ino: u64) {
-        let Some(attr) = self.nodes.get(&ino).map(|n| ListedAttr::new(&n.attr)) else { return };
+        let Some(attr) = self.nodes.get(&ino).map(|n| n.attr.clone()) else { return };
         let entry = self.nodes.get_mut(&parent).and_then(|p| p.listing.as_mut()).and_then(|l| l.entries.get_mut(name));
         if let Some(e) = entry.filter(|e| e.ino == ino && e.attr.is_none()) {
             e.attr = Some(Box::new(attr));
@@ -307,7 +359,7 @@ impl InodeTable {
             self.release(old);
         }
         let Some(n) = self.nodes.get_mut(&ino) else { return };
-        n.aliases.push((parent, name.to_string()));
+        n.aliases.get_or_insert_default().push((parent, name.to_string()));
         if let Some(p) = self.nodes.get_mut(&parent) {
             p.children.insert(name.to_string(), ino);
             p.dependents += 1;
@@ -322,7 +374,7 @@ impl InodeTable {
         if self.child(n.parent, &n.name) == Some(ino) {
             out.push((n.parent, n.name.clone()));
         }
-        out.extend(n.aliases.iter().cloned());
+        out.extend(n.aliases().iter().cloned());
         out
     }
 
@@ -369,7 +421,7 @@ impl InodeTable {
     /// now, times kept only here included (they were written with them).
     pub fn learn_own(&mut self, ino: u64, attr: Attr) {
         if let Some(n) = self.nodes.get_mut(&ino) {
-            n.attr = attr;
+            n.attr = ListedAttr::new(&attr);
             n.attr_at = Instant::now();
             n.local_times = None;
         }
@@ -410,7 +462,7 @@ impl InodeTable {
                 break;
             }
             let (parent, name) = (n.parent, n.name.clone());
-            let aliases = n.aliases.clone();
+            let aliases = n.aliases().to_vec();
             self.take_from_node(parent, &name, cur);
             for (ap, an) in &aliases {
                 self.take_from_node(*ap, an, cur);
@@ -456,11 +508,11 @@ impl InodeTable {
         self.take_from_node(parent, name, ino);
         self.nodes.get_mut(&parent)?.children.remove(name)?;
         let n = self.nodes.get_mut(&ino)?;
-        let promoted = if let Some(i) = n.aliases.iter().position(|(ap, an)| *ap == parent && an == name) {
-            n.aliases.remove(i);
+        let promoted = if let Some(i) = n.aliases().iter().position(|(ap, an)| *ap == parent && an == name) {
+            n.remove_alias(i);
             true
-        } else if n.parent == parent && n.name == name && !n.aliases.is_empty() {
-            let (ap, an) = n.aliases.remove(0);
+        } else if n.parent == parent && n.name == name && !n.aliases().is_empty() {
+            let (ap, an) = n.remove_alias(0);
             n.parent = ap;
             n.name = an;
             true
@@ -491,7 +543,7 @@ impl InodeTable {
         if self.names_of(ino).is_empty() {
             if let Some(n) = self.nodes.get_mut(&ino) {
                 n.unlinked = true;
-                n.attr.nlink = 0;
+                n.attr.set_nlink(0);
             }
         }
     }
@@ -517,7 +569,7 @@ impl InodeTable {
         let named = self.nodes.get(&ino).is_some_and(|n| self.child(n.parent, &n.name) == Some(ino));
         if named {
             self.bind_alias(new_parent, new_name, ino);
-            let attr = self.nodes.get(&ino)?.attr.clone();
+            let attr = self.nodes.get(&ino)?.attr();
             self.list(new_parent, new_name, ino, attr);
             if let Some(r) = replaced {
                 self.release(r);
@@ -532,7 +584,7 @@ impl InodeTable {
         let attr = self.nodes.get_mut(&ino).map(|n| {
             n.parent = new_parent;
             n.name = new_name.to_string();
-            n.attr.clone()
+            n.attr()
         })?;
         if let Some(p) = self.nodes.get_mut(&new_parent) {
             p.children.insert(new_name.to_string(), ino);

@@ -76,7 +76,7 @@ impl<S: Store> Fs<S> {
         let mut t = self.inodes();
         t.set_group_number(&group, ino);
         if let Some(n) = t.get_mut(ino) {
-            n.attr = new.clone();
+            n.set_attr(&new);
             n.attr_at = Instant::now();
         }
         t.bind_alias(new_parent, new_name, ino);
@@ -102,10 +102,12 @@ impl<S: Store> Fs<S> {
         }
         self.write_count(&group, &mut members, None, &new).await?;
         if let Some(n) = self.inodes().get_mut(ino) {
-            if n.attr.link.as_deref() == Some(group.as_str()) {
-                n.attr.nlink = new.nlink;
-                n.attr.link = new.link.clone();
-                n.attr.ctime = new.ctime;
+            if n.link() == Some(group.as_str()) {
+                let mut a = n.attr();
+                a.nlink = new.nlink;
+                a.link = new.link.clone();
+                a.ctime = new.ctime;
+                n.set_attr(&a);
             }
         }
         Ok(())

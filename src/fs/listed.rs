@@ -11,6 +11,7 @@
 use super::attr::{Attr, Kind, Time};
 use std::collections::BTreeMap;
 
+/// A content hash, a version or a UUID as the server gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Token {
     None,
@@ -58,6 +59,48 @@ impl Token {
     }
 }
 
+/// A version or a UUID: as a `Token`, in 24 bytes where a `Token` takes 40
+/// (the rare 32-byte hash among them is boxed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ShortToken {
+    None,
+    Number(u64),
+    Uuid([u8; 16]),
+    Text(Box<str>),
+    Long(Box<Token>),
+}
+
+impl ShortToken {
+    fn of(s: &Option<String>) -> ShortToken {
+        match Token::of(s) {
+            Token::None => ShortToken::None,
+            Token::Number(n) => ShortToken::Number(n),
+            Token::Uuid(u) => ShortToken::Uuid(u),
+            Token::Text(t) => ShortToken::Text(t),
+            long => ShortToken::Long(Box::new(long)),
+        }
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            ShortToken::None => None,
+            ShortToken::Number(n) => Token::Number(*n).text(),
+            ShortToken::Uuid(u) => Token::Uuid(*u).text(),
+            ShortToken::Text(t) => Some(t.to_string()),
+            ShortToken::Long(t) => t.text(),
+        }
+    }
+}
+
+const HAS_ATIME: u8 = 1;
+const HAS_MODE: u8 = 2;
+const HAS_UID: u8 = 4;
+const HAS_GID: u8 = 8;
+/// Where each time is in `secs` and `nanos`.
+const MTIME: usize = 0;
+const CTIME: usize = 1;
+const ATIME: usize = 2;
+
 /// The parts few entries have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Rare {
@@ -74,15 +117,18 @@ pub struct ListedAttr {
     nlink: u32,
     rdev: u32,
     pub size: u64,
-    mtime: Time,
-    ctime: Time,
-    atime: Option<Time>,
-    mode: Option<u32>,
-    uid: Option<u32>,
-    gid: Option<u32>,
+    /// Which of `atime`, `mode`, `uid`, `gid` are there (bits `HAS_*`).
+    has: u8,
+    /// Times as seconds and nanoseconds apart: two `Time`s and an optional
+    /// third take 56 bytes, these 36.
+    secs: [u64; 3],
+    nanos: [u32; 3],
+    mode: u32,
+    uid: u32,
+    gid: u32,
     hash: Token,
-    version: Token,
-    uuid: Token,
+    version: ShortToken,
+    uuid: ShortToken,
     rare: Option<Box<Rare>>,
 }
 
@@ -96,15 +142,19 @@ impl ListedAttr {
             nlink: a.nlink,
             rdev: a.rdev,
             size: a.size,
-            mtime: a.mtime,
-            ctime: a.ctime,
-            atime: a.atime,
-            mode: a.mode,
-            uid: a.uid,
-            gid: a.gid,
+            has: [a.atime.is_some(), a.mode.is_some(), a.uid.is_some(), a.gid.is_some()]
+                .iter()
+                .zip([HAS_ATIME, HAS_MODE, HAS_UID, HAS_GID])
+                .filter(|(there, _)| **there)
+                .fold(0, |has, (_, bit)| has | bit),
+            secs: [a.mtime.secs(), a.ctime.secs(), a.atime.map_or(0, Time::secs)],
+            nanos: [a.mtime.nanos(), a.ctime.nanos(), a.atime.map_or(0, Time::nanos)],
+            mode: a.mode.unwrap_or(0),
+            uid: a.uid.unwrap_or(0),
+            gid: a.gid.unwrap_or(0),
             hash: Token::of(&a.hash),
-            version: Token::of(&a.version),
-            uuid: Token::of(&a.uuid),
+            version: ShortToken::of(&a.version),
+            uuid: ShortToken::of(&a.uuid),
             rare,
         }
     }
@@ -118,15 +168,15 @@ impl ListedAttr {
         Attr {
             kind: self.kind,
             size: self.size,
-            mtime: self.mtime,
-            ctime: self.ctime,
-            atime: self.atime,
+            mtime: self.time(MTIME),
+            ctime: self.time(CTIME),
+            atime: self.there(HAS_ATIME, self.time(ATIME)),
             rdev: self.rdev,
             link,
             nlink: self.nlink,
-            mode: self.mode,
-            uid: self.uid,
-            gid: self.gid,
+            mode: self.there(HAS_MODE, self.mode),
+            uid: self.there(HAS_UID, self.uid),
+            gid: self.there(HAS_GID, self.gid),
             host,
             hash: self.hash.text(),
             version: self.version.text(),
@@ -139,6 +189,46 @@ impl ListedAttr {
     /// The hard-link group of the entry.
     pub fn link(&self) -> Option<&str> {
         self.rare.as_ref().and_then(|r| r.link.as_deref())
+    }
+
+    /// Whether an object backs it (a folder may be only a prefix).
+    pub fn stored(&self) -> bool {
+        self.stored
+    }
+
+    /// (mtime, ctime).
+    pub fn times(&self) -> (Time, Time) {
+        (self.time(MTIME), self.time(CTIME))
+    }
+
+    fn time(&self, i: usize) -> Time {
+        Time::new(self.secs[i], self.nanos[i])
+    }
+
+    fn set_time(&mut self, i: usize, t: Time) {
+        self.secs[i] = t.secs();
+        self.nanos[i] = t.nanos();
+    }
+
+    fn there<T>(&self, bit: u8, value: T) -> Option<T> {
+        (self.has & bit != 0).then_some(value)
+    }
+
+    /// Whether it is the same Pithos version as `version` names.
+    pub fn is_version(&self, version: &Option<String>) -> bool {
+        self.version == ShortToken::of(version)
+    }
+
+    pub fn set_nlink(&mut self, nlink: u32) {
+        self.nlink = nlink;
+    }
+
+    /// See `Attr::changed`.
+    pub fn changed(&mut self, at: Time, content: bool) {
+        if content {
+            self.set_time(MTIME, at);
+        }
+        self.set_time(CTIME, at);
     }
 }
 
@@ -175,10 +265,25 @@ mod tests {
                 (Some(hash), Some(version), Some(uuid))
             );
             assert_eq!(
-                (back.size, back.mode, back.uid, back.mtime, back.kind),
-                (a.size, a.mode, a.uid, a.mtime, a.kind)
+                (back.size, back.mode, back.uid, back.gid, back.mtime, back.ctime, back.atime, back.kind),
+                (a.size, a.mode, a.uid, a.gid, a.mtime, a.ctime, a.atime, a.kind)
             );
         }
+        // Present zeros are not absent ones; every time keeps its nanoseconds.
+        a.gid = Some(0);
+        a.mode = Some(0);
+        a.ctime = Time::new(1_800_000_000, 999_999_999);
+        a.atime = Some(Time::MAX);
+        a.version = Some("0f3a9c00b4e6b1ad1a7cbe1d0d6e0b1a3c5f2b7e9d8c7b6a5f4e3d2c1b0a9f8e".into());
+        let back = ListedAttr::new(&a).attr();
+        assert_eq!(
+            (back.gid, back.mode, back.uid, back.ctime, back.atime, back.version.clone()),
+            (a.gid, a.mode, a.uid, a.ctime, a.atime, a.version.clone())
+        );
+        a.atime = None;
+        a.uid = None;
+        let back = ListedAttr::new(&a).attr();
+        assert_eq!((back.atime, back.uid, back.gid), (None, None, Some(0)));
         a.link = Some("ab12".into());
         a.meta.insert("color".into(), "blue".into());
         let l = ListedAttr::new(&a);

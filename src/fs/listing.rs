@@ -36,7 +36,7 @@ impl<S: Store> Fs<S> {
             .filter_map(|(name, e)| {
                 // A node bound here knows more than the listing (changes made since).
                 match (t.child(ino, name).and_then(|k| t.get(k).map(|n| (k, n))), &e.attr) {
-                    (Some((k, n)), _) => Some(DirEntry { ino: k, name: name.clone(), kind: n.attr.kind }),
+                    (Some((k, n)), _) => Some(DirEntry { ino: k, name: name.clone(), kind: n.kind() }),
                     (None, Some(a)) => Some(DirEntry { ino: e.ino, name: name.clone(), kind: a.kind }),
                     // Lent to a node that is gone: never the case (see `Listed`).
                     (None, None) => None,
@@ -73,7 +73,7 @@ impl<S: Store> Fs<S> {
     pub(super) fn listing_fresh(&self, ino: u64) -> FsResult<bool> {
         let t = self.inodes();
         let node = t.get(ino).ok_or(Errno::NOENT)?;
-        if node.attr.kind != Kind::Dir {
+        if node.kind() != Kind::Dir {
             return Err(Errno::NOTDIR);
         }
         Ok(node.listing.as_ref().is_some_and(|l| l.at.elapsed() < self.opts.dir_ttl))

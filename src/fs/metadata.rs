@@ -73,7 +73,7 @@ impl<S: Store> Fs<S> {
         if uncommitted {
             // The coming commit carries these.
             if let Some(n) = self.inodes().get_mut(ino) {
-                n.attr = attr.clone();
+                n.set_attr(&attr);
             }
             return self.getattr(ino).await;
         }
@@ -89,8 +89,8 @@ impl<S: Store> Fs<S> {
             // Their times are kept here only, as for entries made in them.
             let mut t = self.inodes();
             if let Some(n) = t.get_mut(ino) {
-                n.attr = attr.clone();
-                n.local_times = Some((attr.mtime, attr.ctime));
+                n.set_attr(&attr);
+                n.local_times = Some(Box::new((attr.mtime, attr.ctime)));
             }
             return Ok(attr);
         }

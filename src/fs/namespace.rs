@@ -49,7 +49,7 @@ impl<S: Store> Fs<S> {
         if for_kernel {
             t.remember(ino, 1);
         }
-        let attr = t.get(ino).map(|n| n.attr.clone()).ok_or(Errno::NOENT)?;
+        let attr = t.get(ino).map(|n| n.attr()).ok_or(Errno::NOENT)?;
         Ok((ino, attr))
     }
 
@@ -63,7 +63,7 @@ impl<S: Store> Fs<S> {
             None => t.bind_from_listing(parent, &e.name)?,
         };
         t.remember(ino, 1);
-        let attr = t.get(ino)?.attr.clone();
+        let attr = t.get(ino)?.attr();
         Some((ino, attr))
     }
 
@@ -93,11 +93,11 @@ impl<S: Store> Fs<S> {
         let Some(n) = t.get(ino) else { return Some(Err(Errno::NOENT)) };
         // Uncommitted changes (or a file created here) are known only here.
         if let Some(size) = n.pending {
-            return Some(Ok(Attr { size, ..n.attr.clone() }));
+            return Some(Ok(Attr { size, ..n.attr() }));
         }
-        let local_only = n.open > 0 && n.unsent && n.attr.kind == Kind::File;
+        let local_only = n.open > 0 && n.unsent && n.kind() == Kind::File;
         let fresh = local_only || n.attr_at.elapsed() < self.opts.attr_ttl;
-        (fresh || !n.attr.stored || ino == ROOT).then(|| Ok(n.attr.clone()))
+        (fresh || !n.stored() || ino == ROOT).then(|| Ok(n.attr()))
     }
 
     pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
@@ -115,7 +115,7 @@ impl<S: Store> Fs<S> {
                 let listed =
                     t.get(p).and_then(|n| n.listing.as_ref()).is_some_and(|l| l.entries.contains_key(name.as_str()));
                 return match t.get(ino) {
-                    Some(n) if listed && t.child(p, &name) == Some(ino) => Ok(n.attr.clone()),
+                    Some(n) if listed && t.child(p, &name) == Some(ino) => Ok(n.attr()),
                     _ => Err(Errno::NOENT),
                 };
             }
@@ -128,7 +128,7 @@ impl<S: Store> Fs<S> {
             Ok(meta) => {
                 let mut t = self.inodes();
                 t.learn(ino, Attr::from_object(&meta));
-                t.get(ino).map(|n| n.attr.clone()).ok_or(Errno::NOENT)
+                t.get(ino).map(|n| n.attr()).ok_or(Errno::NOENT)
             }
             Err(StoreError::NotFound) if attr.kind == Kind::Dir => Ok(attr),
             Err(e) => Err(errno_of(Op::Getattr, &e)),
@@ -146,7 +146,7 @@ impl<S: Store> Fs<S> {
             let subdirs = n.listing.as_ref().map_or(0, |l| {
                 let kind = |e: &Listed| match &e.attr {
                     Some(a) => Some(a.kind),
-                    None => t.get(e.ino).map(|n| n.attr.kind),
+                    None => t.get(e.ino).map(|n| n.kind()),
                 };
                 l.entries.values().filter(|e| kind(e) == Some(Kind::Dir)).count()
             });
@@ -484,14 +484,14 @@ impl<S: Store> Fs<S> {
         self.store.write_object(&loc.container, &loc.path, data, SYMLINK_TYPE, &meta).await.during(Op::Symlink)?;
         let ino = self.bind(parent, name, attr.clone());
         if let Some(n) = self.inodes().get_mut(ino) {
-            n.target = Some(target.to_string());
+            n.target = Some(target.into());
         }
         self.entries_changed(&[parent], attr.mtime);
         Ok((ino, attr))
     }
 
     pub async fn readlink(&self, ino: u64) -> FsResult<String> {
-        if let Some(t) = self.inodes().get(ino).and_then(|n| n.target.clone()) {
+        if let Some(t) = self.inodes().get(ino).and_then(|n| n.target.as_deref().map(str::to_string)) {
             return Ok(t);
         }
         let loc = self.locate(ino)?;
@@ -512,7 +512,7 @@ impl<S: Store> Fs<S> {
             }
         };
         if let Some(n) = self.inodes().get_mut(ino) {
-            n.target = Some(target.clone());
+            n.target = Some(target.as_str().into());
         }
         Ok(target)
     }

@@ -36,7 +36,7 @@ impl<S: Store> Fs<S> {
                 let version = opened.version.pin.clone().unwrap_or_default();
                 let keep = lock(&self.opened_versions).insert(ino, version.clone()).is_some_and(|v| v == version);
                 if let Some(n) = self.inodes().get_mut(ino) {
-                    n.attr = Attr::from_object(&opened.meta);
+                    n.set_attr(&Attr::from_object(&opened.meta));
                     n.attr_at = Instant::now();
                 }
                 (OpenFile::opened(ino, opened, write), keep && !truncate)

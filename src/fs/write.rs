@@ -113,7 +113,7 @@ impl<S: Store> Fs<S> {
         keeps_mtime: bool,
         fh: Option<u64>,
     ) -> FsResult<()> {
-        let current = self.inodes().get(ino).map(|n| n.pending.unwrap_or(n.attr.size)).ok_or(Errno::NOENT)?;
+        let current = self.inodes().get(ino).map(|n| n.pending.unwrap_or(n.size())).ok_or(Errno::NOENT)?;
         if size > current {
             let loc = self.locate(ino)?;
             if size > self.geometry(&loc.container, super::errno::Op::Setattr).await?.max_size {
@@ -150,7 +150,7 @@ impl<S: Store> Fs<S> {
     /// set after is what the commit keeps).
     pub(super) fn content_changed(&self, ino: u64) {
         if let Some(n) = self.inodes().get_mut(ino) {
-            n.attr.changed(now(), true);
+            n.changed(now(), true);
         }
     }
 }
