@@ -317,18 +317,25 @@ impl<S: Store> Filesystem for FuseAdapter<S> {
                 Ok(e) => e,
                 Err(e) => return reply.error(errno(e)),
             };
-            let here = match fs.attr_of(ino.0) {
-                Ok(a) => a,
-                Err(e) => return reply.error(errno(e)),
-            };
             let ttl = fs.opts.attr_ttl;
             // Only the page asked for is built: a folder of 10,000 is read in
             // many calls. Each entry given (not `.` and `..`) is one the
-            // kernel holds, as after a lookup.
-            let dot = file_attr(&fs, ino.0, &here);
+            // kernel holds, as after a lookup. The folder's own attributes
+            // only on the first page: its link count walks its listing.
+            let dot = if offset < 2 {
+                match fs.attr_of(ino.0) {
+                    Ok(a) => Some(file_attr(&fs, ino.0, &a)),
+                    Err(e) => return reply.error(errno(e)),
+                }
+            } else {
+                None
+            };
             for i in (offset as usize)..entries.len() + 2 {
-                let full = match i {
-                    0 | 1 => reply.add(ino, (i + 1) as u64, if i == 0 { "." } else { ".." }, &ttl, &dot, Generation(0)),
+                let full = match (i, &dot) {
+                    (0 | 1, Some(dot)) => {
+                        reply.add(ino, (i + 1) as u64, if i == 0 { "." } else { ".." }, &ttl, dot, Generation(0))
+                    }
+                    (0 | 1, None) => continue,
                     _ => {
                         let e = &entries[i - 2];
                         // Gone since the folder was opened: not given.
