@@ -8,13 +8,14 @@ use super::attr::{now, Attr};
 use super::dirty::DirtySnapshot;
 use super::errno::{errno_of, During, Errno, FsResult, Op};
 use super::filesystem::{lock, Fs};
-use super::handle::{BlockRef, LostCommit, OpenFile};
+use super::handle::{BlockRef, CopiedBlock, LostCommit, OpenFile};
 use super::listing::shorten;
 use super::store::{BlockSource, Commit, Committed, Condition, NewVersion, Store, StoreError, StoreResult, Version};
 use crate::blocks::{self, Algorithm, BlockHash};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{stream, StreamExt, TryStreamExt};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -312,6 +313,8 @@ struct FileBlocks<S: Store> {
     /// Cache keys of the clean blocks, and where they are read from.
     keys: Vec<BlockHash>,
     base: Option<Arc<Version>>,
+    /// Blocks copied from other files, read from there.
+    copied: BTreeMap<usize, CopiedBlock>,
     size: u64,
     block_size: u64,
     hashes: Mutex<Option<Arc<Vec<BlockHash>>>>,
@@ -325,6 +328,7 @@ impl<S: Store> FileBlocks<S> {
             dirty,
             keys: f.keys().to_vec(),
             base: f.version().cloned(),
+            copied: f.copied().clone(),
             size: f.size(),
             block_size: f.block_size(),
             hashes: Mutex::new(None),
@@ -334,7 +338,11 @@ impl<S: Store> FileBlocks<S> {
     fn block_ref(&self, i: usize) -> Option<BlockRef> {
         let start = i as u64 * self.block_size;
         let len = self.size.saturating_sub(start).min(self.block_size) as usize;
-        Some(BlockRef { i, key: *self.keys.get(i)?, len, version: self.base.clone() })
+        let key = *self.keys.get(i)?;
+        Some(match self.copied.get(&i) {
+            Some(c) => BlockRef { i: c.i, key, len, version: Some(c.version.clone()), ino: Some(c.ino) },
+            None => BlockRef { i, key, len, version: self.base.clone(), ino: None },
+        })
     }
 }
 

@@ -72,6 +72,12 @@ impl DirtyBlocks {
         Ok(self.mem.get_mut(&i))
     }
 
+    /// Block `i` is no longer changed (it became another clean block).
+    pub fn remove(&mut self, i: usize) {
+        self.mem.remove(&i);
+        self.spilled.remove(&i);
+    }
+
     pub fn insert(&mut self, i: usize, data: Vec<u8>) {
         self.spilled.remove(&i);
         self.mem.insert(i, data);

@@ -10,6 +10,7 @@ use super::dirty::{DirtyBlocks, DirtySnapshot};
 use super::store::{Condition, Geometry, Opened, Version};
 use crate::blocks::{self, Algorithm, BlockHash};
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -39,6 +40,19 @@ pub struct OpenFile {
     /// A commit whose outcome is unknown (its reply was lost and the store
     /// could not be asked): what the name holds may be that version of ours.
     lost: Option<LostCommit>,
+    /// Clean blocks taken from another file by `copy_file_range` (by their
+    /// hash, no data moved), until the next commit makes them this file's:
+    /// where each is read from meanwhile.
+    copied: BTreeMap<usize, CopiedBlock>,
+}
+
+/// Where a block copied from another file is read from: block `i` of
+/// `version` of the file `ino` (its hash is the key the copy took).
+#[derive(Clone, Debug)]
+pub struct CopiedBlock {
+    pub ino: u64,
+    pub i: usize,
+    pub version: Arc<Version>,
 }
 
 /// A commit that may or may not have landed, as a later `stat` would show
@@ -62,6 +76,8 @@ pub struct BlockRef {
     pub len: usize,
     /// The version it is read from.
     pub version: Option<Arc<Version>>,
+    /// The file it is read from, when not the one asking (a copied block).
+    pub ino: Option<u64>,
 }
 
 impl OpenFile {
@@ -81,6 +97,7 @@ impl OpenFile {
             window: 0,
             released: 0,
             lost: None,
+            copied: BTreeMap::new(),
         }
     }
 
@@ -189,7 +206,37 @@ impl OpenFile {
 
     /// What fetching clean block `i` needs, detached from the handle.
     pub fn block_ref(&self, i: usize) -> Option<BlockRef> {
-        Some(BlockRef { i, key: *self.keys.get(i)?, len: self.block_len(i), version: self.base.clone() })
+        let key = *self.keys.get(i)?;
+        Some(match self.copied.get(&i) {
+            Some(c) => {
+                BlockRef { i: c.i, key, len: self.block_len(i), version: Some(c.version.clone()), ino: Some(c.ino) }
+            }
+            None => BlockRef { i, key, len: self.block_len(i), version: self.base.clone(), ino: None },
+        })
+    }
+
+    /// The blocks copied from other files, by index.
+    pub fn copied(&self) -> &BTreeMap<usize, CopiedBlock> {
+        &self.copied
+    }
+
+    /// Block `i` becomes the clean block `key` of another file, `len`
+    /// bytes long (a whole block, or the last block of the file, which then
+    /// ends with it): no data moves, the next commit lists the hash.
+    pub fn take_block(&mut self, i: usize, key: BlockHash, len: usize, from: CopiedBlock) -> io::Result<()> {
+        let start = i as u64 * self.block_size;
+        let end = start + len as u64;
+        if len as u64 > self.block_size || (len as u64) < self.block_size && end < self.size {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        if end > self.size {
+            self.set_size(end)?;
+        }
+        self.dirty.remove(i);
+        self.keys[i] = key;
+        self.copied.insert(i, from);
+        self.changed = true;
+        Ok(())
     }
 
     /// Notes a read of `offset..end` for the prefetcher: whether it continues
@@ -293,6 +340,7 @@ impl OpenFile {
         let old_count = self.block_count();
         let new_count = blocks::block_count(size, bs) as usize;
         self.dirty.retain_below(new_count);
+        self.copied.retain(|i, _| *i < new_count);
         if size < self.size {
             // The new last block keeps only its first bytes.
             if new_count > 0 {
@@ -329,6 +377,7 @@ impl OpenFile {
         self.base = Some(Arc::new(version));
         self.changed = false;
         self.lost = None;
+        self.copied.clear();
     }
 
     /// Our content went somewhere else (a conflict copy): nothing is left

@@ -21,6 +21,7 @@
 pub mod attr;
 pub mod cache;
 mod commit;
+mod copy;
 pub mod dirty;
 pub mod disk;
 pub mod errno;

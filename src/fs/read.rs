@@ -74,7 +74,8 @@ impl<S: Store> Fs<S> {
         if r.key == BlockHash::empty() {
             return Ok(Bytes::from(vec![0u8; len]));
         }
-        let loc = self.locate(ino)?;
+        // A block copied from another file is read from that file.
+        let loc = self.locate(r.ino.unwrap_or(ino))?;
         let (store, key, i, version) = (self.store.clone(), r.key, r.i, r.version);
         let data = self
             .cache
@@ -160,6 +161,11 @@ impl<S: Store> Fs<S> {
     pub async fn read(self: &Arc<Self>, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
         let h = self.handle(fh)?;
         let mut f = h.lock().await;
+        self.read_from(&mut f, offset, size).await
+    }
+
+    /// Reads `size` bytes at `offset` of the open file `f`.
+    pub(super) async fn read_from(self: &Arc<Self>, f: &mut OpenFile, offset: u64, size: u32) -> FsResult<Bytes> {
         if offset >= f.size() {
             return Ok(Bytes::new());
         }
@@ -190,16 +196,16 @@ impl<S: Store> Fs<S> {
             }
         }
         if sequential {
-            self.release_passed(&mut f, first);
+            self.release_passed(f, first);
         }
         if sequential && f.window() > 0 {
             // The next blocks are on their way while this one is served.
-            self.prefetch(&f, last + 1, f.window());
+            self.prefetch(f, last + 1, f.window());
         }
         if first == last && !f.is_dirty(first) {
             // The common case, a read inside one clean block: a slice of the
             // cached block, no copy.
-            let data = self.clean_block(&f, first).await?;
+            let data = self.clean_block(f, first).await?;
             let (a, b) = ((offset - first as u64 * bs) as usize, (end - first as u64 * bs) as usize);
             if b <= data.len() {
                 return Ok(data.slice(a..b));
@@ -216,7 +222,7 @@ impl<S: Store> Fs<S> {
                 None => {
                     fetched = match f.read_dirty(i)? {
                         Some(d) => d,
-                        None => self.clean_block(&f, i).await?,
+                        None => self.clean_block(f, i).await?,
                     };
                     &fetched
                 }

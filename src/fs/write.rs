@@ -29,6 +29,11 @@ impl<S: Store> Fs<S> {
         if !f.is_writable() {
             return Err(Errno::BADF);
         }
+        self.write_into(&mut f, offset, data).await
+    }
+
+    /// Writes `data` at `offset` of the open file `f` (writable).
+    pub(super) async fn write_into(&self, f: &mut OpenFile, offset: u64, data: &[u8]) -> FsResult<u32> {
         // Past the largest file the server holds: EFBIG at the limit, and a
         // write that crosses it is cut short there (POSIX's partial write).
         if data.is_empty() {
@@ -55,7 +60,7 @@ impl<S: Store> Fs<S> {
             if in_block == 0 && n as u64 == bs.min(f.size() - block_start) && !f.is_dirty(i) {
                 f.begin_change(i, Vec::with_capacity(n));
             } else {
-                self.make_dirty(&mut f, i).await?;
+                self.make_dirty(f, i).await?;
             }
             let from = (pos - offset) as usize;
             f.patch(i, in_block, &data[from..from + n])?;

@@ -137,6 +137,8 @@ struct State {
     me: String,
     rules: Mutex<Vec<Rule>>,
     client: reqwest::Client,
+    /// Bytes of request bodies passed on to the server.
+    up: AtomicU64,
 }
 
 /// The proxy; it stops when dropped.
@@ -157,6 +159,7 @@ impl Hostile {
             me: url.clone(),
             rules: Mutex::new(Vec::new()),
             client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            up: AtomicU64::new(0),
         });
         let st = state.clone();
         let app = axum::Router::new().fallback(move |req: Request<Body>| {
@@ -187,6 +190,11 @@ impl Hostile {
             hits: hits.clone(),
         });
         Hits(hits)
+    }
+
+    /// Bytes of request bodies the server received through the proxy so far.
+    pub fn bytes_up(&self) -> u64 {
+        self.state.up.load(Ordering::SeqCst)
     }
 
     /// Removes every rule: from now on the proxy is an honest one.
@@ -338,6 +346,7 @@ async fn forward(
     let url = format!("{}{}", st.upstream, parts.uri.path_and_query().map_or("/", |p| p.as_str()));
     headers.remove("host");
     headers.remove("content-length");
+    st.up.fetch_add(body.len() as u64, Ordering::SeqCst);
     let r = st.client.request(parts.method.clone(), &url).headers(headers).body(body).send().await?;
     let status = r.status().as_u16();
     let headers = r.headers().clone();
