@@ -244,6 +244,27 @@ fn symlinks() {
 /// (7) xattrs: user.* round trip (kept as object metadata, across writes and
 /// remounts), and user.pithos.hash is the object's X-Object-Hash.
 #[test]
+fn publishing_and_unpublishing_through_an_xattr() {
+    require("setfattr", "attr");
+    let mut env = Env::new();
+    env.mount(&[]);
+    env.sh(r#"printf 'for everyone\n' > "$M/pithos/notes.txt""#);
+    env.fails_with(r#"getfattr -n user.pithos.public "$M/pithos/notes.txt""#, "No such attribute");
+    env.sh(r#"setfattr -n user.pithos.public -v 1 "$M/pithos/notes.txt""#);
+    let url = env.sh(r#"getfattr --only-values -n user.pithos.public "$M/pithos/notes.txt""#);
+    assert!(url.starts_with("http"), "{url:?}");
+    // Anyone with the link, no token.
+    let got = http("GET", &url, &[], None);
+    assert_eq!((got.status, got.body.as_slice()), (200, b"for everyone\n".as_slice()));
+    env.fails_with(r#"setfattr -n user.pithos.public -v perhaps "$M/pithos/notes.txt""#, "Invalid argument");
+    env.sh(r#"setfattr -x user.pithos.public "$M/pithos/notes.txt""#);
+    env.fails_with(r#"getfattr -n user.pithos.public "$M/pithos/notes.txt""#, "No such attribute");
+    assert_ne!(http("GET", &url, &[], None).status, 200, "the link still works after unpublishing");
+    // A container has no link.
+    env.fails_with(r#"setfattr -n user.pithos.public -v 1 "$M/pithos""#, "Operation not supported");
+}
+
+#[test]
 fn xattrs_round_trip_and_pithos_hash() {
     require("setfattr", "attr");
     let mut env = Env::new();

@@ -143,8 +143,11 @@ pub fn parse_http_date(s: &str) -> Option<f64> {
     httpdate::parse_http_date(s.trim()).ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64())
 }
 
-/// ISO 8601 with `+00:00`, microseconds only when non-zero. Formatted by
-/// hand: listings call this for every entry.
+/// ISO 8601 with microseconds and `+00:00`. Microseconds always: rclone's
+/// Swift backend reads `…:05.123456+00:00` but refuses `…:05+00:00` (it
+/// failed a whole listing on one object whose time fell on a whole second),
+/// and Swift itself always writes six digits. Formatted by hand: listings
+/// call this for every entry.
 pub fn iso_date(epoch: f64) -> String {
     use chrono::{Datelike, Timelike};
     let micros = (epoch * 1e6).round() as i64;
@@ -160,11 +163,7 @@ pub fn iso_date(epoch: f64) -> String {
         dt.minute(),
         dt.second()
     );
-    if frac == 0 {
-        format!("{base}+00:00")
-    } else {
-        format!("{base}.{frac:06}+00:00")
-    }
+    format!("{base}.{frac:06}+00:00")
 }
 
 /// Plankton's `YYYY-MM-DD HH:MM:SS` (UTC).
@@ -294,7 +293,7 @@ mod tests {
         assert_eq!(http_date(1484388123.9), "Sat, 14 Jan 2017 10:02:03 GMT");
         assert_eq!(parse_http_date("Sat, 14 Jan 2017 10:02:03 GMT"), Some(1484388123.0));
         assert_eq!(parse_http_date("1484388123.42"), None);
-        assert_eq!(iso_date(1484388123.0), "2017-01-14T10:02:03+00:00");
+        assert_eq!(iso_date(1484388123.0), "2017-01-14T10:02:03.000000+00:00");
         assert_eq!(iso_date(1484388123.123456), "2017-01-14T10:02:03.123456+00:00");
         assert_eq!(plain_date(1484388123.5), "2017-01-14 10:02:03");
         assert_eq!(epoch_string(1_484_388_123.123_456), "1484388123.123456");

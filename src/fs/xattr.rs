@@ -16,6 +16,9 @@ pub const MAX_XATTRS: usize = 22;
 /// decimal), to see memory follow what the kernel holds. Not listed.
 pub const NODES_XATTR: &str = "user.pithosfs.nodes";
 
+/// The metadata key (as stored) of `user.pithos.public`, which publishes.
+const PUBLIC_KEY: &str = "pithos.public";
+
 impl<S: Store> Fs<S> {
     /// A user xattr, or a read-only fact of the object.
     pub async fn getxattr(&self, ino: u64, name: &str) -> FsResult<Vec<u8>> {
@@ -43,6 +46,26 @@ impl<S: Store> Fs<S> {
         v.map(String::into_bytes).ok_or(Errno::NODATA)
     }
 
+    /// `user.pithos.public`: `1` (or `true`, `yes`) publishes the object,
+    /// `0` (`false`, `no`) or removing the xattr withdraws its link.
+    async fn set_public(&self, ino: u64, value: Option<&[u8]>) -> FsResult<()> {
+        let public = match value.map(|v| String::from_utf8_lossy(v).trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if matches!(v.as_str(), "1" | "true" | "yes") => true,
+            Some(v) if matches!(v.as_str(), "0" | "false" | "no") => false,
+            Some(_) => return Err(Errno::INVAL),
+        };
+        let loc = self.locate(ino)?;
+        // A container, or a file not on the server yet, has no link to give.
+        if loc.path.is_empty() || self.pending_new(ino) {
+            return Err(Errno::NOTSUP);
+        }
+        match self.store.set_public(&loc.container, &loc.path, public).await {
+            Some(done) => done.during(Op::Xattr),
+            None => Err(Errno::NOTSUP),
+        }
+    }
+
     pub async fn listxattr(&self, ino: u64) -> FsResult<Vec<String>> {
         let attr = self.getattr(ino).await?;
         let mut names: Vec<String> = attr.meta.keys().map(|k| format!("user.{k}")).collect();
@@ -64,6 +87,9 @@ impl<S: Store> Fs<S> {
             return Err(Errno::INVAL);
         }
         let key = key.to_lowercase().replace('_', "-");
+        if key == PUBLIC_KEY {
+            return self.set_public(ino, value).await;
+        }
         // Checked on the key as stored: `user.POSIX_UID` is `posix-uid`, the
         // owner, which no xattr may set (it would be a chown without root).
         if key.starts_with("pithos.") || key.starts_with("posix-") {

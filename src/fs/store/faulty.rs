@@ -376,6 +376,11 @@ impl<S: Store> Store for FaultyStore<S> {
         self.run(StoreOp::WriteObject, self.inner.write_object(container, name, data, content_type, meta)).await
     }
 
+    async fn set_public(&self, container: &str, name: &str, public: bool) -> Option<StoreResult<()>> {
+        let inner = self.inner.set_public(container, name, public).await?;
+        Some(self.run(StoreOp::SetMeta, async { inner }).await)
+    }
+
     async fn set_meta(&self, container: &str, name: &str, pairs: &[(String, String)]) -> StoreResult<()> {
         self.run(StoreOp::SetMeta, self.inner.set_meta(container, name, pairs)).await
     }
@@ -481,6 +486,9 @@ mod tests {
         }
         async fn set_meta(&self, _: &str, _: &str, _: &[(String, String)]) -> StoreResult<()> {
             Ok(())
+        }
+        async fn set_public(&self, _: &str, _: &str, _: bool) -> Option<StoreResult<()>> {
+            None
         }
         async fn delete(&self, _: &str, _: &str) -> StoreResult<()> {
             Ok(())

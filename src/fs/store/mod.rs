@@ -443,6 +443,16 @@ pub trait Store: Send + Sync + 'static {
         meta: &[(String, String)],
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Publishes the object (a public link anyone may fetch without a
+    /// token) or withdraws its link. `None` where the store has no public
+    /// links (plain Swift).
+    fn set_public(
+        &self,
+        container: &str,
+        name: &str,
+        public: bool,
+    ) -> impl Future<Output = Option<StoreResult<()>>> + Send;
+
     /// Merges metadata into the object's (an empty value deletes a key).
     fn set_meta(
         &self,

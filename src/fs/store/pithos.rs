@@ -283,6 +283,12 @@ impl Store for PithosStore {
         Ok(())
     }
 
+    async fn set_public(&self, container: &str, name: &str, public: bool) -> Option<StoreResult<()>> {
+        let c = self.at(container);
+        let done = if public { c.publish_object(name).await.map(drop) } else { c.unpublish_object(name).await };
+        Some(done.map_err(StoreError::from))
+    }
+
     async fn set_meta(&self, container: &str, name: &str, pairs: &[(String, String)]) -> StoreResult<()> {
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         Ok(self.at(container).set_object_meta(name, &refs).await?)

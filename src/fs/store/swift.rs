@@ -382,6 +382,11 @@ impl Store for SwiftStore {
     }
 
     /// Swift's POST replaces all metadata: the client merges with a HEAD first.
+    /// Swift has no public links of single objects.
+    async fn set_public(&self, _container: &str, _name: &str, _public: bool) -> Option<StoreResult<()>> {
+        None
+    }
+
     async fn set_meta(&self, container: &str, name: &str, pairs: &[(String, String)]) -> StoreResult<()> {
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         self.at(container).set_object_meta(name, &refs).await?;
