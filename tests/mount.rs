@@ -265,6 +265,35 @@ fn publishing_and_unpublishing_through_an_xattr() {
 }
 
 #[test]
+fn a_files_versions_through_an_xattr() {
+    require("getfattr", "attr");
+    let mut env = Env::new();
+    env.mount(&[]);
+    for text in ["one", "two", "three"] {
+        env.sh(&format!(r#"printf {text} > "$M/pithos/v.txt""#));
+    }
+    let listed = env.sh(r#"getfattr --only-values -n user.pithos.versions "$M/pithos/v.txt""#);
+    let url = format!("{}?format=json&version=list", env.cloud.object_url("pithos", "v.txt"));
+    let reply: serde_json::Value = serde_json::from_slice(&http("GET", &url, &[], None).body).unwrap();
+    let on_server: Vec<String> = reply["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| pair[0].to_string().trim_matches('"').to_string())
+        .collect();
+    let ours: Vec<String> = listed.lines().map(|l| l.split(' ').next().unwrap().to_string()).collect();
+    assert!(on_server.len() >= 3, "{reply}");
+    assert_eq!(ours, on_server, "{listed}");
+    for line in listed.lines() {
+        let time = line.split(' ').nth(1).unwrap_or("");
+        assert!(time.len() == 27 && time.starts_with("20") && time.ends_with('Z'), "{line:?}");
+    }
+    // The last version listed is the one the file is now.
+    let now = env.sh(r#"getfattr --only-values -n user.pithos.version "$M/pithos/v.txt""#);
+    assert_eq!(ours.last(), Some(&now));
+}
+
+#[test]
 fn xattrs_round_trip_and_pithos_hash() {
     require("setfattr", "attr");
     let mut env = Env::new();

@@ -16,6 +16,16 @@ pub const MAX_XATTRS: usize = 22;
 /// decimal), to see memory follow what the kernel holds. Not listed.
 pub const NODES_XATTR: &str = "user.pithosfs.nodes";
 
+/// The largest xattr value the kernel hands out (`XATTR_SIZE_MAX`).
+const MAX_XATTR_VALUE: usize = 65536;
+
+/// A server's time (seconds since the epoch) as ISO 8601 UTC, to the microsecond.
+fn utc(at: f64) -> String {
+    let t = super::time::Time::from_secs_f64(at).unwrap_or(super::time::Time::EPOCH);
+    let dt = chrono::DateTime::from_timestamp(t.secs() as i64, t.nanos()).unwrap_or_default();
+    dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
 /// The metadata key (as stored) of `user.pithos.public`, which publishes.
 const PUBLIC_KEY: &str = "pithos.public";
 
@@ -31,6 +41,9 @@ impl<S: Store> Fs<S> {
             if loc.path.is_empty() || self.pending_new(ino) {
                 return Err(Errno::NODATA);
             }
+            if fact == "versions" {
+                return self.versions(&loc.container, &loc.path).await;
+            }
             let meta = self.store.stat(&loc.container, &loc.path).await.during(Op::Xattr)?;
             let v = match fact {
                 "hash" => meta.hash,
@@ -44,6 +57,26 @@ impl<S: Store> Fs<S> {
         let attr = self.getattr(ino).await?;
         let v = name.strip_prefix("user.").and_then(|k| attr.meta.get(&k.to_lowercase().replace('_', "-")).cloned());
         v.map(String::into_bytes).ok_or(Errno::NODATA)
+    }
+
+    /// `user.pithos.versions`: the object's versions, oldest first, a line
+    /// each: `ID TIME` (ISO 8601, UTC). Past what one xattr holds (64 KiB)
+    /// the oldest are left out.
+    async fn versions(&self, container: &str, name: &str) -> FsResult<Vec<u8>> {
+        let Some(listed) = self.store.versions(container, name).await else { return Err(Errno::NODATA) };
+        let lines: Vec<String> =
+            listed.during(Op::Xattr)?.into_iter().map(|(id, at)| format!("{id} {}\n", utc(at))).collect();
+        let mut out = Vec::new();
+        let mut size = 0;
+        for line in lines.iter().rev() {
+            if size + line.len() > MAX_XATTR_VALUE {
+                break;
+            }
+            size += line.len();
+            out.push(line.as_str());
+        }
+        out.reverse();
+        Ok(out.concat().into_bytes())
     }
 
     /// `user.pithos.public`: `1` (or `true`, `yes`) publishes the object,

@@ -376,6 +376,11 @@ impl<S: Store> Store for FaultyStore<S> {
         self.run(StoreOp::WriteObject, self.inner.write_object(container, name, data, content_type, meta)).await
     }
 
+    async fn versions(&self, container: &str, name: &str) -> Option<StoreResult<Vec<(String, f64)>>> {
+        let inner = self.inner.versions(container, name).await?;
+        Some(self.run(StoreOp::Stat, async { inner }).await)
+    }
+
     async fn set_public(&self, container: &str, name: &str, public: bool) -> Option<StoreResult<()>> {
         let inner = self.inner.set_public(container, name, public).await?;
         Some(self.run(StoreOp::SetMeta, async { inner }).await)
@@ -488,6 +493,9 @@ mod tests {
             Ok(())
         }
         async fn set_public(&self, _: &str, _: &str, _: bool) -> Option<StoreResult<()>> {
+            None
+        }
+        async fn versions(&self, _: &str, _: &str) -> Option<StoreResult<Vec<(String, f64)>>> {
             None
         }
         async fn delete(&self, _: &str, _: &str) -> StoreResult<()> {

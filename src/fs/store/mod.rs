@@ -443,6 +443,14 @@ pub trait Store: Send + Sync + 'static {
         meta: &[(String, String)],
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// The object's versions, oldest first: (version id, seconds since the
+    /// epoch). `None` where the store keeps no versions (plain Swift).
+    fn versions(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> impl Future<Output = Option<StoreResult<Vec<(String, f64)>>>> + Send;
+
     /// Publishes the object (a public link anyone may fetch without a
     /// token) or withdraws its link. `None` where the store has no public
     /// links (plain Swift).

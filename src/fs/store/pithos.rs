@@ -283,6 +283,10 @@ impl Store for PithosStore {
         Ok(())
     }
 
+    async fn versions(&self, container: &str, name: &str) -> Option<StoreResult<Vec<(String, f64)>>> {
+        Some(self.at(container).get_object_versionlist(name).await.map_err(StoreError::from))
+    }
+
     async fn set_public(&self, container: &str, name: &str, public: bool) -> Option<StoreResult<()>> {
         let c = self.at(container);
         let done = if public { c.publish_object(name).await.map(drop) } else { c.unpublish_object(name).await };

@@ -382,6 +382,11 @@ impl Store for SwiftStore {
     }
 
     /// Swift's POST replaces all metadata: the client merges with a HEAD first.
+    /// Swift keeps no versions the mount can read.
+    async fn versions(&self, _container: &str, _name: &str) -> Option<StoreResult<Vec<(String, f64)>>> {
+        None
+    }
+
     /// Swift has no public links of single objects.
     async fn set_public(&self, _container: &str, _name: &str, _public: bool) -> Option<StoreResult<()>> {
         None
