@@ -121,3 +121,32 @@ EOF"#
     assert!(got == d, "the destination differs from the same copies done in memory");
     assert_eq!(env.sh(r#"sha256sum < "$M/pithos/dst.bin" | cut -d' ' -f1"#).trim(), sha256(&d));
 }
+
+/// A copy to an offset past the largest file the store holds (1 TiB on
+/// Pithos), block-aligned or not, is `EFBIG` and leaves the destination as
+/// it was.
+#[test]
+fn copy_file_range_past_the_largest_file_is_efbig() {
+    let mut env = Env::new();
+    let bs = env.cloud.block_size("pithos") as usize;
+    env.cloud.put("pithos", "src.bin", &random_bytes(bs + 10, 51));
+    env.cloud.put("pithos", "dst.bin", b"keep me");
+    env.mount(&[]);
+    let out = env.sh(&format!(
+        r#"python3 - "$M/pithos/src.bin" "$M/pithos/dst.bin" <<'EOF'
+import errno, os, sys
+s = os.open(sys.argv[1], os.O_RDONLY)
+d = os.open(sys.argv[2], os.O_RDWR)
+for off in (1 << 50, (1 << 50) + 3, (1 << 62) + {bs}):
+    try:
+        os.copy_file_range(s, d, {bs} + 10, 0, off)
+        print("copied")
+    except OSError as e:
+        print(errno.errorcode[e.errno])
+os.close(d)
+EOF"#
+    ));
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["EFBIG", "EFBIG", "EFBIG"], "{out}");
+    assert_eq!(env.cloud.get("pithos", "dst.bin"), b"keep me");
+    assert_eq!(env.sh(r#"stat -c %s "$M/pithos/dst.bin""#), "7\n");
+}

@@ -180,6 +180,41 @@ fn hashmap_size_must_agree_with_its_hashes() {
     w.assert_alive("a hashmap whose size disagrees with its hashes");
 }
 
+/// A version list a server makes up (thousands of entries, times out of
+/// any range, then entries that are no pairs): `user.pithos.versions` stays
+/// within what one xattr holds, keeping the newest; times are clamped; a
+/// malformed list is `EIO`, never a panic.
+#[test]
+fn a_hostile_version_list_is_bounded_or_refused() {
+    require("getfattr", "attr");
+    let mut w = World::new();
+    w.env.cloud.put("pithos", "v.txt", b"v");
+    let is_list = |r: &Req| r.is_object("pithos", "v.txt") && r.query("version") == Some("list");
+    let many = w.proxy.rule(
+        "5,000 versions, absurd times",
+        is_list,
+        Action::Json(Box::new(|_, _| {
+            let times = [json!(-5.0), json!(1e300), json!("1700000000.5"), json!(f64::MAX)];
+            let list: Vec<Value> = (0..5000).map(|i| json!([i.to_string(), times[i % 4]])).collect();
+            json!({ "versions": list })
+        })),
+    );
+    w.mount(&[]);
+    let listed = w.env.sh(r#"getfattr --only-values -n user.pithos.versions "$M/pithos/v.txt""#);
+    assert!(many.get() >= 1);
+    assert!(listed.len() <= 65536 && listed.lines().count() > 1000, "{} bytes", listed.len());
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.last().map(|l| l.split(' ').next()), Some(Some("4999")), "the newest is kept");
+    for l in &lines {
+        let time = l.split(' ').nth(1).unwrap_or("");
+        assert!(time.starts_with("1970-") || time.starts_with("2023-") || time.starts_with("9999-"), "{l}");
+    }
+    w.proxy.clear();
+    w.proxy.rule("no pairs", is_list, Action::Json(Box::new(|_, _| json!({ "versions": [["7"], 5, {"x": 1}] }))));
+    w.fails_with(r#"getfattr -n user.pithos.versions "$M/pithos/v.txt""#, "Input/output error");
+    w.assert_alive("a version list of no pairs");
+}
+
 /// A listed size no object can have hides that entry; its neighbour lists and reads.
 #[test]
 fn listed_size_past_the_limit_hides_that_entry() {

@@ -43,7 +43,7 @@ impl<S: Store> Fs<S> {
             if f.content_hash().is_none() {
                 return Err(Errno::NOSYS);
             }
-            let total = span(&f, off_in, len);
+            let total = span(&f, off_in, off_out, len)?;
             let done = self.copy_bytes_within(&mut f, off_in, off_out, total).await?;
             return self.copied(&f, done);
         }
@@ -67,7 +67,7 @@ impl<S: Store> Fs<S> {
             // What the copy takes by hash must be what the store holds.
             self.commit(&mut src).await?;
         }
-        let total = span(&src, off_in, len);
+        let total = span(&src, off_in, off_out, len)?;
         let bs = dst.block_size();
         let mut done = 0u64;
         while done < total {
@@ -127,9 +127,11 @@ impl<S: Store> Fs<S> {
     }
 }
 
-/// Bytes a copy of `len` at `off` of `f` covers: up to its end, at most `MAX_COPY`.
-fn span(f: &OpenFile, off: u64, len: u64) -> u64 {
-    f.size().saturating_sub(off).min(len).min(MAX_COPY)
+/// Bytes a copy of `len` at `off_in` of `f` covers: up to its end, at most
+/// `MAX_COPY`. A destination range past the largest offset is `EFBIG`.
+fn span(f: &OpenFile, off_in: u64, off_out: u64, len: u64) -> FsResult<u64> {
+    let total = f.size().saturating_sub(off_in).min(len).min(MAX_COPY);
+    off_out.checked_add(total).map(|_| total).ok_or(Errno::FBIG)
 }
 
 /// Block-aligned at both ends: the source's block at `pin` becomes the

@@ -154,14 +154,14 @@ impl Node {
         self.aliases.as_deref().map_or(&[], Vec::as_slice)
     }
 
-    /// Takes alias `i` away.
-    fn remove_alias(&mut self, i: usize) -> (u64, String) {
-        let list = self.aliases.get_or_insert_default();
+    /// Takes alias `i` away, if there is one.
+    fn remove_alias(&mut self, i: usize) -> Option<(u64, String)> {
+        let list = self.aliases.as_mut().filter(|l| i < l.len())?;
         let out = list.remove(i);
         if list.is_empty() {
             self.aliases = None;
         }
-        out
+        Some(out)
     }
 
     /// Whether changes made here are not on the server yet.
@@ -175,7 +175,9 @@ impl Node {
     }
 
     /// Takes what a listing says of this node, unless it knows better.
-    fn learn(&mut self, attr: Attr) {
+    /// (Kept as listed: a folder listed again hands its bound children
+    /// their entries as they are, with no round trip through `Attr`.)
+    fn learn(&mut self, mut attr: ListedAttr) {
         // Uncommitted changes here are newer than what a listing says.
         if self.pending.is_some() {
             return;
@@ -185,20 +187,19 @@ impl Node {
             self.target = None;
         }
         // A known symlink target stays valid while the version is the same.
-        if !self.attr.is_version(&attr.version) {
+        if !self.attr.same_version(&attr) {
             self.target = None;
         }
-        let mut attr = attr;
         // Times changed here stay until the server's are later.
         if let Some(&(mtime, ctime)) = self.local_times.as_deref() {
-            if attr.mtime >= mtime && attr.ctime >= ctime {
+            let (m, c) = attr.times();
+            if m >= mtime && c >= ctime {
                 self.local_times = None;
             } else {
-                attr.mtime = attr.mtime.max(mtime);
-                attr.ctime = attr.ctime.max(ctime);
+                attr.set_times(m.max(mtime), c.max(ctime));
             }
         }
-        self.attr = ListedAttr::new(&attr);
+        self.attr = attr;
         self.attr_at = Instant::now();
     }
 
@@ -403,7 +404,7 @@ impl InodeTable {
     pub fn upsert(&mut self, parent: u64, name: &str, attr: Attr) -> u64 {
         if let Some(ino) = self.child(parent, name) {
             if let Some(n) = self.nodes.get_mut(&ino) {
-                n.learn(attr);
+                n.learn(ListedAttr::new(&attr));
             }
             return ino;
         }
@@ -411,7 +412,7 @@ impl InodeTable {
     }
 
     /// A listing's news about a bound child.
-    pub fn learn(&mut self, ino: u64, attr: Attr) {
+    pub fn learn(&mut self, ino: u64, attr: ListedAttr) {
         if let Some(n) = self.nodes.get_mut(&ino) {
             n.learn(attr);
         }
@@ -509,13 +510,16 @@ impl InodeTable {
         self.nodes.get_mut(&parent)?.children.remove(name)?;
         let n = self.nodes.get_mut(&ino)?;
         let promoted = if let Some(i) = n.aliases().iter().position(|(ap, an)| *ap == parent && an == name) {
-            n.remove_alias(i);
-            true
-        } else if n.parent == parent && n.name == name && !n.aliases().is_empty() {
-            let (ap, an) = n.remove_alias(0);
-            n.parent = ap;
-            n.name = an;
-            true
+            n.remove_alias(i).is_some()
+        } else if n.parent == parent && n.name == name {
+            match n.remove_alias(0) {
+                Some((ap, an)) => {
+                    n.parent = ap;
+                    n.name = an;
+                    true
+                }
+                None => false,
+            }
         } else {
             false
         };

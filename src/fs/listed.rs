@@ -214,9 +214,15 @@ impl ListedAttr {
         (self.has & bit != 0).then_some(value)
     }
 
-    /// Whether it is the same Pithos version as `version` names.
-    pub fn is_version(&self, version: &Option<String>) -> bool {
-        self.version == ShortToken::of(version)
+    /// Whether both are the same Pithos version.
+    pub fn same_version(&self, other: &ListedAttr) -> bool {
+        self.version == other.version
+    }
+
+    /// Sets mtime and ctime.
+    pub fn set_times(&mut self, mtime: Time, ctime: Time) {
+        self.set_time(MTIME, mtime);
+        self.set_time(CTIME, ctime);
     }
 
     pub fn set_nlink(&mut self, nlink: u32) {

@@ -186,7 +186,7 @@ impl<S: Store> Fs<S> {
         // A bound child learns what was listed and keeps it (see `Listed`).
         let listed = found.into_iter().map(|(name, attr)| match t.child(ino, &name) {
             Some(bound) => {
-                t.learn(bound, attr.attr());
+                t.learn(bound, attr);
                 (name, Listed { ino: bound, attr: None })
             }
             None => {

@@ -7,6 +7,7 @@ use super::errno::{errno_of, During, Errno, FsResult, Op};
 use super::filesystem::{lock, Fs, Loc};
 use super::handle::OpenFile;
 use super::inode::{Listed, Listing, ROOT};
+use super::listed::ListedAttr;
 use super::listing::{shorten, DirEntry};
 use super::store::{Store, StoreError};
 use bytes::Bytes;
@@ -127,7 +128,7 @@ impl<S: Store> Fs<S> {
         match self.store.stat(&loc.container, &loc.path).await {
             Ok(meta) => {
                 let mut t = self.inodes();
-                t.learn(ino, Attr::from_object(&meta));
+                t.learn(ino, ListedAttr::new(&Attr::from_object(&meta)));
                 t.get(ino).map(|n| n.attr()).ok_or(Errno::NOENT)
             }
             Err(StoreError::NotFound) if attr.kind == Kind::Dir => Ok(attr),
