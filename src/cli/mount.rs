@@ -184,7 +184,7 @@ async fn connect(req: &MountRequest) -> Result<Connected, String> {
         Some(c) => format!("pithos:{c}"),
         None => "pithos".to_string(),
     };
-    Ok(Connected::Pithos { store: PithosStore::new(pithos), embedded: resolved.embedded, what })
+    Ok(Connected::Pithos { store: PithosStore::new(pithos).with_names(astakos), embedded: resolved.embedded, what })
 }
 
 /// A plain OpenStack object store (Swift): the same tree, without the Pithos extensions.

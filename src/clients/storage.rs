@@ -459,7 +459,7 @@ pub trait ObjectStorage {
         self.list_containers_with(&ListOptions::default()).await
     }
 
-    /// Containers of the account: `prefix`, `marker` and `limit` of `o` apply.
+    /// Containers of the account: `prefix`, `marker`, `limit` and `until` of `o` apply.
     async fn list_containers_with(&self, o: &ListOptions) -> Result<Vec<ContainerEntry>, ClientError> {
         let s = self.storage();
         let request = |limit: usize, marker: Option<&str>| {
@@ -469,6 +469,7 @@ pub trait ObjectStorage {
                 .query("limit", limit)
                 .query_opt("prefix", o.prefix.as_deref())
                 .query_opt("marker", marker)
+                .query_opt("until", o.until)
         };
         let entry = |v: Value| -> Result<ContainerEntry, ClientError> {
             let name = v

@@ -74,6 +74,7 @@ impl<S: Store> Fs<S> {
             return Ok(());
         }
         let loc = self.locate(f.ino())?;
+        let store = self.store_for(&loc)?;
         // Its times are those of the last write, truncate or setattr (not
         // the commit's): what stat showed meanwhile.
         let attr = self.attr_of(f.ino())?;
@@ -83,7 +84,7 @@ impl<S: Store> Fs<S> {
             content_hash: f.content_hash(),
             content_type: "application/octet-stream".into(),
             meta: attr.to_meta(),
-            condition: self.condition(&loc.container, &loc.path, f).await?,
+            condition: self.condition(&store, &loc.container, &loc.path, f).await?,
         };
         let started = Instant::now();
         let snapshot = Arc::new(f.snapshot());
@@ -92,13 +93,13 @@ impl<S: Store> Fs<S> {
             self.early_uploads_settled().await;
         }
         let blocks: Arc<dyn BlockSource> = Arc::new(FileBlocks::new(self.clone(), f, snapshot.clone()));
-        let (sent, unsent) = match self.send_version(&loc.container, &loc.path, &new, &blocks).await {
+        let (sent, unsent) = match self.send_version(&store, &loc.container, &loc.path, &new, &blocks).await {
             Ok(c) => (Ok(c), false),
             // A block the store lacked could not be sent: no request that
             // could have written the version got through, so nothing landed.
             Err(Failed::BeforeWrite(e)) => (Err(e), true),
             Err(Failed::Write(e)) => {
-                (self.after_write_failed(&loc.container, &loc.path, &new, &blocks, e).await, false)
+                (self.after_write_failed(&store, &loc.container, &loc.path, &new, &blocks, e).await, false)
             }
         };
         match sent {
@@ -121,7 +122,7 @@ impl<S: Store> Fs<S> {
             Err(StoreError::Changed) => {
                 let copy = format!("{}.conflict-{}", loc.path, now().secs());
                 new.condition = Condition::Any;
-                self.send_version(&loc.container, &copy, &new, &blocks)
+                self.send_version(&store, &loc.container, &copy, &new, &blocks)
                     .await
                     .map_err(Failed::into_inner)
                     .during(Op::Commit)?;
@@ -138,7 +139,7 @@ impl<S: Store> Fs<S> {
                 if matches!(e, StoreError::Unavailable(_)) && !unsent {
                     // Whether it landed is unknown: a new file may be there,
                     // and the next commit must know this version if it is.
-                    let content_id = self.store.content_id(&new, blocks.clone()).await;
+                    let content_id = store.content_id(&new, blocks.clone()).await;
                     f.lost_commit(LostCommit { size: new.size, content_id });
                     let mut t = self.inodes();
                     if let Some(n) = t.get_mut(f.ino()).filter(|n| n.unsent) {
@@ -156,11 +157,11 @@ impl<S: Store> Fs<S> {
     /// tells): then that version, ours, is replaced. A name holding anything
     /// else, someone else's version, keeps its usual condition and so ends
     /// in a conflict copy.
-    async fn condition(&self, container: &str, name: &str, f: &OpenFile) -> FsResult<Condition> {
+    async fn condition(&self, store: &S, container: &str, name: &str, f: &OpenFile) -> FsResult<Condition> {
         let Some(lost) = f.lost() else {
             return Ok(f.condition());
         };
-        let now = match self.store.stat(container, name).await {
+        let now = match store.stat(container, name).await {
             Ok(now) => now,
             Err(StoreError::NotFound) => return Ok(f.condition()),
             Err(e) => return Err(errno_of(Op::Commit, &e)),
@@ -176,6 +177,7 @@ impl<S: Store> Fs<S> {
     /// A commit that failed at a request that may have written the version.
     async fn after_write_failed(
         &self,
+        store: &S,
         container: &str,
         name: &str,
         new: &NewVersion,
@@ -186,7 +188,7 @@ impl<S: Store> Fs<S> {
             // A retried commit whose first attempt landed (its reply was lost)
             // is refused by its own version: not a conflict.
             StoreError::Changed => {
-                let landed = self.landed(container, name, new, blocks).await;
+                let landed = self.landed(store, container, name, new, blocks).await;
                 if landed.is_some() {
                     tracing::info!("{}: a retried commit found its first attempt landed", shorten(name));
                 }
@@ -198,7 +200,7 @@ impl<S: Store> Fs<S> {
             // created here counted as never sent, so a rename would move only
             // its local name and leave the object behind.
             StoreError::Unavailable(m) => {
-                let landed = self.landed(container, name, new, blocks).await;
+                let landed = self.landed(store, container, name, new, blocks).await;
                 if landed.is_some() {
                     tracing::info!("{}: the commit's reply was lost, but the version is there", shorten(name));
                 }
@@ -212,13 +214,14 @@ impl<S: Store> Fs<S> {
     /// commit again.
     async fn send_version(
         &self,
+        store: &S,
         container: &str,
         name: &str,
         new: &NewVersion,
         blocks: &Arc<dyn BlockSource>,
     ) -> Result<Committed, Failed> {
         for _ in 0..COMMIT_ROUNDS {
-            let missing = match self.store.commit(container, name, new, blocks.clone()).await.map_err(Failed::Write)? {
+            let missing = match store.commit(container, name, new, blocks.clone()).await.map_err(Failed::Write)? {
                 Commit::Done(c) => return Ok(c),
                 Commit::Missing(m) => m,
             };
@@ -227,7 +230,7 @@ impl<S: Store> Fs<S> {
                 .map(|(i, want)| {
                     let read = blocks.block(i);
                     async move {
-                        let got = self.store.upload_block(container, read.await?).await?;
+                        let got = store.upload_block(container, read.await?).await?;
                         if got != want {
                             return Err(StoreError::Invalid(format!(
                                 "block {i} changed while uploading (the store computed {got}, expected {want})"
@@ -249,13 +252,14 @@ impl<S: Store> Fs<S> {
     /// its own condition. One HEAD; the store tells its content apart.
     async fn landed(
         &self,
+        store: &S,
         container: &str,
         name: &str,
         new: &NewVersion,
         blocks: &Arc<dyn BlockSource>,
     ) -> Option<Committed> {
-        let now = self.store.stat(container, name).await.ok()?;
-        self.store.landed(new, blocks.clone(), &now).await
+        let now = store.stat(container, name).await.ok()?;
+        store.landed(new, blocks.clone(), &now).await
     }
 
     /// What was just written is likely read next: the cache keeps it under

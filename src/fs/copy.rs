@@ -31,7 +31,8 @@ impl<S: Store> Fs<S> {
         off_out: u64,
         len: u64,
     ) -> FsResult<u32> {
-        self.check_writable()?;
+        // The destination's handle was opened for writing where that is allowed.
+        self.check_mount_writable()?;
         let (hin, hout) = (self.handle(fh_in)?, self.handle(fh_out)?);
         if fh_in == fh_out {
             // One open file for both ends (the kernel refuses overlapping

@@ -9,11 +9,12 @@ use super::attr::{now, Attr};
 use super::cache::BlockCache;
 use super::errno::{During, Errno, FsResult, Op};
 use super::handle::OpenFile;
-use super::inode::{InodeTable, ROOT};
+use super::inode::InodeTable;
 use super::listing::DirEntry;
 use super::names;
 use super::owners::{Owners, Policy};
-use super::store::{Geometry, Store};
+use super::scope::{Scope, SHARED, SNAPSHOTS};
+use super::store::{Access, Geometry, Store, StoreError};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,18 +88,18 @@ impl Default for FsOptions {
 /// Where a node lives on the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loc {
+    /// The view it is in (the present, a past moment, another account…).
+    pub scope: Scope,
+    /// Its container ("" for an account's root, or a folder of views).
     pub container: String,
     /// Object name in the container ("" for the container itself).
     pub path: String,
 }
 
 impl Loc {
-    pub(super) fn child(&self, name: &str) -> String {
-        if self.path.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}/{name}", self.path)
-        }
+    /// Whether its children are containers (an account's root).
+    pub(super) fn is_account(&self) -> bool {
+        self.container.is_empty() && !self.scope.is_folder_of_views()
     }
 }
 
@@ -121,7 +122,18 @@ pub struct Fs<S: Store> {
     pub(super) early_uploads: Arc<tokio::sync::Semaphore>,
     /// The names of each link group known here (see `links`).
     pub(super) links: Mutex<HashMap<String, super::links::Members>>,
+    /// The store's views besides the present, made when first used.
+    scoped: Mutex<HashMap<Scope, Arc<S>>>,
+    /// Whether the store keeps history (`.snapshots`) and shares (`.shared`).
+    pub(super) has_history: bool,
+    pub(super) has_sharing: bool,
+    /// Owners under `.shared`: display name (as shown) → UUID.
+    pub(super) sharers: Mutex<HashMap<String, String>>,
 }
+
+/// The most views kept at once (each a few hundred bytes; a user names
+/// moments by hand, a script may name many).
+const MAX_SCOPES: usize = 256;
 
 /// A lock that a panic elsewhere left held is still the map it was: go on.
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -131,7 +143,13 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<S: Store> Fs<S> {
     /// A filesystem over `store` whose blocks go through `cache`.
     pub fn new(store: S, opts: FsOptions, cache: BlockCache) -> Fs<S> {
+        let has_history = store.scoped(&Scope::AsOf(0)).is_some();
+        let has_sharing = store.scoped(&Scope::Shared(String::new())).is_some();
         Fs {
+            scoped: Mutex::new(HashMap::new()),
+            has_history,
+            has_sharing,
+            sharers: Mutex::new(HashMap::new()),
             store: Arc::new(store),
             cache: Arc::new(cache),
             inodes: Mutex::new(InodeTable::new(Attr::dir(now()))),
@@ -160,14 +178,36 @@ impl<S: Store> Fs<S> {
         self.inodes().len()
     }
 
-    /// The container and object path of a node.
+    /// The view, container and object path of a node.
     pub fn locate(&self, ino: u64) -> FsResult<Loc> {
         let comps = self.inodes().components(ino).ok_or(Errno::NOENT)?;
-        Ok(match &self.opts.container {
-            Some(c) => Loc { container: c.clone(), path: comps.join("/") },
-            None => match comps.split_first() {
-                None => Loc { container: String::new(), path: String::new() },
-                Some((c, rest)) => Loc { container: c.clone(), path: rest.join("/") },
+        self.loc_of(&comps)
+    }
+
+    /// Where the node at these names from the root is: the first names say
+    /// the view (`.snapshots/<moment>`, `.snapshots/v<ID>`,
+    /// `.shared/<owner>`), the rest the container and object path in it.
+    fn loc_of(&self, comps: &[String]) -> FsResult<Loc> {
+        let folder = |scope| Loc { scope, container: String::new(), path: String::new() };
+        let (scope, rest, account) = match comps.split_first() {
+            Some((first, rest)) if first == SNAPSHOTS && self.has_history => match rest.split_first() {
+                None => return Ok(folder(Scope::Snapshots)),
+                Some((moment, rest)) => (Scope::of_snapshot_name(moment)?, rest, self.opts.container.is_none()),
+            },
+            Some((first, rest)) if first == SHARED && self.has_sharing => match rest.split_first() {
+                None => return Ok(folder(Scope::Sharers)),
+                Some((owner, rest)) => {
+                    let uuid = lock(&self.sharers).get(owner).cloned().ok_or(Errno::NOENT)?;
+                    (Scope::Shared(uuid), rest, true)
+                }
+            },
+            _ => (Scope::Now, comps, self.opts.container.is_none()),
+        };
+        Ok(match (account, &self.opts.container) {
+            (false, Some(c)) => Loc { scope, container: c.clone(), path: rest.join("/") },
+            _ => match rest.split_first() {
+                None => Loc { scope, container: String::new(), path: String::new() },
+                Some((c, rest)) => Loc { scope, container: c.clone(), path: rest.join("/") },
             },
         })
     }
@@ -178,22 +218,75 @@ impl<S: Store> Fs<S> {
     /// every call answers this, never `ENOENT`.
     pub(super) fn child_loc(&self, parent: u64, name: &str) -> FsResult<Loc> {
         names::check_component(name)?;
-        if self.is_account_root(parent) {
-            return Ok(Loc { container: name.to_string(), path: String::new() });
-        }
-        let at = self.locate(parent)?;
-        let path = at.child(name);
-        names::check_object_name_within(&path, self.store.max_object_name())?;
-        Ok(Loc { container: at.container, path })
+        let mut comps = self.inodes().components(parent).ok_or(Errno::NOENT)?;
+        comps.push(name.to_string());
+        let loc = self.loc_of(&comps)?;
+        names::check_object_name_within(&loc.path, self.store.max_object_name())?;
+        Ok(loc)
     }
 
-    /// Whether `ino` is the account root (its children are containers).
+    /// Whether `ino` is an account's root (its children are containers).
     pub(super) fn is_account_root(&self, ino: u64) -> bool {
-        ino == ROOT && self.opts.container.is_none()
+        self.locate(ino).is_ok_and(|l| l.is_account())
     }
 
-    pub(super) fn check_writable(&self) -> FsResult<()> {
+    /// The store that serves `loc`'s view (made the first time it is used).
+    pub(super) fn store_for(&self, loc: &Loc) -> FsResult<Arc<S>> {
+        if loc.scope == Scope::Now {
+            return Ok(self.store.clone());
+        }
+        let mut views = lock(&self.scoped);
+        if let Some(s) = views.get(&loc.scope) {
+            return Ok(s.clone());
+        }
+        let made = Arc::new(self.store.scoped(&loc.scope).ok_or(Errno::NOENT)?);
+        if views.len() >= MAX_SCOPES {
+            views.clear();
+        }
+        views.insert(loc.scope.clone(), made.clone());
+        Ok(made)
+    }
+
+    /// `EROFS` for a read-only mount.
+    pub(super) fn check_mount_writable(&self) -> FsResult<()> {
         if self.opts.read_only {
+            Err(Errno::ROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Where `name` under `parent` is, for a call that makes, changes or
+    /// removes it: `EROFS` in a read-only view (a name that could be none
+    /// there, such as a non-moment under `.snapshots`, included).
+    pub(super) fn writable_child(&self, parent: u64, name: &str) -> FsResult<Loc> {
+        self.check_writable(&self.locate(parent)?)?;
+        let loc = self.child_loc(parent, name)?;
+        self.check_writable(&loc)?;
+        Ok(loc)
+    }
+
+    /// In another account's view, a write that the server takes only when
+    /// it is done (a file's content, sent at close) is checked first: what
+    /// `at` (the file, or the folder a new file goes in) allows this user
+    /// must be `write`, else `EACCES` now rather than a close that fails.
+    pub(super) async fn check_grant(&self, at: &Loc) -> FsResult<()> {
+        if !matches!(at.scope, Scope::Shared(_)) {
+            return Ok(());
+        }
+        if at.path.is_empty() {
+            return Err(Errno::ACCES); // a container itself is never shared
+        }
+        match self.store_for(at)?.stat(&at.container, &at.path).await {
+            Ok(meta) if meta.allowed_to == Some(Access::Write) => Ok(()),
+            Ok(_) | Err(StoreError::NotFound | StoreError::Denied) => Err(Errno::ACCES),
+            Err(e) => Err(e).during(Op::Open),
+        }
+    }
+
+    /// `EROFS` for a read-only mount, or a name in a read-only view.
+    pub(super) fn check_writable(&self, loc: &Loc) -> FsResult<()> {
+        if self.opts.read_only || loc.scope.read_only() {
             Err(Errno::ROFS)
         } else {
             Ok(())
@@ -204,13 +297,18 @@ impl<S: Store> Fs<S> {
         self.inodes().get(ino).map(|n| n.attr()).ok_or(Errno::NOENT)
     }
 
-    /// How `container` cuts files into blocks (asked once per container).
-    pub(super) async fn geometry(&self, container: &str, op: Op) -> FsResult<Geometry> {
-        if let Some(g) = lock(&self.geometries).get(container) {
+    /// How `loc`'s container cuts files into blocks (asked once per
+    /// container; another account's apart).
+    pub(super) async fn geometry(&self, loc: &Loc, op: Op) -> FsResult<Geometry> {
+        let key = match &loc.scope {
+            Scope::Shared(owner) => format!("{owner}/{}", loc.container),
+            _ => loc.container.clone(),
+        };
+        if let Some(g) = lock(&self.geometries).get(&key) {
             return Ok(*g);
         }
-        let g = self.store.geometry(container).await.during(op)?;
-        lock(&self.geometries).insert(container.to_string(), g);
+        let g = self.store_for(loc)?.geometry(&loc.container).await.during(op)?;
+        lock(&self.geometries).insert(key, g);
         Ok(g)
     }
 

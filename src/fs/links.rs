@@ -44,8 +44,7 @@ impl<S: Store> Fs<S> {
     /// Costs one server-side copy and one metadata update per name the
     /// group had.
     pub async fn link(self: &Arc<Self>, ino: u64, new_parent: u64, new_name: &str) -> FsResult<(u64, Attr)> {
-        self.check_writable()?;
-        let to = self.child_loc(new_parent, new_name)?;
+        let to = self.writable_child(new_parent, new_name)?;
         if self.is_account_root(new_parent) {
             return Err(Errno::PERM);
         }
@@ -57,7 +56,7 @@ impl<S: Store> Fs<S> {
         self.commit_open(ino).await?;
         let attr = self.attr_of(ino)?;
         let from = self.locate(ino)?;
-        if from.container != to.container {
+        if from.container != to.container || from.scope != to.scope {
             return Err(Errno::XDEV); // a group lives in one container
         }
         let group = attr.link.clone().unwrap_or_else(|| new_group_id(&from));
@@ -70,9 +69,12 @@ impl<S: Store> Fs<S> {
         new.nlink = members.len() as u32 + 1;
         new.ctime = now();
         let meta = new.to_meta();
-        self.store.copy(&from.container, &from.path, &to.container, &to.path, &meta).await.during(Op::Create)?;
+        self.store_for(&from)?
+            .copy(&from.container, &from.path, &to.container, &to.path, &meta)
+            .await
+            .during(Op::Create)?;
         members.insert(key(&to));
-        self.write_count(&group, &mut members, Some(&to), &new).await?;
+        self.write_count(&from, &group, &mut members, Some(&to), &new).await?;
         let mut t = self.inodes();
         t.set_group_number(&group, ino);
         if let Some(n) = t.get_mut(ino) {
@@ -100,7 +102,7 @@ impl<S: Store> Fs<S> {
         if members.len() <= 1 {
             new.link = None;
         }
-        self.write_count(&group, &mut members, None, &new).await?;
+        self.write_count(loc, &group, &mut members, None, &new).await?;
         if let Some(n) = self.inodes().get_mut(ino) {
             if n.link() == Some(group.as_str()) {
                 let mut a = n.attr();
@@ -127,8 +129,9 @@ impl<S: Store> Fs<S> {
     pub(super) async fn spread_content(&self, attr: &Attr, at: &Loc) -> FsResult<()> {
         let Some(group) = &attr.link else { return Ok(()) };
         let members = self.members(at, attr, group).await?;
+        let store = self.store_for(at)?;
         for (c, p) in members.iter().filter(|m| **m != key(at)) {
-            match self.store.copy(&at.container, &at.path, c, p, &attr.to_meta()).await {
+            match store.copy(&at.container, &at.path, c, p, &attr.to_meta()).await {
                 Ok(()) => {}
                 Err(e) => return Err(errno_of(Op::Commit, &e)),
             }
@@ -140,8 +143,9 @@ impl<S: Store> Fs<S> {
     pub(super) async fn spread_meta(&self, attr: &Attr, at: &Loc, pairs: &[(String, String)]) -> FsResult<()> {
         let Some(group) = &attr.link else { return Ok(()) };
         let members = self.members(at, attr, group).await?;
+        let store = self.store_for(at)?;
         for (c, p) in members.iter().filter(|m| **m != key(at)) {
-            match self.store.set_meta(c, p, pairs).await {
+            match store.set_meta(c, p, pairs).await {
                 Ok(()) | Err(StoreError::NotFound) => {}
                 Err(e) => return Err(errno_of(Op::Setattr, &e)),
             }
@@ -152,7 +156,15 @@ impl<S: Store> Fs<S> {
     /// Writes the group's count (and its id, or its removal) to every name
     /// but `made` (a copy that carries them already). A name gone meanwhile
     /// (removed by another client) leaves the group.
-    async fn write_count(&self, group: &str, members: &mut Members, made: Option<&Loc>, new: &Attr) -> FsResult<()> {
+    async fn write_count(
+        &self,
+        at: &Loc,
+        group: &str,
+        members: &mut Members,
+        made: Option<&Loc>,
+        new: &Attr,
+    ) -> FsResult<()> {
+        let store = self.store_for(at)?;
         let pairs = vec![
             (META_LINK.to_string(), new.link.clone().unwrap_or_default()),
             (META_NLINK.to_string(), if new.link.is_some() { new.nlink.to_string() } else { String::new() }),
@@ -160,7 +172,7 @@ impl<S: Store> Fs<S> {
         ];
         let mut gone = Vec::new();
         for m in members.iter().filter(|m| made.map(key).as_ref() != Some(*m)) {
-            match self.store.set_meta(&m.0, &m.1, &pairs).await {
+            match store.set_meta(&m.0, &m.1, &pairs).await {
                 Ok(()) => {}
                 Err(StoreError::NotFound) => gone.push(m.clone()),
                 Err(e) => return Err(errno_of(Op::Setattr, &e)),
@@ -190,7 +202,8 @@ impl<S: Store> Fs<S> {
         members.insert(key(at));
         if attr.link.as_deref() == Some(group) {
             let like = ObjectMeta { bytes: attr.size, tag: attr.hash.clone(), ..Default::default() };
-            let found = self.store.find_by_meta(&at.container, META_LINK, group, &like).await.during(Op::Lookup)?;
+            let found =
+                self.store_for(at)?.find_by_meta(&at.container, META_LINK, group, &like).await.during(Op::Lookup)?;
             members.extend(found.into_iter().map(|o| (at.container.clone(), o.name)));
         }
         lock(&self.links).insert(group.to_string(), members.clone());

@@ -91,13 +91,18 @@ impl<S: Store> Fs<S> {
             return Ok(());
         }
         let loc = self.locate(ino)?;
-        let (cap, per_page) = (self.store.listing_cap(), self.opts.listing_page.max(1));
+        if let Some(found) = self.view_listing(ino, &loc).await? {
+            self.keep_listing(ino, found);
+            return Ok(());
+        }
+        let store = self.store_for(&loc)?;
+        let (cap, per_page) = (store.listing_cap(), self.opts.listing_page.max(1));
         let mut hidden = HiddenEntries::new(&loc);
         // Each page is checked and made compact as it comes: the listing is
         // never held twice (pages and entries) nor as the store's objects.
         let mut found: Vec<(Arc<str>, ListedAttr)> = Vec::new();
-        if self.is_account_root(ino) {
-            let store = &self.store;
+        if loc.is_account() {
+            let store = &store;
             let page = |m: Option<String>, n| async move { store.list_containers(m.as_deref(), n).await };
             let listed = walk(
                 cap,
@@ -120,7 +125,7 @@ impl<S: Store> Fs<S> {
             hidden.note_cap(listed, cap);
         } else {
             let prefix = if loc.path.is_empty() { String::new() } else { format!("{}/", loc.path) };
-            let (store, container, p) = (&self.store, &loc.container, &prefix);
+            let (store, container, p) = (&store, &loc.container, &prefix);
             let page = |m: Option<String>, n| async move { store.list_page(container, p, m.as_deref(), n).await };
             // Where each name is in `found`: a marker object and a roll-up of
             // the same name follow each other in the store's order, but a

@@ -47,7 +47,7 @@ impl<S: Store> Fs<S> {
         times: Times,
         fh: Option<u64>,
     ) -> FsResult<Attr> {
-        self.check_writable()?;
+        self.check_writable(&self.locate(ino)?)?;
         if let Some(size) = size {
             self.truncate(ino, size, times.mtime.is_some(), fh).await?;
         }
@@ -112,11 +112,12 @@ impl<S: Store> Fs<S> {
                 merge.push((key.to_string(), String::new()));
             }
         }
-        match self.store.set_meta(&loc.container, &loc.path, &merge).await {
+        match self.store_for(loc)?.set_meta(&loc.container, &loc.path, &merge).await {
             // A linked file's other names carry the same attributes.
             Ok(()) => self.spread_meta(attr, loc, &merge).await,
             Err(StoreError::NotFound) if attr.kind == Kind::Dir => {
-                let marker = self.store.write_object(&loc.container, &loc.path, Bytes::new(), DIRECTORY_TYPE, &pairs);
+                let store = self.store_for(loc)?;
+                let marker = store.write_object(&loc.container, &loc.path, Bytes::new(), DIRECTORY_TYPE, &pairs);
                 marker.await.during(Op::Setattr)
             }
             // An uncommitted new file: its commit carries the attributes.

@@ -38,8 +38,10 @@ pub mod names;
 mod namespace;
 pub mod owners;
 mod read;
+pub mod scope;
 pub mod store;
 pub mod time;
+mod views;
 mod write;
 pub mod xattr;
 

@@ -9,6 +9,7 @@ use super::handle::OpenFile;
 use super::inode::{Listed, Listing, ROOT};
 use super::listed::ListedAttr;
 use super::listing::{shorten, DirEntry};
+use super::scope::Scope;
 use super::store::{Store, StoreError};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -19,6 +20,9 @@ impl<S: Store> Fs<S> {
     /// (None: it needs the network, call `lookup`). A found entry counts as
     /// one the kernel holds.
     pub fn cached_lookup(&self, parent: u64, name: &str) -> Option<FsResult<(u64, Attr)>> {
+        if self.is_view_lookup(parent, name) {
+            return None;
+        }
         if let Err(e) = self.child_loc(parent, name) {
             return Some(Err(e));
         }
@@ -30,6 +34,9 @@ impl<S: Store> Fs<S> {
 
     /// The kernel's lookup: the entry counts as one it holds (until `forget`).
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<(u64, Attr)> {
+        if self.is_view_lookup(parent, name) {
+            return self.lookup_view(parent, name).await;
+        }
         self.child_loc(parent, name)?;
         self.ensure_listing(parent).await?;
         self.lookup_listed(parent, name, true)
@@ -125,7 +132,7 @@ impl<S: Store> Fs<S> {
         if loc.path.is_empty() {
             return Ok(attr);
         }
-        match self.store.stat(&loc.container, &loc.path).await {
+        match self.store_for(&loc)?.stat(&loc.container, &loc.path).await {
             Ok(meta) => {
                 let mut t = self.inodes();
                 t.learn(ino, ListedAttr::new(&Attr::from_object(&meta)));
@@ -177,12 +184,14 @@ impl<S: Store> Fs<S> {
 
     /// A new file, open for writing, owned by the caller `uid`/`gid`.
     pub async fn create(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> FsResult<(u64, u64, Attr)> {
-        self.check_writable()?;
-        let loc = self.child_loc(parent, name)?;
+        let loc = self.writable_child(parent, name)?;
         if self.is_account_root(parent) {
             return Err(Errno::PERM);
         }
-        let geometry = self.geometry(&loc.container, Op::Create).await?;
+        if loc.scope != Scope::Now {
+            self.check_grant(&self.locate(parent)?).await?;
+        }
+        let geometry = self.geometry(&loc, Op::Create).await?;
         let mut attr = Attr::new_file(now());
         attr.mode = Some(mode & 0o7777);
         self.opts.owners.record(&mut attr, uid, gid);
@@ -211,8 +220,7 @@ impl<S: Store> Fs<S> {
         uid: u32,
         gid: u32,
     ) -> FsResult<(u64, Attr)> {
-        self.check_writable()?;
-        let loc = self.child_loc(parent, name)?;
+        let loc = self.writable_child(parent, name)?;
         let kind = Kind::of_mode(mode).ok_or(Errno::INVAL)?;
         let Some(content_type) = kind.special_type() else {
             let (ino, fh, _) = self.create(parent, name, mode, uid, gid).await?;
@@ -231,7 +239,8 @@ impl<S: Store> Fs<S> {
         self.opts.owners.record(&mut attr, uid, gid);
         attr.stored = true;
         let meta = attr.to_meta();
-        let made = self.store.write_object(&loc.container, &loc.path, Bytes::new(), content_type, &meta);
+        let store = self.store_for(&loc)?;
+        let made = store.write_object(&loc.container, &loc.path, Bytes::new(), content_type, &meta);
         made.await.during(Op::Create)?;
         self.entries_changed(&[parent], attr.mtime);
         Ok((self.bind(parent, name, attr.clone()), attr))
@@ -240,20 +249,20 @@ impl<S: Store> Fs<S> {
     /// A new folder owned by the caller (a container at the account root:
     /// containers keep no owner or mode).
     pub async fn mkdir(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> FsResult<(u64, Attr)> {
-        self.check_writable()?;
-        let loc = self.child_loc(parent, name)?;
+        let loc = self.writable_child(parent, name)?;
         if self.list_dir(parent).await?.iter().any(|e| &*e.name == name) {
             return Err(Errno::EXIST);
         }
         let mut attr = Attr::dir(now());
         if self.is_account_root(parent) {
-            self.store.create_container(name).await.during(Op::Mkdir)?;
+            self.store_for(&loc)?.create_container(name).await.during(Op::Mkdir)?;
         } else {
             attr.mode = Some(mode & 0o7777);
             self.opts.owners.record(&mut attr, uid, gid);
             attr.stored = true;
             let meta = attr.to_meta();
-            let marker = self.store.write_object(&loc.container, &loc.path, Bytes::new(), DIRECTORY_TYPE, &meta);
+            let store = self.store_for(&loc)?;
+            let marker = store.write_object(&loc.container, &loc.path, Bytes::new(), DIRECTORY_TYPE, &meta);
             marker.await.during(Op::Mkdir)?;
         }
         let ino = self.bind(parent, name, attr.clone());
@@ -276,7 +285,7 @@ impl<S: Store> Fs<S> {
     }
 
     pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
-        self.check_writable()?;
+        self.writable_child(parent, name)?;
         let (ino, attr) = self.find(parent, name).await?;
         let done = async {
             if attr.kind == Kind::Dir {
@@ -284,7 +293,7 @@ impl<S: Store> Fs<S> {
             }
             // This name's object (a linked file has one per name).
             let loc = self.child_loc(parent, name)?;
-            match self.store.delete(&loc.container, &loc.path).await {
+            match self.store_for(&loc)?.delete(&loc.container, &loc.path).await {
                 Ok(()) => {}
                 // Created here and never committed; or gone already, as asked
                 // (a retried delete whose first attempt landed, its reply lost).
@@ -308,7 +317,7 @@ impl<S: Store> Fs<S> {
     }
 
     pub async fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
-        self.check_writable()?;
+        self.writable_child(parent, name)?;
         let (ino, attr) = self.find(parent, name).await?;
         let done = async {
             if attr.kind != Kind::Dir {
@@ -316,12 +325,17 @@ impl<S: Store> Fs<S> {
             }
             let loc = self.locate(ino)?;
             if self.is_account_root(parent) {
-                self.store.delete_container(&loc.container).await.during(Op::Rmdir)?;
+                self.store_for(&loc)?.delete_container(&loc.container).await.during(Op::Rmdir)?;
             } else {
-                if self.store.holds_anything(&loc.container, &format!("{}/", loc.path)).await.during(Op::Rmdir)? {
+                if self
+                    .store_for(&loc)?
+                    .holds_anything(&loc.container, &format!("{}/", loc.path))
+                    .await
+                    .during(Op::Rmdir)?
+                {
                     return Err(Errno::NOTEMPTY);
                 }
-                match self.store.delete(&loc.container, &loc.path).await {
+                match self.store_for(&loc)?.delete(&loc.container, &loc.path).await {
                     Ok(()) | Err(StoreError::NotFound) => {}
                     Err(e) => return Err(errno_of(Op::Rmdir, &e)),
                 }
@@ -336,9 +350,11 @@ impl<S: Store> Fs<S> {
     }
 
     pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> FsResult<()> {
-        self.check_writable()?;
-        self.child_loc(parent, name)?;
-        let to = self.child_loc(new_parent, new_name)?;
+        let from = self.writable_child(parent, name)?;
+        let to = self.writable_child(new_parent, new_name)?;
+        if from.scope != to.scope {
+            return Err(Errno::XDEV); // another account: no move between them
+        }
         if self.is_account_root(parent) || self.is_account_root(new_parent) {
             return Err(Errno::PERM); // containers cannot be renamed
         }
@@ -366,7 +382,7 @@ impl<S: Store> Fs<S> {
                     (true, false) => return Err(Errno::NOTDIR),
                     (true, true) => {
                         let under = format!("{}/", to.path);
-                        if self.store.holds_anything(&to.container, &under).await.during(Op::Rename)? {
+                        if self.store_for(&to)?.holds_anything(&to.container, &under).await.during(Op::Rename)? {
                             return Err(Errno::NOTEMPTY);
                         }
                     }
@@ -374,7 +390,8 @@ impl<S: Store> Fs<S> {
                 }
             }
             if attr.kind == Kind::Dir {
-                let moved = self.store.rename_folder(&from.container, &from.path, &to.container, &to.path);
+                let store = self.store_for(&from)?;
+                let moved = store.rename_folder(&from.container, &from.path, &to.container, &to.path);
                 match moved.await {
                     Ok(()) => {}
                     // A retried move whose first attempt landed (its reply was lost).
@@ -393,18 +410,18 @@ impl<S: Store> Fs<S> {
                 // A commit of it whose reply was lost may have put it at the
                 // old name: it moves too (not there: never landed).
                 if self.inodes().get(ino).is_some_and(|n| n.maybe_sent) {
-                    match self.store.rename(&from.container, &from.path, &to.container, &to.path).await {
+                    match self.store_for(&from)?.rename(&from.container, &from.path, &to.container, &to.path).await {
                         Ok(()) | Err(StoreError::NotFound) => {}
                         Err(e) => return Err(errno_of(Op::Rename, &e)),
                     }
                 } else if replaced.as_ref().is_some_and(|(_, existing)| existing.kind != Kind::Dir) {
-                    match self.store.delete(&to.container, &to.path).await {
+                    match self.store_for(&to)?.delete(&to.container, &to.path).await {
                         Ok(()) | Err(StoreError::NotFound) => {}
                         Err(e) => return Err(errno_of(Op::Rename, &e)),
                     }
                 }
             } else {
-                match self.store.rename(&from.container, &from.path, &to.container, &to.path).await {
+                match self.store_for(&from)?.rename(&from.container, &from.path, &to.container, &to.path).await {
                     Ok(()) => {}
                     // A retried move whose first attempt landed (its reply was
                     // lost) finds no source: the object is at the new name.
@@ -441,7 +458,8 @@ impl<S: Store> Fs<S> {
     /// here), the same content tag and size.
     async fn moved_already(&self, attr: &Attr, to: &Loc) -> bool {
         let known = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
-        let Ok(there) = self.store.stat(&to.container, &to.path).await else { return false };
+        let Ok(store) = self.store_for(to) else { return false };
+        let Ok(there) = store.stat(&to.container, &to.path).await else { return false };
         match (known(&attr.uuid), known(&attr.hash)) {
             (Some(uuid), _) => there.uuid == Some(uuid),
             (None, Some(hash)) => {
@@ -454,15 +472,17 @@ impl<S: Store> Fs<S> {
     /// Whether the folder at `from` now lies at `to`: nothing is left at the
     /// old name (no marker, nothing under it) and the new one holds a folder.
     async fn folder_moved_already(&self, from: &Loc, to: &Loc) -> bool {
-        let marker_gone = matches!(self.store.stat(&from.container, &from.path).await, Err(StoreError::NotFound));
-        let emptied = matches!(self.store.holds_anything(&from.container, &format!("{}/", from.path)).await, Ok(false));
+        // One account: a move across accounts is refused before it starts.
+        let Ok(store) = self.store_for(from) else { return false };
+        let marker_gone = matches!(store.stat(&from.container, &from.path).await, Err(StoreError::NotFound));
+        let emptied = matches!(store.holds_anything(&from.container, &format!("{}/", from.path)).await, Ok(false));
         if !marker_gone || !emptied {
             return false;
         }
-        match self.store.stat(&to.container, &to.path).await {
+        match store.stat(&to.container, &to.path).await {
             Ok(there) => crate::clients::storage::is_directory_type(&there.content_type),
             Err(StoreError::NotFound) => {
-                matches!(self.store.holds_anything(&to.container, &format!("{}/", to.path)).await, Ok(true))
+                matches!(store.holds_anything(&to.container, &format!("{}/", to.path)).await, Ok(true))
             }
             Err(_) => false,
         }
@@ -470,8 +490,7 @@ impl<S: Store> Fs<S> {
 
     /// A symlink owned by the caller.
     pub async fn symlink(&self, parent: u64, name: &str, target: &str, uid: u32, gid: u32) -> FsResult<(u64, Attr)> {
-        self.check_writable()?;
-        let loc = self.child_loc(parent, name)?;
+        let loc = self.writable_child(parent, name)?;
         if self.is_account_root(parent) {
             return Err(Errno::PERM); // only containers live at the account root
         }
@@ -482,7 +501,10 @@ impl<S: Store> Fs<S> {
         attr.stored = true;
         let data = Bytes::copy_from_slice(target.as_bytes());
         let meta = attr.to_meta();
-        self.store.write_object(&loc.container, &loc.path, data, SYMLINK_TYPE, &meta).await.during(Op::Symlink)?;
+        self.store_for(&loc)?
+            .write_object(&loc.container, &loc.path, data, SYMLINK_TYPE, &meta)
+            .await
+            .during(Op::Symlink)?;
         let ino = self.bind(parent, name, attr.clone());
         if let Some(n) = self.inodes().get_mut(ino) {
             n.target = Some(target.into());
@@ -498,7 +520,11 @@ impl<S: Store> Fs<S> {
         let loc = self.locate(ino)?;
         let size = self.attr_of(ino)?.size;
         // A target is at most what the kernel takes: a longer reply is refused, not read.
-        let data = self.store.read_object(&loc.container, &loc.path, SYMLINK_MAX as u64).await.during(Op::Readlink)?;
+        let data = self
+            .store_for(&loc)?
+            .read_object(&loc.container, &loc.path, SYMLINK_MAX as u64)
+            .await
+            .during(Op::Readlink)?;
         // The target is the whole object: a reply shorter or longer than the
         // object's size is refused, never cached (a cut one would name another path).
         if data.len() as u64 != size {

@@ -19,7 +19,11 @@ impl<S: Store> Fs<S> {
     /// kernel's page cache: the version is the one opened last time).
     pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> FsResult<(u64, bool)> {
         if write {
-            self.check_writable()?;
+            let loc = self.locate(ino)?;
+            self.check_writable(&loc)?;
+            if !self.pending_new(ino) {
+                self.check_grant(&loc).await?;
+            }
         }
         let attr = self.attr_of(ino)?;
         match attr.kind {
@@ -31,7 +35,7 @@ impl<S: Store> Fs<S> {
             Kind::File => {}
         }
         let loc = self.locate(ino)?;
-        let (mut file, keep) = match self.store.open(&loc.container, &loc.path).await {
+        let (mut file, keep) = match self.store_for(&loc)?.open(&loc.container, &loc.path).await {
             Ok(opened) => {
                 let version = opened.version.pin.clone().unwrap_or_default();
                 let keep = lock(&self.opened_versions).insert(ino, version.clone()).is_some_and(|v| v == version);
@@ -43,7 +47,7 @@ impl<S: Store> Fs<S> {
             }
             // Created here and not committed yet: nothing remote to pin.
             Err(StoreError::NotFound) if self.pending_new(ino) => {
-                let geometry = self.geometry(&loc.container, Op::Open).await?;
+                let geometry = self.geometry(&loc, Op::Open).await?;
                 (OpenFile::uncommitted(ino, &geometry, write), false)
             }
             Err(e) => return Err(errno_of(Op::Open, &e)),
@@ -76,7 +80,7 @@ impl<S: Store> Fs<S> {
         }
         // A block copied from another file is read from that file.
         let loc = self.locate(r.ino.unwrap_or(ino))?;
-        let (store, key, i, version) = (self.store.clone(), r.key, r.i, r.version);
+        let (store, key, i, version) = (self.store_for(&loc)?, r.key, r.i, r.version);
         let data = self
             .cache
             .get_or_fetch(key, async move {
@@ -184,7 +188,7 @@ impl<S: Store> Fs<S> {
             let unchecked = |v: &Version| v.content_hash.is_none() || self.opts.unverified_range_reads;
             if let (false, Some(version)) = (all_cached, f.version().filter(|v| unchecked(v))) {
                 let loc = self.locate(f.ino())?;
-                match self.store.read_range(&loc.container, &loc.path, version, offset, end).await {
+                match self.store_for(&loc)?.read_range(&loc.container, &loc.path, version, offset, end).await {
                     Ok(data) if data.len() as u64 == end - offset => return Ok(data),
                     Ok(_) => {}
                     // Renamed since it was opened: on Pithos its pinned version

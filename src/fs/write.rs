@@ -23,7 +23,8 @@ impl<S: Store> Fs<S> {
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
-        self.check_writable()?;
+        // A handle is writable only where its open was allowed to write.
+        self.check_mount_writable()?;
         let h = self.handle(fh)?;
         let mut f = h.lock().await;
         if !f.is_writable() {
@@ -89,9 +90,10 @@ impl<S: Store> Fs<S> {
     /// store's pace and every block is sent once, early.
     async fn send_early(&self, ino: u64, blocks: Vec<(usize, Bytes)>) {
         let Ok(loc) = self.locate(ino) else { return };
+        let Ok(store) = self.store_for(&loc) else { return };
         for (_, data) in blocks {
             let Ok(permit) = self.early_uploads.clone().acquire_owned().await else { return };
-            let (store, container) = (self.store.clone(), loc.container.clone());
+            let (store, container) = (store.clone(), loc.container.clone());
             tokio::spawn(async move {
                 if let Err(e) = store.upload_block(&container, data).await {
                     tracing::debug!("early block upload failed (the commit sends it): {e}");
@@ -121,7 +123,7 @@ impl<S: Store> Fs<S> {
         let current = self.inodes().get(ino).map(|n| n.pending.unwrap_or(n.size())).ok_or(Errno::NOENT)?;
         if size > current {
             let loc = self.locate(ino)?;
-            if size > self.geometry(&loc.container, super::errno::Op::Setattr).await?.max_size {
+            if size > self.geometry(&loc, super::errno::Op::Setattr).await?.max_size {
                 return Err(Errno::FBIG);
             }
         }

@@ -17,6 +17,9 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "mount-test-token-0123456789abcdef";
+/// A second user of every local cloud the tests start (`friend`), for sharing.
+pub const FRIEND: &str = "friend";
+pub const FRIEND_TOKEN: &str = "mount-test-friend-token-0123456789ab";
 pub const BIN: &str = env!("CARGO_BIN_EXE_pithosfs");
 pub const MIB: usize = 1 << 20;
 
@@ -76,7 +79,7 @@ impl Cloud {
     pub fn start_on(root: &Path, listen: &str) -> Cloud {
         let data = root.join("data");
         let users = root.join("users");
-        std::fs::write(&users, format!("tester {TOKEN}\n")).unwrap();
+        std::fs::write(&users, format!("tester {TOKEN}\n{FRIEND} {FRIEND_TOKEN}\n")).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("serve.log")).unwrap();
         let mut child = Command::new(BIN)
             .arg("serve")
@@ -407,10 +410,15 @@ impl Env {
 
     /// Mounts at `$R/<name>`.
     pub fn mount_at(&mut self, name: &str, args: &[&str]) {
+        self.mount_with_token(name, TOKEN, args);
+    }
+
+    /// Mounts the account of the user with `token` at `$R/<name>`.
+    pub fn mount_with_token(&mut self, name: &str, token: &str, args: &[&str]) {
         let point = self.root.join(name);
         let log = self.root.join(format!("{name}.{}.log", self.mounts.len()));
         let identity = self.cloud.identity();
-        self.mounts.push(Mount::start(&point, &log, args, &[("PITHOSFS_URL", &identity), ("PITHOSFS_TOKEN", TOKEN)]));
+        self.mounts.push(Mount::start(&point, &log, args, &[("PITHOSFS_URL", &identity), ("PITHOSFS_TOKEN", token)]));
     }
 
     /// `user` mounts the account at `$R/<name>` (a mount point it owns, and a

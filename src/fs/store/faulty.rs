@@ -13,10 +13,11 @@
 //! ```
 
 use super::{
-    Block, BlockSource, Commit, Committed, Container, Entry, Geometry, NewVersion, ObjectMeta, Opened, Store,
+    Block, BlockSource, Commit, Committed, Container, Entry, Geometry, NewVersion, ObjectMeta, Opened, Sharing, Store,
     StoreError, StoreResult, Version,
 };
 use crate::blocks::BlockHash;
+use crate::fs::scope::Scope;
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -137,12 +138,13 @@ fn random_fault(rng: &mut StdRng, op: StoreOp) -> Fault {
 /// Any store, with counted calls and faults placed on purpose.
 pub struct FaultyStore<S> {
     inner: S,
-    plan: Mutex<Plan>,
+    /// Shared by the store's scoped views: one count and plan for them all.
+    plan: Arc<Mutex<Plan>>,
 }
 
 impl<S: Store> FaultyStore<S> {
     pub fn new(inner: S) -> FaultyStore<S> {
-        FaultyStore { inner, plan: Mutex::new(Plan::default()) }
+        FaultyStore { inner, plan: Arc::new(Mutex::new(Plan::default())) }
     }
 
     pub fn inner(&self) -> &S {
@@ -386,6 +388,33 @@ impl<S: Store> Store for FaultyStore<S> {
         Some(self.run(StoreOp::SetMeta, async { inner }).await)
     }
 
+    fn scoped(&self, scope: &Scope) -> Option<Self> {
+        Some(FaultyStore { inner: self.inner.scoped(scope)?, plan: self.plan.clone() })
+    }
+
+    async fn sharers(&self) -> Option<StoreResult<Vec<String>>> {
+        let inner = self.inner.sharers().await?;
+        Some(self.run(StoreOp::ListContainers, async { inner }).await)
+    }
+
+    async fn user_names(&self, uuids: &[String]) -> StoreResult<std::collections::BTreeMap<String, String>> {
+        self.inner.user_names(uuids).await
+    }
+
+    async fn user_uuids(&self, names: &[String]) -> StoreResult<std::collections::BTreeMap<String, String>> {
+        self.inner.user_uuids(names).await
+    }
+
+    async fn sharing(&self, container: &str, name: &str) -> Option<StoreResult<Sharing>> {
+        let inner = self.inner.sharing(container, name).await?;
+        Some(self.run(StoreOp::Stat, async { inner }).await)
+    }
+
+    async fn set_sharing(&self, container: &str, name: &str, sharing: &Sharing) -> Option<StoreResult<()>> {
+        let inner = self.inner.set_sharing(container, name, sharing).await?;
+        Some(self.run(StoreOp::SetMeta, async { inner }).await)
+    }
+
     async fn set_meta(&self, container: &str, name: &str, pairs: &[(String, String)]) -> StoreResult<()> {
         self.run(StoreOp::SetMeta, self.inner.set_meta(container, name, pairs)).await
     }
@@ -496,6 +525,9 @@ mod tests {
             None
         }
         async fn versions(&self, _: &str, _: &str) -> Option<StoreResult<Vec<(String, f64)>>> {
+            None
+        }
+        fn scoped(&self, _: &Scope) -> Option<Self> {
             None
         }
         async fn delete(&self, _: &str, _: &str) -> StoreResult<()> {

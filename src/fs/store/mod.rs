@@ -24,6 +24,7 @@ pub use faulty::{Fault, FaultyStore, StoreOp};
 pub use pithos::PithosStore;
 pub use swift::SwiftStore;
 
+use super::scope::Scope;
 use crate::blocks::{self, Algorithm, BlockHash};
 use crate::clients::ClientError;
 use bytes::Bytes;
@@ -160,6 +161,27 @@ pub struct ObjectMeta {
     pub meta: BTreeMap<String, String>,
     /// The public URL, when the object is published (Pithos).
     pub public: Option<String>,
+    /// What another account's object allows this user (Pithos, in a
+    /// HEAD). None: one's own, or not said.
+    pub allowed_to: Option<Access>,
+}
+
+/// What a grant on another account's object allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl Access {
+    /// `X-Object-Allowed-To` (`read` or `write`).
+    pub fn parse(s: &str) -> Option<Access> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "read" => Some(Access::Read),
+            "write" => Some(Access::Write),
+            _ => None,
+        }
+    }
 }
 
 /// One entry of a folder's listing.
@@ -195,6 +217,20 @@ impl Entry {
 pub struct Container {
     pub name: String,
     pub modified: Option<f64>,
+}
+
+/// Who an object is shared with, as the store keeps it: user UUIDs,
+/// `uuid:group` names and `*` (everyone with an account).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sharing {
+    pub read: Vec<String>,
+    pub write: Vec<String>,
+}
+
+impl Sharing {
+    pub fn is_empty(&self) -> bool {
+        self.read.is_empty() && self.write.is_empty()
+    }
 }
 
 /// How a container cuts files into blocks.
@@ -461,6 +497,52 @@ pub trait Store: Send + Sync + 'static {
         public: bool,
     ) -> impl Future<Output = Option<StoreResult<()>>> + Send;
 
+    /// The same store seen through `scope`: the account at a past moment,
+    /// one version by its id, or another account as far as it shares with
+    /// this user. None where the store has no such view (plain Swift keeps
+    /// no history and no sharing) and for the mount's folders of views.
+    fn scoped(&self, scope: &Scope) -> Option<Self>
+    where
+        Self: Sized;
+
+    /// The accounts (UUIDs) that share objects with this user. None where
+    /// the store has no sharing.
+    fn sharers(&self) -> impl Future<Output = Option<StoreResult<Vec<String>>>> + Send {
+        async { None }
+    }
+
+    /// Display names of the users with these UUIDs (those the identity
+    /// service knows).
+    fn user_names(&self, uuids: &[String]) -> impl Future<Output = StoreResult<BTreeMap<String, String>>> + Send {
+        let _ = uuids;
+        async { Ok(BTreeMap::new()) }
+    }
+
+    /// UUIDs of the users with these display names (those it knows).
+    fn user_uuids(&self, names: &[String]) -> impl Future<Output = StoreResult<BTreeMap<String, String>>> + Send {
+        let _ = names;
+        async { Ok(BTreeMap::new()) }
+    }
+
+    /// Who the object is shared with. None where the store has no sharing.
+    fn sharing(&self, container: &str, name: &str) -> impl Future<Output = Option<StoreResult<Sharing>>> + Send {
+        let _ = (container, name);
+        async { None }
+    }
+
+    /// Shares the object (a folder marker: everything under it) as
+    /// `sharing` says; an empty one withdraws it. None where the store has
+    /// no sharing.
+    fn set_sharing(
+        &self,
+        container: &str,
+        name: &str,
+        sharing: &Sharing,
+    ) -> impl Future<Output = Option<StoreResult<()>>> + Send {
+        let _ = (container, name, sharing);
+        async { None }
+    }
+
     /// Merges metadata into the object's (an empty value deletes a key).
     fn set_meta(
         &self,
@@ -534,6 +616,7 @@ pub fn meta_of_info(name: &str, i: &crate::clients::storage::ObjectInfo) -> Obje
         modified: i.last_modified,
         meta: i.meta.clone(),
         public: i.info.header("x-object-public").map(str::to_string),
+        allowed_to: i.info.header("x-object-allowed-to").and_then(Access::parse),
     }
 }
 
@@ -547,6 +630,7 @@ pub fn meta_of_entry(e: crate::clients::storage::ObjectEntry) -> ObjectMeta {
         modified: e.last_modified,
         meta: e.meta,
         public: None,
+        allowed_to: None,
         bytes: e.bytes,
         content_type: e.content_type,
         name: e.name,

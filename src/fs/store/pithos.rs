@@ -4,13 +4,17 @@
 //! folder moves in one request, and listings carry each object's metadata.
 
 use super::{
-    check_name, entry_of, meta_of_info, naming, put_options, Block, BlockSource, Commit, Committed, Container, Entry,
-    Geometry, NewVersion, ObjectMeta, Opened, Store, StoreError, StoreResult, Version,
+    check_name, entry_of, meta_of_entry, meta_of_info, naming, put_options, Block, BlockSource, Commit, Committed,
+    Container, Entry, Geometry, NewVersion, ObjectMeta, Opened, Sharing, Store, StoreError, StoreResult, Version,
 };
 use crate::blocks::{self, Algorithm, BlockHash};
+use crate::clients::astakos::AstakosClient;
 use crate::clients::pithos::PithosClient;
+use crate::clients::storage::Listed;
 use crate::clients::storage::{GetOptions, ListOptions, ObjectStorage, PutOptions};
+use crate::fs::scope::Scope;
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -27,11 +31,64 @@ pub struct PithosStore {
     /// The longest object name the server takes: the local cloud's until a
     /// server refuses a longer one (Synnefo takes 1,024), then that.
     name_limit: Arc<AtomicUsize>,
+    /// The identity service, for users' names (sharing).
+    names: Option<AstakosClient>,
+    /// A past moment (seconds since the epoch) this store shows the account
+    /// at: listings carry `until`, objects open at the version listed then.
+    until: Option<i64>,
+    /// One version (its id) every object opens at.
+    version: Option<String>,
 }
 
 impl PithosStore {
     pub fn new(client: PithosClient) -> PithosStore {
-        PithosStore { client, name_limit: Arc::new(AtomicUsize::new(super::MAX_OBJECT_NAME)) }
+        PithosStore {
+            client,
+            name_limit: Arc::new(AtomicUsize::new(super::MAX_OBJECT_NAME)),
+            names: None,
+            until: None,
+            version: None,
+        }
+    }
+
+    /// The same store, telling users' names from their UUIDs through `astakos`.
+    pub fn with_names(self, astakos: AstakosClient) -> PithosStore {
+        PithosStore { names: Some(astakos), ..self }
+    }
+
+    fn listing(&self) -> ListOptions {
+        ListOptions { until: self.until, ..Default::default() }
+    }
+
+    /// The version of `name` this store shows (None: the current one): the
+    /// one pinned, or the one listed at the moment (`NotFound` when the
+    /// object did not exist then).
+    async fn version_shown(&self, container: &str, name: &str) -> StoreResult<Option<ObjectMeta>> {
+        if self.version.is_some() {
+            return Ok(None);
+        }
+        let Some(until) = self.until else { return Ok(None) };
+        // The object itself sorts first among the names it begins.
+        let o =
+            ListOptions { prefix: Some(name.to_string()), limit: Some(1), until: Some(until), ..Default::default() };
+        let listed = self.at(container).list_objects(&o).await?;
+        match listed.into_iter().next() {
+            Some(Listed::Object(e)) if e.name == name => Ok(Some(meta_of_entry(e))),
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    /// The version id reads of `name` are pinned to in this scope (None: the current one).
+    async fn pinned(&self, container: &str, name: &str) -> StoreResult<Option<String>> {
+        if let Some(v) = &self.version {
+            return Ok(Some(v.clone()));
+        }
+        match self.version_shown(container, name).await? {
+            Some(meta) => {
+                meta.version.map(Some).ok_or_else(|| StoreError::Invalid("a listing without versions".into()))
+            }
+            None => Ok(None),
+        }
     }
 
     /// A name the server takes, as far as is known, or `NameTooLong`.
@@ -87,7 +144,7 @@ impl Store for PithosStore {
     }
 
     async fn list_containers(&self, marker: Option<&str>, limit: usize) -> StoreResult<Vec<Container>> {
-        let o = ListOptions { marker: marker.map(str::to_string), limit: Some(limit), ..Default::default() };
+        let o = ListOptions { marker: marker.map(str::to_string), limit: Some(limit), ..self.listing() };
         let listed = self.client.list_containers_with(&o).await?;
         Ok(listed.into_iter().map(|c| Container { name: c.name, modified: c.last_modified }).collect())
     }
@@ -99,28 +156,38 @@ impl Store for PithosStore {
         marker: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<Entry>> {
+        // One version by id is reached by name only: its folders list nothing.
+        if self.version.is_some() {
+            return Ok(Vec::new());
+        }
         let o = ListOptions {
             prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
             delimiter: Some("/".into()),
             marker: marker.map(str::to_string),
             limit: Some(limit),
-            ..Default::default()
+            ..self.listing()
         };
         Ok(self.at(container).list_objects(&o).await?.into_iter().map(entry_of).collect())
     }
 
     async fn holds_anything(&self, container: &str, prefix: &str) -> StoreResult<bool> {
-        let o = ListOptions { prefix: Some(prefix.to_string()), limit: Some(1), ..Default::default() };
+        let o = ListOptions { prefix: Some(prefix.to_string()), limit: Some(1), ..self.listing() };
         Ok(!self.at(container).list_objects(&o).await?.is_empty())
     }
 
     async fn stat(&self, container: &str, name: &str) -> StoreResult<ObjectMeta> {
-        Ok(meta_of_info(name, &self.at(container).get_object_info(name).await?))
+        if let Some(meta) = self.version_shown(container, name).await? {
+            return Ok(meta);
+        }
+        let info = self.at(container).get_object_info_at(name, self.version.as_deref()).await?;
+        Ok(meta_of_info(name, &info))
     }
 
-    /// One request: the hashmap, with the object's headers.
+    /// One request: the hashmap, with the object's headers (two at a past
+    /// moment: the listing that says which version it was, then that one).
     async fn open(&self, container: &str, name: &str) -> StoreResult<Opened> {
-        let hm = self.at(container).get_object_hashmap(name, None).await?;
+        let pinned = self.pinned(container, name).await?;
+        let hm = self.at(container).get_object_hashmap(name, pinned.as_deref()).await?;
         let meta = ObjectMeta { bytes: hm.bytes, ..meta_of_info(name, &hm.info) };
         let version = Version {
             size: hm.bytes,
@@ -191,7 +258,8 @@ impl Store for PithosStore {
     }
 
     async fn read_object(&self, container: &str, name: &str, max: u64) -> StoreResult<Bytes> {
-        let o = GetOptions { max_bytes: Some(max), ..Default::default() };
+        let version = self.pinned(container, name).await?;
+        let o = GetOptions { max_bytes: Some(max), version, ..Default::default() };
         Ok(self.at(container).get_object(name, &o).await?.1)
     }
 
@@ -290,6 +358,50 @@ impl Store for PithosStore {
     async fn set_public(&self, container: &str, name: &str, public: bool) -> Option<StoreResult<()>> {
         let c = self.at(container);
         let done = if public { c.publish_object(name).await.map(drop) } else { c.unpublish_object(name).await };
+        Some(done.map_err(StoreError::from))
+    }
+
+    fn scoped(&self, scope: &Scope) -> Option<PithosStore> {
+        let now = PithosStore { until: None, version: None, ..self.clone() };
+        match scope {
+            Scope::Now => Some(now),
+            Scope::AsOf(t) => Some(PithosStore { until: Some(*t), ..now }),
+            Scope::Version(id) => Some(PithosStore { version: Some(id.clone()), ..now }),
+            Scope::Shared(owner) => Some(PithosStore { client: self.client.with_account(owner), ..now }),
+            Scope::Snapshots | Scope::Sharers => None,
+        }
+    }
+
+    async fn sharers(&self) -> Option<StoreResult<Vec<String>>> {
+        Some(self.client.get_sharing_accounts().await.map_err(StoreError::from))
+    }
+
+    async fn user_names(&self, uuids: &[String]) -> StoreResult<BTreeMap<String, String>> {
+        let Some(a) = &self.names else { return Ok(BTreeMap::new()) };
+        let refs: Vec<&str> = uuids.iter().map(String::as_str).collect();
+        Ok(a.get_usernames(&refs).await?)
+    }
+
+    async fn user_uuids(&self, names: &[String]) -> StoreResult<BTreeMap<String, String>> {
+        let Some(a) = &self.names else { return Ok(BTreeMap::new()) };
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        Ok(a.get_uuids(&refs).await?)
+    }
+
+    async fn sharing(&self, container: &str, name: &str) -> Option<StoreResult<Sharing>> {
+        let got = self.at(container).get_object_sharing(name).await;
+        Some(got.map(|(read, write)| Sharing { read, write }).map_err(StoreError::from))
+    }
+
+    async fn set_sharing(&self, container: &str, name: &str, sharing: &Sharing) -> Option<StoreResult<()>> {
+        let c = self.at(container);
+        let done = if sharing.is_empty() {
+            c.del_object_sharing(name).await
+        } else {
+            let read: Vec<&str> = sharing.read.iter().map(String::as_str).collect();
+            let write: Vec<&str> = sharing.write.iter().map(String::as_str).collect();
+            c.set_object_sharing(name, &read, &write).await
+        };
         Some(done.map_err(StoreError::from))
     }
 

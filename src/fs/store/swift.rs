@@ -11,6 +11,7 @@ use super::{
 };
 use crate::blocks::{self, BlockHash};
 use crate::clients::storage::{GetOptions, ListOptions, Listed, ObjectStorage, PutOptions, StorageClient};
+use crate::fs::scope::Scope;
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use lru::LruCache;
@@ -384,6 +385,11 @@ impl Store for SwiftStore {
     /// Swift's POST replaces all metadata: the client merges with a HEAD first.
     /// Swift keeps no versions the mount can read.
     async fn versions(&self, _container: &str, _name: &str) -> Option<StoreResult<Vec<(String, f64)>>> {
+        None
+    }
+
+    /// Swift keeps no history and no sharing: the present is its one view.
+    fn scoped(&self, _scope: &Scope) -> Option<SwiftStore> {
         None
     }
 
