@@ -129,6 +129,11 @@ fn sharing_from_the_shell_reaches_the_other_users_mount() {
     env.sh(&format!(r#"printf edited > "{f}/tester/pithos/open.txt""#));
     assert_eq!(env.cloud.get("pithos", "open.txt"), b"edited");
     assert_eq!(env.sh(r#"cat "$M/pithos/open.txt""#), "edited");
+    // A file of several blocks: they go into the owner's container first.
+    let big = random_bytes(2 * env.cloud.block_size("pithos") as usize + 5, 7);
+    std::fs::write(env.root.join("big.bin"), &big).unwrap();
+    env.sh(&format!(r#"cp "$R/big.bin" "{f}/tester/pithos/open.txt""#));
+    assert_eq!(sha256(&env.cloud.get("pithos", "open.txt")), sha256(&big));
     // Not in the friend's walk of their own mount.
     assert!(!env.sh(r#"find "$R/friend""#).contains("shared"));
 

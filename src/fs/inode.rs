@@ -602,6 +602,20 @@ impl InodeTable {
         Some(ino)
     }
 
+    /// The name of `ino`'s ancestor just under the root (its own, for a
+    /// child of the root; None for the root): no allocation, so hot paths
+    /// can tell the tree a node is in.
+    pub fn top_name(&self, ino: u64) -> Option<&str> {
+        let mut cur = self.nodes.get(&ino)?;
+        for _ in 0..4096 {
+            if cur.parent == ROOT {
+                return Some(&cur.name);
+            }
+            cur = self.nodes.get(&cur.parent)?;
+        }
+        None // a cycle would be a bug; never loop forever
+    }
+
     /// Names from the root down to `ino` (empty for the root).
     pub fn components(&self, ino: u64) -> Option<Vec<String>> {
         let mut out = Vec::new();

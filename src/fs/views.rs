@@ -34,7 +34,13 @@ impl<S: Store> Fs<S> {
         if parent == ROOT {
             return (name == SNAPSHOTS && self.has_history) || (name == SHARED && self.has_sharing);
         }
-        self.locate(parent).is_ok_and(|l| by_name(&l.scope))
+        // Most lookups are in the present: told without building the path.
+        let in_views = match self.inodes().top_name(parent) {
+            Some(SNAPSHOTS) => self.has_history,
+            Some(SHARED) => self.has_sharing,
+            _ => false,
+        };
+        in_views && self.locate(parent).is_ok_and(|l| by_name(&l.scope))
     }
 
     /// A lookup the views answer (see `is_view_lookup`): the node, counted
