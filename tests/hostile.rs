@@ -949,3 +949,43 @@ fn client_library_uploads_to_a_deaf_server_fail() {
     });
     assert_eq!(deaf.get(), 2);
 }
+
+/// A hostile list of accounts sharing with the user: names no file can
+/// have (`..`, a slash, empty, past 255 bytes) are not shown, thousands are
+/// bounded, and an owner the server then refuses is `EACCES`; the mount
+/// lives on.
+#[test]
+fn a_hostile_list_of_sharers_shows_only_what_can_be_names() {
+    let mut w = World::new();
+    let sharers = |r: &Req| {
+        r.method == "GET" && r.path.trim_end_matches('/') == pithosfs::cloud::PITHOS_PATH && r.query("format").is_some()
+    };
+    let long = "x".repeat(300);
+    let hits = w.proxy.rule(
+        "sharers that are no names",
+        sharers,
+        Action::Answer(Box::new(move |_| {
+            let mut list: Vec<Value> = ["..", ".", "a/b", "", long.as_str(), "ok-owner", "ok-owner"]
+                .iter()
+                .map(|n| json!({ "name": n }))
+                .collect();
+            list.extend([json!({ "name": 5 }), json!("bare"), json!(null)]);
+            list.extend((0..3000).map(|i| json!({ "name": format!("many-{i:04}") })));
+            Made {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: serde_json::to_vec(&Value::Array(list)).unwrap_or_default(),
+            }
+        })),
+    );
+    w.mount(&[]);
+    let shown = w.env.sh(r#"ls "$M/.shared""#);
+    assert!(hits.get() >= 1);
+    let names: Vec<&str> = shown.lines().collect();
+    assert!(names.contains(&"ok-owner"), "{shown}");
+    assert!(names.iter().all(|n| *n == "ok-owner" || n.starts_with("many-")), "{shown}");
+    assert_eq!(names.len(), 3001, "each owner once");
+    let err = w.env.sh_fails(r#"timeout 30 ls "$M/.shared/ok-owner""#);
+    assert!(err.contains("Permission denied") || err.contains("No such file"), "{err}");
+    w.assert_alive("a hostile list of sharers");
+}
