@@ -12,6 +12,11 @@
 //! there) stays until the request has committed the version that lists it.
 //! Blocks a request created but never committed become *suspects*, which
 //! the collector checks on its next pass.
+//!
+//! Where the blocks lie is a [`BlockBackend`] under the store: the directory
+//! ([`DirBlocks`]) now; another backend (an object store shared by several
+//! servers) keeps the same contract: a block is put by its hash, durably
+//! and idempotently, and read back whole or by range.
 
 use crate::blocks::{self, Algorithm, BlockHash};
 use std::collections::{HashMap, HashSet};
@@ -21,18 +26,45 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+/// Where blocks are kept, by hash: the durable half of the block store
+/// (pins, suspects and buffers stay above it, in [`BlockStore`]). Every
+/// call may block on I/O: callers run it off the async reactor.
+pub trait BlockBackend: Send + Sync {
+    /// Whether block `hash` is stored durably.
+    fn contains(&self, hash: &BlockHash) -> bool;
+    /// Stores the block in `buf` as `hash` (the caller hashed it), durably
+    /// before it returns; idempotent. True when it was not stored before.
+    fn put(&self, hash: BlockHash, buf: &mut BlockBuf) -> io::Result<bool>;
+    /// `len` bytes at `offset` of block `hash`, zeros past what is stored
+    /// (trailing zeros are not kept). A missing block is an error.
+    fn read_range(&self, hash: &BlockHash, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+    /// Deletes a block; the bytes freed (0 if it was not there).
+    fn delete(&self, hash: &BlockHash) -> io::Result<u64>;
+    /// Every stored block whose hash begins with byte `prefix`, with when it
+    /// was stored (epoch seconds).
+    fn stored(&self, prefix: u8) -> io::Result<Vec<(BlockHash, f64)>>;
+    /// Number of stored blocks and their bytes as stored.
+    fn usage(&self) -> io::Result<(u64, u64)>;
+}
+
 pub struct BlockStore {
-    root: PathBuf,
-    tmp: PathBuf,
+    backend: Box<dyn BlockBackend>,
     pub block_size: u64,
     pub algorithm: Algorithm,
-    next_tmp: AtomicU64,
     /// Blocks requests in flight rely on, with how many requests do.
     pins: Mutex<HashMap<BlockHash, u32>>,
     /// Blocks created by requests that did not commit: (hash, when, epoch seconds).
     suspects: Mutex<Vec<(BlockHash, f64)>>,
     /// Page-aligned block buffers to reuse (no page faults, no zeroing per block).
     buffers: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+/// The block directory: `<2 hex>/<64 hex>` files, written through `tmp/`
+/// and made durable in groups.
+pub struct DirBlocks {
+    root: PathBuf,
+    tmp: PathBuf,
+    next_tmp: AtomicU64,
     /// Blocks written to `tmp/` and waiting to be made durable together.
     sync: GroupSync,
 }
@@ -84,7 +116,7 @@ impl Pinned {
         if first {
             *self.store.lock_pins().entry(hash).or_insert(0) += 1;
         }
-        if self.store.put_hashed(hash, &mut buf)? {
+        if self.store.backend.put(hash, &mut buf)? {
             self.state.lock().unwrap_or_else(|p| p.into_inner()).created.push(hash);
         }
         Ok(hash)
@@ -120,27 +152,21 @@ impl Drop for Pinned {
 }
 
 impl BlockStore {
+    /// The block directory at `root`.
     pub fn open(root: &Path, block_size: u64, algorithm: Algorithm) -> io::Result<BlockStore> {
-        let tmp = root.join("tmp");
-        fs::create_dir_all(&tmp)?;
-        // Leftovers of writes a crash interrupted; never referenced by metadata.
-        for entry in fs::read_dir(&tmp)? {
-            let _ = fs::remove_file(entry?.path());
-        }
-        for i in 0..=255u8 {
-            fs::create_dir_all(root.join(format!("{i:02x}")))?;
-        }
-        Ok(BlockStore {
-            root: root.to_path_buf(),
-            tmp,
+        Ok(BlockStore::with_backend(Box::new(DirBlocks::open(root)?), block_size, algorithm))
+    }
+
+    /// Blocks kept by `backend`.
+    pub fn with_backend(backend: Box<dyn BlockBackend>, block_size: u64, algorithm: Algorithm) -> BlockStore {
+        BlockStore {
+            backend,
             block_size,
             algorithm,
-            next_tmp: AtomicU64::new(0),
             pins: Mutex::new(HashMap::new()),
             suspects: Mutex::new(Vec::new()),
             buffers: Arc::default(),
-            sync: GroupSync::default(),
-        })
+        }
     }
 
     /// A new pin set for one request's writes.
@@ -164,86 +190,25 @@ impl BlockStore {
         std::mem::take(&mut *self.suspects.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Unlinks a block; returns the bytes freed (0 if it was not there).
+    /// Deletes a block; returns the bytes freed (0 if it was not there).
     /// Only garbage collection calls this, holding the pins.
     pub fn remove(&self, _held: &PinsHeld<'_>, hash: &BlockHash) -> io::Result<u64> {
-        let path = self.path(hash);
-        let len = match fs::metadata(&path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e),
-        };
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(len),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(e),
-        }
+        self.backend.delete(hash)
     }
 
-    /// Every stored block of directory `prefix` (`0..=255`) with its
-    /// modification time (epoch seconds); names that are not block hashes are skipped.
+    /// Every stored block of prefix `prefix` (`0..=255`) with when it was
+    /// stored (epoch seconds).
     pub fn stored(&self, prefix: u8) -> io::Result<Vec<(BlockHash, f64)>> {
-        let mut out = Vec::new();
-        let dir = match fs::read_dir(self.root.join(format!("{prefix:02x}"))) {
-            Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e),
-        };
-        for entry in dir {
-            let entry = entry?;
-            let Some(hash) = entry.file_name().to_str().and_then(|n| BlockHash::from_hex(n).ok()) else { continue };
-            let mtime = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0.0, |d| d.as_secs_f64());
-            out.push((hash, mtime));
-        }
-        Ok(out)
+        self.backend.stored(prefix)
     }
 
-    /// Number of stored blocks and their bytes (on disk, trailing zeros excluded).
+    /// Number of stored blocks and their bytes (as stored, trailing zeros excluded).
     pub fn usage(&self) -> io::Result<(u64, u64)> {
-        let (mut n, mut bytes) = (0u64, 0u64);
-        for prefix in 0..=255u8 {
-            for (hash, _) in self.stored(prefix)? {
-                n += 1;
-                bytes += fs::metadata(self.path(&hash)).map_or(0, |m| m.len());
-            }
-        }
-        Ok((n, bytes))
-    }
-
-    fn path(&self, hash: &BlockHash) -> PathBuf {
-        let hex = hash.to_hex();
-        self.root.join(&hex[..2]).join(hex)
+        self.backend.usage()
     }
 
     pub fn contains(&self, hash: &BlockHash) -> bool {
-        *hash == BlockHash::empty() || self.path(hash).exists()
-    }
-
-    /// Stores a block whose hash the caller computed (and pinned); true when
-    /// the file was created rather than found. A file a batch has renamed
-    /// into place but not yet made durable does not count as found: this
-    /// request writes its own copy and waits for its own batch.
-    fn put_hashed(&self, hash: BlockHash, buf: &mut BlockBuf) -> io::Result<bool> {
-        let dest = self.path(&hash);
-        if dest.exists() && !self.sync.is_pending(&hash) {
-            return Ok(false);
-        }
-        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.tmp.join(format!("{}-{n}", std::process::id()));
-        let file = match write_unsynced(&tmp, buf) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        self.sync.commit(Pending { hash, file, tmp, dest })?;
-        Ok(true)
+        *hash == BlockHash::empty() || self.backend.contains(hash)
     }
 
     /// A buffer for one block, from the pool (or a new one).
@@ -266,30 +231,125 @@ impl BlockStore {
     /// Reads a block, zero-padded to `len` bytes (the caller knows how long the
     /// block is from the object size).
     pub fn get(&self, hash: &BlockHash, len: usize) -> io::Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(len);
-        if *hash != BlockHash::empty() {
-            let f = File::open(self.path(hash))
-                .map_err(|e| io::Error::new(e.kind(), format!("block {hash} is missing from the block store: {e}")))?;
-            f.take(len as u64).read_to_end(&mut buf)?;
-        }
-        buf.resize(len, 0);
-        Ok(buf)
+        self.read_range(hash, 0, len)
     }
 
     /// Reads `len` bytes at `offset` of a block, zeros past what is stored.
     pub fn read_range(&self, hash: &BlockHash, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        use std::io::{Seek, SeekFrom};
         if *hash == BlockHash::empty() || len == 0 {
             return Ok(vec![0u8; len]);
         }
+        self.backend.read_range(hash, offset, len)
+    }
+}
+
+impl DirBlocks {
+    /// The block directory at `root` (made if missing; leftovers of writes
+    /// a crash interrupted are removed).
+    pub fn open(root: &Path) -> io::Result<DirBlocks> {
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&tmp)?;
+        // Leftovers of writes a crash interrupted; never referenced by metadata.
+        for entry in fs::read_dir(&tmp)? {
+            let _ = fs::remove_file(entry?.path());
+        }
+        for i in 0..=255u8 {
+            fs::create_dir_all(root.join(format!("{i:02x}")))?;
+        }
+        Ok(DirBlocks { root: root.to_path_buf(), tmp, next_tmp: AtomicU64::new(0), sync: GroupSync::default() })
+    }
+
+    fn path(&self, hash: &BlockHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.root.join(&hex[..2]).join(hex)
+    }
+}
+
+impl BlockBackend for DirBlocks {
+    fn contains(&self, hash: &BlockHash) -> bool {
+        self.path(hash).exists()
+    }
+
+    /// A file a batch has renamed into place but not yet made durable does
+    /// not count as found: this request writes its own copy and waits for
+    /// its own batch.
+    fn put(&self, hash: BlockHash, buf: &mut BlockBuf) -> io::Result<bool> {
+        let dest = self.path(&hash);
+        if dest.exists() && !self.sync.is_pending(&hash) {
+            return Ok(false);
+        }
+        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.tmp.join(format!("{}-{n}", std::process::id()));
+        let file = match write_unsynced(&tmp, buf) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        self.sync.commit(Pending { hash, file, tmp, dest })?;
+        Ok(true)
+    }
+
+    fn read_range(&self, hash: &BlockHash, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        use std::io::{Seek, SeekFrom};
         let mut f = File::open(self.path(hash))
             .map_err(|e| io::Error::new(e.kind(), format!("block {hash} is missing from the block store: {e}")))?;
         // Read into spare capacity rather than a zero-filled buffer: GETs are hot.
         let mut buf = Vec::with_capacity(len);
-        f.seek(SeekFrom::Start(offset))?;
+        if offset > 0 {
+            f.seek(SeekFrom::Start(offset))?;
+        }
         f.take(len as u64).read_to_end(&mut buf)?;
         buf.resize(len, 0); // trailing zeros are not stored
         Ok(buf)
+    }
+
+    fn delete(&self, hash: &BlockHash) -> io::Result<u64> {
+        let path = self.path(hash);
+        let len = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(len),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Names that are not block hashes are skipped.
+    fn stored(&self, prefix: u8) -> io::Result<Vec<(BlockHash, f64)>> {
+        let mut out = Vec::new();
+        let dir = match fs::read_dir(self.root.join(format!("{prefix:02x}"))) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for entry in dir {
+            let entry = entry?;
+            let Some(hash) = entry.file_name().to_str().and_then(|n| BlockHash::from_hex(n).ok()) else { continue };
+            let mtime = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0.0, |d| d.as_secs_f64());
+            out.push((hash, mtime));
+        }
+        Ok(out)
+    }
+
+    fn usage(&self) -> io::Result<(u64, u64)> {
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for prefix in 0..=255u8 {
+            for (hash, _) in self.stored(prefix)? {
+                n += 1;
+                bytes += fs::metadata(self.path(&hash)).map_or(0, |m| m.len());
+            }
+        }
+        Ok((n, bytes))
     }
 }
 
@@ -529,7 +589,8 @@ mod tests {
         let bs = Arc::new(BlockStore::open(dir.path(), 16384, Algorithm::Sha256).unwrap());
         let hb = bs.pinned().put(&big).unwrap();
         assert_eq!(bs.get(&hb, 10_000).unwrap(), big);
-        assert_eq!(fs::metadata(bs.path(&hb)).unwrap().len(), 10_000);
+        let hex = hb.to_hex();
+        assert_eq!(fs::metadata(dir.path().join(&hex[..2]).join(&hex)).unwrap().len(), 10_000);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 
