@@ -142,6 +142,50 @@ struct ServeArgs {
     /// container/object` on COPY/MOVE, and a PUT without Content-Type.
     #[arg(long)]
     md5_etags: bool,
+    /// Where blocks are kept: `dir` (the data directory's `blocks/`) or
+    /// `swift:AUTH_URL` (a Swift v1/tempauth endpoint: one object per block,
+    /// which several servers can share). Recorded at the first start; a data
+    /// directory keeps its choice.
+    #[arg(long, value_name = "dir|swift:AUTH_URL", default_value = "dir")]
+    blocks: String,
+    /// The Swift user of `--blocks swift:…` (`account:user`).
+    #[arg(long, value_name = "USER", env = "PITHOSFS_BLOCKS_SWIFT_USER")]
+    blocks_swift_user: Option<String>,
+    /// File holding the Swift key of `--blocks swift:…` (else the
+    /// PITHOSFS_BLOCKS_SWIFT_KEY environment variable; never the command line).
+    #[arg(long, value_name = "FILE")]
+    blocks_swift_key_file: Option<PathBuf>,
+    /// The Swift container of the blocks.
+    #[arg(long, value_name = "NAME", default_value = pithosfs::cloud::swift_blocks::DEFAULT_CONTAINER)]
+    blocks_swift_container: String,
+}
+
+/// `--blocks` and its Swift options as a `BlocksAt`.
+fn blocks_at(args: &ServeArgs) -> Result<cloud::BlocksAt, String> {
+    if args.blocks == "dir" {
+        return Ok(cloud::BlocksAt::Dir);
+    }
+    let Some(auth_url) = args.blocks.strip_prefix("swift:") else {
+        return Err(format!("--blocks {:?}: give `dir` or `swift:AUTH_URL`", args.blocks));
+    };
+    let user = args
+        .blocks_swift_user
+        .clone()
+        .ok_or("--blocks swift:…: give --blocks-swift-user (or set PITHOSFS_BLOCKS_SWIFT_USER)")?;
+    let key = match &args.blocks_swift_key_file {
+        Some(f) => std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?.trim().to_string(),
+        None => std::env::var("PITHOSFS_BLOCKS_SWIFT_KEY")
+            .map_err(|_| "--blocks swift:…: give --blocks-swift-key-file FILE or set PITHOSFS_BLOCKS_SWIFT_KEY")?,
+    };
+    if args.blocks_swift_container.is_empty() || args.blocks_swift_container.contains('/') {
+        return Err("--blocks-swift-container: a container name, without '/'".into());
+    }
+    Ok(cloud::BlocksAt::Swift(cloud::swift_blocks::SwiftTarget {
+        auth_url: auth_url.to_string(),
+        user,
+        key,
+        container: args.blocks_swift_container.clone(),
+    }))
 }
 
 #[derive(Subcommand)]
@@ -306,7 +350,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if args.block_size == 0 || args.block_size > 64 << 20 {
         return Err("--block-size must be between 1 byte and 64 MiB".into());
     }
+    let blocks = blocks_at(&args)?;
     let mut config = ServeConfig::new(args.data.unwrap_or_else(default_data_dir));
+    config.blocks = blocks;
     config.listen = args.listen;
     config.public_url = args.public_url;
     config.quota = args.quota;

@@ -104,6 +104,13 @@ impl BulkLoad {
             return Err(format!("{} is in use by a running pithosfs serve: stop it first", dir.display()));
         }
         let meta = dir.join("meta.sqlite");
+        let at = super::recorded_blocks(&dir);
+        if at != "dir" {
+            return Err(format!(
+                "the blocks of {} are at `{at}`: bulk loading writes a block directory",
+                dir.display()
+            ));
+        }
         drop(datadir::private_file(&meta).map_err(|e| format!("{}: {e}", meta.display()))?);
         let db = Db::open(&meta).map_err(|e| format!("cannot open the database: {e}"))?;
         let blocks = Arc::new(

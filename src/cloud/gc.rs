@@ -300,6 +300,10 @@ pub fn collect_in(data_dir: &Path, config: GcConfig) -> Result<GcReport, String>
     if lock.try_lock().is_err() {
         return ask_server(&socket_path(&dir));
     }
+    let at = super::recorded_blocks(&dir);
+    if at != "dir" {
+        return Err(format!("the blocks of {} are at `{at}`: collect through its running server", dir.display()));
+    }
     let db = Db::open(&dir.join("meta.sqlite")).map_err(|e| format!("cannot open the database: {e}"))?;
     let blocks = BlockStore::open(&dir.join("blocks"), DEFAULT_BLOCK_SIZE, Algorithm::Sha256)
         .map_err(|e| format!("cannot open the block store: {e}"))?;

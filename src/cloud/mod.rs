@@ -25,6 +25,7 @@ pub mod gc;
 pub mod images;
 pub mod pithos;
 pub mod plankton;
+pub mod swift_blocks;
 pub mod users;
 pub mod wire;
 
@@ -36,7 +37,7 @@ use db::Db;
 use fault::Fault;
 use percent_encoding::percent_decode_str;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use users::{NewUsers, User, UserSpec, Users};
 use wire::{Headers, Query};
@@ -73,6 +74,62 @@ pub struct ServeConfig {
     /// Registers the public system images ("Debian Base"…) on the first
     /// start of a data directory (see `plankton::register_system_images`).
     pub system_images: bool,
+    /// Where blocks are kept.
+    pub blocks: BlocksAt,
+}
+
+/// Where the local cloud keeps its blocks.
+#[derive(Debug, Clone, Default)]
+pub enum BlocksAt {
+    /// `<DATA>/blocks`, a directory of files.
+    #[default]
+    Dir,
+    /// A Swift container (shared by several servers).
+    Swift(swift_blocks::SwiftTarget),
+}
+
+/// The file of a data directory that says where its blocks are.
+const BLOCKS_RECORD: &str = "blocks.backend";
+
+impl BlocksAt {
+    /// How a data directory records it (never the key): `dir`, or
+    /// `swift AUTH_URL USER CONTAINER`.
+    fn record(&self) -> String {
+        match self {
+            BlocksAt::Dir => "dir".into(),
+            BlocksAt::Swift(t) => format!("swift {} {} {}", t.auth_url, t.user, t.container),
+        }
+    }
+}
+
+/// Where the blocks of data directory `dir` are, as recorded at its first
+/// start (`dir` when nothing is recorded: directories made before the choice).
+pub fn recorded_blocks(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(BLOCKS_RECORD)).map(|s| s.trim().to_string()).unwrap_or_else(|_| "dir".into())
+}
+
+/// The block store of data directory `dir`, where `at` says. The choice is
+/// recorded at the first start; a later start with another is refused:
+/// the metadata would name blocks that are elsewhere.
+fn open_blocks(dir: &Path, fresh: bool, at: &BlocksAt, block_size: u64) -> std::io::Result<BlockStore> {
+    let want = at.record();
+    if fresh {
+        std::fs::write(dir.join(BLOCKS_RECORD), format!("{want}\n"))?;
+    } else {
+        let had = recorded_blocks(dir);
+        if had != want {
+            return Err(std::io::Error::other(format!(
+                "the blocks of {} are at `{had}`, not `{want}`: start it with the same --blocks",
+                dir.display()
+            )));
+        }
+    }
+    match at {
+        BlocksAt::Dir => BlockStore::open(&dir.join("blocks"), block_size, Algorithm::Sha256),
+        BlocksAt::Swift(t) => {
+            Ok(BlockStore::with_backend(swift_blocks::boxed(t.clone())?, block_size, Algorithm::Sha256))
+        }
+    }
 }
 
 impl ServeConfig {
@@ -90,6 +147,7 @@ impl ServeConfig {
             max_tree_objects: pithos::tree::MAX_TREE_OBJECTS,
             md5_etags: false,
             system_images: true,
+            blocks: BlocksAt::Dir,
         }
     }
 }
@@ -165,10 +223,11 @@ pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
     }
     // Created here 0600: SQLite gives its -wal and -shm files the database's mode.
     let meta = data_dir.join("meta.sqlite");
+    let fresh = !meta.exists();
     drop(datadir::private_file(&meta)?);
     let db = Db::open(&meta).map_err(std::io::Error::other)?;
     cyclades::forget_stored_passwords(&meta).map_err(std::io::Error::from)?;
-    let blocks = Arc::new(BlockStore::open(&data_dir.join("blocks"), config.block_size, Algorithm::Sha256)?);
+    let blocks = Arc::new(open_blocks(&data_dir, fresh, &config.blocks, config.block_size)?);
     let (mut users, new_users) = Users::ensure(&db, &data_dir, &config.users)?;
     if config.system_images && plankton::register_system_images(&db, &blocks)? {
         // The system account that owns them is in the user catalog now.
