@@ -64,39 +64,60 @@ pub enum Piece {
 /// Largest read handed to the socket at once.
 const CHUNK: u64 = 4 << 20;
 
-/// Streams `pieces` of `layout`. A reader task runs ahead of the socket by a
-/// few chunks, so disk reads overlap with sending.
+/// Block reads in flight at once ahead of the socket: a backend with a round
+/// trip per block (Swift) overlaps them, the directory reads ahead.
+const READ_AHEAD: usize = 4;
+
+/// Streams `pieces` of `layout`. Up to `READ_AHEAD` chunk reads run at once
+/// ahead of the socket, in order, so reads overlap with each other and with
+/// sending. A read that fails ends the body there (the client sees a cut
+/// reply, never wrong bytes).
 pub fn stream(blocks: Arc<BlockStore>, layout: Layout, pieces: Vec<Piece>) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(3);
-    tokio::spawn(async move {
-        for piece in pieces {
-            match piece {
-                Piece::Literal(b) => {
-                    if tx.send(Ok(b)).await.is_err() {
-                        return;
-                    }
+    enum Item {
+        Literal(Bytes),
+        Read(BlockHash, u64, usize),
+    }
+    let items = pieces.into_iter().flat_map(move |piece| match piece {
+        Piece::Literal(b) => vec![Item::Literal(b)],
+        Piece::Range(start, end) => {
+            let mut reads = Vec::new();
+            for (hash, off, len) in layout.pieces(start, end) {
+                let mut done = 0;
+                while done < len {
+                    let n = (len - done).min(CHUNK);
+                    reads.push(Item::Read(hash, off + done, n as usize));
+                    done += n;
                 }
-                Piece::Range(start, end) => {
-                    for (hash, off, len) in layout.pieces(start, end) {
-                        let mut done = 0;
-                        while done < len {
-                            let n = (len - done).min(CHUNK);
-                            let store = blocks.clone();
-                            let at = off + done;
-                            let data = tokio::task::spawn_blocking(move || store.read_range(&hash, at, n as usize))
-                                .await
-                                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-                            let failed = data.is_err();
-                            if let Err(e) = &data {
-                                tracing::error!("reading block {hash}: {e}");
-                            }
-                            if tx.send(data.map(Bytes::from)).await.is_err() || failed {
-                                return;
-                            }
-                            done += n;
+            }
+            reads
+        }
+    });
+    let chunks = futures_util::stream::iter(items)
+        .map(move |item| {
+            let store = blocks.clone();
+            async move {
+                match item {
+                    Item::Literal(b) => Ok(b),
+                    Item::Read(hash, at, n) => {
+                        let data = tokio::task::spawn_blocking(move || store.read_range(&hash, at, n))
+                            .await
+                            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                        if let Err(e) = &data {
+                            tracing::error!("reading block {hash}: {e}");
                         }
+                        data.map(Bytes::from)
                     }
                 }
+            }
+        })
+        .buffered(READ_AHEAD);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    tokio::spawn(async move {
+        let mut chunks = std::pin::pin!(chunks);
+        while let Some(chunk) = chunks.next().await {
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                return;
             }
         }
     });
