@@ -164,13 +164,21 @@ impl Budget {
     }
 }
 
+/// Blocks of one request body being written at once: a backend with a
+/// round trip per block (Swift) overlaps them, and the block directory
+/// makes them durable in one group.
+const WRITES_IN_FLIGHT: usize = 4;
+
+type BlockWrite = tokio::task::JoinHandle<std::io::Result<BlockHash>>;
+
 /// Cuts a request body into blocks and stores each durably under the
-/// request's pins, one block being hashed and written while the next
-/// arrives. Stops reading as soon as the body passes `budget`: what it
-/// stored stays pinned until the request ends, then garbage collection
-/// takes it back. With `want_md5`, the MD5 of the body is taken on a thread
-/// of its own as the chunks arrive (the bytes are read once, and the
-/// digest overlaps with receiving and block hashing).
+/// request's pins, up to `WRITES_IN_FLIGHT` blocks being hashed and written
+/// while the next arrives (their hashes kept in order). Stops reading as
+/// soon as the body passes `budget`: what it stored stays pinned until the
+/// request ends, then garbage collection takes it back. With `want_md5`,
+/// the MD5 of the body is taken on a thread of its own as the chunks arrive
+/// (the bytes are read once, and the digest overlaps with receiving and
+/// block hashing).
 pub async fn ingest(
     blocks: &Arc<BlockStore>,
     pins: &Arc<Pinned>,
@@ -184,19 +192,14 @@ pub async fn ingest(
     let mut md5 = want_md5.then(Md5Task::start);
     let mut size: u64 = 0;
     let mut hashmap = Vec::new();
-    let mut pending: Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>> = None;
-    let store = |block: BlockBuf, pending: &mut Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>>| {
+    let mut pending: std::collections::VecDeque<BlockWrite> = std::collections::VecDeque::new();
+    let store = |block: BlockBuf| -> BlockWrite {
         let p = pins.clone();
-        pending.replace(tokio::task::spawn_blocking(move || p.put_buf(block)))
+        tokio::task::spawn_blocking(move || p.put_buf(block))
     };
-    async fn finish(
-        h: Option<tokio::task::JoinHandle<std::io::Result<BlockHash>>>,
-        out: &mut Vec<BlockHash>,
-    ) -> Result<(), Fault> {
-        if let Some(h) = h {
-            let hash = h.await.map_err(|e| Fault::internal(format!("block writer failed: {e}")))??;
-            out.push(hash);
-        }
+    async fn finish(h: BlockWrite, out: &mut Vec<BlockHash>) -> Result<(), Fault> {
+        let hash = h.await.map_err(|e| Fault::internal(format!("block writer failed: {e}")))??;
+        out.push(hash);
         Ok(())
     }
     loop {
@@ -207,9 +210,11 @@ pub async fn ingest(
         };
         size = size.saturating_add(chunk.len() as u64);
         if let Err(over) = budget.check(size) {
-            // Let the block being written land first: once the answer is out,
-            // what this request stored is already the collector's to check.
-            let _ = finish(pending.take(), &mut hashmap).await;
+            // Let the blocks being written land first: once the answer is
+            // out, what this request stored is already the collector's to check.
+            while let Some(h) = pending.pop_front() {
+                let _ = finish(h, &mut hashmap).await;
+            }
             return Err(over);
         }
         if let Some(m) = md5.as_mut() {
@@ -221,16 +226,21 @@ pub async fn ingest(
             chunk = &chunk[took..];
             if buf.is_full() {
                 let block = std::mem::replace(&mut buf, blocks.buffer());
-                let prev = store(block, &mut pending);
-                finish(prev, &mut hashmap).await?;
+                pending.push_back(store(block));
+                if pending.len() >= WRITES_IN_FLIGHT {
+                    if let Some(h) = pending.pop_front() {
+                        finish(h, &mut hashmap).await?;
+                    }
+                }
             }
         }
     }
     if !buf.is_empty() {
-        let prev = store(buf, &mut pending);
-        finish(prev, &mut hashmap).await?;
+        pending.push_back(store(buf));
     }
-    finish(pending.take(), &mut hashmap).await?;
+    while let Some(h) = pending.pop_front() {
+        finish(h, &mut hashmap).await?;
+    }
     let md5 = match md5 {
         Some(m) => Some(m.finish().await?),
         None => None,
