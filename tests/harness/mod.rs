@@ -32,6 +32,15 @@ pub struct Cloud {
     pub url: String,
     pub data: PathBuf,
     pub account: String,
+    /// More `serve` arguments and environment (kept for a restart).
+    extra: Serve,
+}
+
+/// More arguments and environment for `pithosfs serve`.
+#[derive(Clone, Default)]
+pub struct Serve {
+    pub args: Vec<String>,
+    pub envs: Vec<(String, String)>,
 }
 
 pub struct Resp {
@@ -77,6 +86,11 @@ impl Cloud {
 
     /// A server on `listen` (an address, or port 0 for any), its data in `$R/data`.
     pub fn start_on(root: &Path, listen: &str) -> Cloud {
+        Cloud::start_serving(root, listen, Serve::default())
+    }
+
+    /// A server on `listen` with `extra` arguments and environment.
+    pub fn start_serving(root: &Path, listen: &str, extra: Serve) -> Cloud {
         let data = root.join("data");
         let users = root.join("users");
         std::fs::write(&users, format!("tester {TOKEN}\n{FRIEND} {FRIEND_TOKEN}\n")).unwrap();
@@ -88,6 +102,8 @@ impl Cloud {
             .args(["--listen", listen, "--build-seconds", "0"])
             .arg("--users-file")
             .arg(&users)
+            .args(&extra.args)
+            .envs(extra.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -100,7 +116,7 @@ impl Cloud {
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         });
-        let mut cloud = Cloud { child, url: line.trim().to_string(), data, account: String::new() };
+        let mut cloud = Cloud { child, url: line.trim().to_string(), data, account: String::new(), extra };
         assert!(
             cloud.url.starts_with("http://127.0.0.1:"),
             "pithosfs serve said {line:?}; its log:\n{}",
@@ -128,7 +144,7 @@ impl Cloud {
     /// (after `kill`): the clients that knew it find it where it was.
     pub fn restart(&mut self, root: &Path) {
         let listen = self.url.trim_start_matches("http://").to_string();
-        let again = Cloud::start_on(root, &listen);
+        let again = Cloud::start_serving(root, &listen, self.extra.clone());
         assert_eq!(again.url, self.url, "the server came back elsewhere");
         let old = std::mem::replace(self, again);
         // The old child was reaped by `kill`; its guard has nothing left to stop.
@@ -383,13 +399,18 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
+        Env::serving(Serve::default())
+    }
+
+    /// An environment whose local cloud runs with `extra` arguments.
+    pub fn serving(extra: Serve) -> Env {
         assert!(Path::new("/dev/fuse").exists(), "/dev/fuse is missing: these tests need FUSE");
         require("fusermount3", "fuse3");
         let dir = tempfile::Builder::new().prefix("pithosfs-mount-test").tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         std::fs::create_dir_all(root.join("local")).unwrap();
         std::fs::create_dir_all(root.join("home")).unwrap();
-        let cloud = Cloud::start(&root);
+        let cloud = Cloud::start_serving(&root, "127.0.0.1:0", extra);
         Env { mounts: Vec::new(), cloud, root, _dir: dir }
     }
 
