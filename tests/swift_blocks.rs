@@ -155,3 +155,25 @@ fn a_data_directory_keeps_its_block_backend() {
     assert!(err.contains("swift") && err.contains("dir"), "{err}");
     assert!(!err.contains(KEY), "the key was printed: {err}");
 }
+
+/// A block Swift returns changed (another system's fault, or tampering) is
+/// never served as the object's content: the read fails instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_changed_in_swift_is_not_served() {
+    let Some(auth) = auth_url() else { return };
+    let container = unique("changed");
+    let tc = cloud(&auth, &container).await;
+    let data = random_bytes(2 * BS, 11);
+    tc.put_object("pithos", "x.bin", &data).await;
+    let first = hashmap_of(&data, BS as u64)[0].to_hex();
+    let swift = StorageClient::swift_v1_auth(&auth, USER, KEY, &container).await.expect("Swift auth");
+    let forged = random_bytes(BS, 12);
+    swift.put_object(&first, forged.clone().into(), &Default::default()).await.expect("overwrite the block in Swift");
+    let r = tc.alice(reqwest::Method::GET, &tc.object_url("pithos", "x.bin")).send().await.unwrap();
+    // A cut reply (an error here) is what a client must see; a body, if
+    // any came, holds neither the object nor the forged block.
+    if let Ok(body) = r.bytes().await {
+        assert_ne!(body.to_vec(), data, "served although Swift changed a block");
+        assert!(!body.starts_with(&forged), "the forged block was served");
+    }
+}

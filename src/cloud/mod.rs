@@ -126,9 +126,11 @@ fn open_blocks(dir: &Path, fresh: bool, at: &BlocksAt, block_size: u64) -> std::
     }
     match at {
         BlocksAt::Dir => BlockStore::open(&dir.join("blocks"), block_size, Algorithm::Sha256),
-        BlocksAt::Swift(t) => {
-            Ok(BlockStore::with_backend(swift_blocks::boxed(t.clone())?, block_size, Algorithm::Sha256))
-        }
+        BlocksAt::Swift(t) => Ok(BlockStore::with_backend(
+            swift_blocks::boxed(t.clone(), Algorithm::Sha256)?,
+            block_size,
+            Algorithm::Sha256,
+        )),
     }
 }
 

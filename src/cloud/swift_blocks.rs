@@ -9,13 +9,14 @@
 //! came from inside the server's runtime).
 //!
 //! A block is stored whole but without its trailing zeros (as the directory
-//! keeps it); a read past what is stored reads zeros. A `put` asks first
+//! keeps it); a read past what is stored reads zeros. A read from a block's
+//! start is checked against the block's hash. A `put` asks first
 //! whether the block is there (a HEAD), so a block already stored is never
 //! sent again. A token that expires (tempauth's live a day) is renewed once
 //! on a 401 and the call tried again.
 
 use super::blockstore::{BlockBackend, BlockBuf};
-use crate::blocks::{self, BlockHash};
+use crate::blocks::{self, Algorithm, BlockHash};
 use crate::clients::storage::{GetOptions, ListOptions, Listed, ObjectStorage, PutOptions, StorageClient};
 use crate::clients::ClientError;
 use bytes::Bytes;
@@ -47,6 +48,8 @@ impl std::fmt::Debug for SwiftTarget {
 
 pub struct SwiftBlocks {
     target: SwiftTarget,
+    /// The hash that names blocks (checked on whole-block reads).
+    algorithm: Algorithm,
     client: Mutex<StorageClient>,
     /// Shut down without waiting when the store goes (it may go inside the
     /// server's runtime, where a runtime cannot be dropped).
@@ -59,7 +62,7 @@ fn io_error(e: ClientError) -> io::Error {
 
 impl SwiftBlocks {
     /// Logs in and makes the container if it is missing.
-    pub fn open(target: SwiftTarget) -> io::Result<SwiftBlocks> {
+    pub fn open(target: SwiftTarget, algorithm: Algorithm) -> io::Result<SwiftBlocks> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("swift-blocks")
@@ -77,7 +80,7 @@ impl SwiftBlocks {
             Ok(c)
         })
         .map_err(io_error)?;
-        Ok(SwiftBlocks { target, client: Mutex::new(client), runtime: Some(runtime) })
+        Ok(SwiftBlocks { target, algorithm, client: Mutex::new(client), runtime: Some(runtime) })
     }
 
     fn client(&self) -> StorageClient {
@@ -157,13 +160,17 @@ impl BlockBackend for SwiftBlocks {
         .map_err(io_error)
     }
 
+    /// A read from a block's start fetches the whole stored block and checks
+    /// it against its hash (Swift is another system: what it returns is
+    /// checked before anyone is served it); a read from inside a block
+    /// fetches just its range, which no hash can check.
     fn read_range(&self, hash: &BlockHash, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let name = hash.to_hex();
-        let last = offset.saturating_add(len as u64).saturating_sub(1);
+        let range = (offset > 0).then(|| (offset, offset.saturating_add(len as u64).saturating_sub(1)));
         let got = self.run(move |c| {
             let name = name.clone();
             async move {
-                let o = GetOptions { range: Some((offset, last)), ..Default::default() };
+                let o = GetOptions { range, ..Default::default() };
                 match c.get_object(&name, &o).await {
                     Ok((_, data)) => Ok(Some(data)),
                     // Past what is stored: trailing zeros.
@@ -180,6 +187,12 @@ impl BlockBackend for SwiftBlocks {
             }
             Err(e) => return Err(io_error(e)),
         };
+        if range.is_none() && blocks::hash_block(self.algorithm, &out) != *hash {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("block {hash} as Swift returned it does not match its hash"),
+            ));
+        }
         out.truncate(len);
         out.resize(len, 0);
         Ok(out)
@@ -247,6 +260,6 @@ impl BlockBackend for SwiftBlocks {
 }
 
 /// How a `SwiftBlocks` is shared: the block store holds it boxed.
-pub fn boxed(target: SwiftTarget) -> io::Result<Box<dyn BlockBackend>> {
-    Ok(Box::new(SwiftBlocks::open(target)?))
+pub fn boxed(target: SwiftTarget, algorithm: Algorithm) -> io::Result<Box<dyn BlockBackend>> {
+    Ok(Box::new(SwiftBlocks::open(target, algorithm)?))
 }
