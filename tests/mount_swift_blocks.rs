@@ -4,25 +4,15 @@
 //! `scripts/swift start` (`PITHOSFS_SWIFT_AUTH`), as tests/swift.rs.
 
 mod harness;
+mod swift_env;
 
 use harness::*;
 
 /// An environment whose local cloud keeps its blocks in Swift, or None
 /// (test skipped) when there is no Swift to test against.
 fn over_swift() -> Option<Env> {
-    let auth = match std::env::var("PITHOSFS_SWIFT_AUTH") {
-        Ok(u) if !u.trim().is_empty() => u.trim().to_string(),
-        _ => {
-            let ci = std::env::var("CI").unwrap_or_default();
-            if !matches!(ci.as_str(), "" | "0" | "false") {
-                panic!("PITHOSFS_SWIFT_AUTH is not set: CI must run the Swift tests (PITHOSFS_SWIFT_AUTH=$(scripts/swift start))");
-            }
-            println!("skipped: PITHOSFS_SWIFT_AUTH not set (run scripts/swift start)");
-            return None;
-        }
-    };
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
-    let container = format!("pithosfs-blocks-mount-{}-{ms}", std::process::id());
+    let auth = swift_env::auth_url()?;
+    let container = swift_env::unique("pithosfs-blocks-mount");
     let args = ["--blocks", &format!("swift:{auth}"), "--blocks-swift-user", "test:tester"]
         .iter()
         .map(|s| s.to_string())

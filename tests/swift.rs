@@ -3,6 +3,8 @@
 //! tests read from `PITHOSFS_SWIFT_AUTH`. Without it they are skipped, except
 //! under CI, where they fail.
 
+mod swift_env;
+
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use pithosfs::clients::storage::{GetOptions, ListOptions, Listed, ObjectStorage, PutOptions, StorageClient};
@@ -12,25 +14,11 @@ use std::future::Future;
 const USER: &str = "test:tester";
 const KEY: &str = "testing";
 
-/// The auth URL, or None (test skipped) when there is no Swift to test against.
-fn auth_url() -> Option<String> {
-    match std::env::var("PITHOSFS_SWIFT_AUTH") {
-        Ok(u) if !u.trim().is_empty() => Some(u.trim().to_string()),
-        _ => {
-            let ci = std::env::var("CI").unwrap_or_default();
-            if !matches!(ci.as_str(), "" | "0" | "false") {
-                panic!("PITHOSFS_SWIFT_AUTH is not set: CI must run the Swift tests (PITHOSFS_SWIFT_AUTH=$(scripts/swift start))");
-            }
-            println!("skipped: PITHOSFS_SWIFT_AUTH not set (run scripts/swift start)");
-            None
-        }
-    }
-}
+use swift_env::auth_url;
 
 /// A container name of this test and this run (`<prefix>` or `<prefix>-more`).
 fn unique(test: &str) -> String {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
-    format!("pithosfs-{test}-{}-{ms}", std::process::id())
+    swift_env::unique(&format!("pithosfs-{test}"))
 }
 
 fn md5_hex(data: &[u8]) -> String {

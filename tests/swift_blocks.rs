@@ -6,6 +6,7 @@
 //! Swift from `scripts/swift start` (`PITHOSFS_SWIFT_AUTH`), as tests/swift.rs.
 
 mod common;
+mod swift_env;
 
 use common::blocks::{get_bytes, hashmap_of, put_hashmap, random_bytes};
 use common::TestCloud;
@@ -18,25 +19,11 @@ const USER: &str = "test:tester";
 const KEY: &str = "testing";
 const BS: usize = 4096;
 
-/// The auth URL, or None (test skipped) when there is no Swift to test against.
-fn auth_url() -> Option<String> {
-    match std::env::var("PITHOSFS_SWIFT_AUTH") {
-        Ok(u) if !u.trim().is_empty() => Some(u.trim().to_string()),
-        _ => {
-            let ci = std::env::var("CI").unwrap_or_default();
-            if !matches!(ci.as_str(), "" | "0" | "false") {
-                panic!("PITHOSFS_SWIFT_AUTH is not set: CI must run the Swift tests (PITHOSFS_SWIFT_AUTH=$(scripts/swift start))");
-            }
-            println!("skipped: PITHOSFS_SWIFT_AUTH not set (run scripts/swift start)");
-            None
-        }
-    }
-}
+use swift_env::auth_url;
 
 /// A container of this test and run.
 fn unique(test: &str) -> String {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
-    format!("pithosfs-blocks-{test}-{}-{ms}", std::process::id())
+    swift_env::unique(&format!("pithosfs-blocks-{test}"))
 }
 
 fn target(auth: &str, container: &str) -> SwiftTarget {
