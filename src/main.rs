@@ -158,6 +158,34 @@ struct ServeArgs {
     /// The Swift container of the blocks.
     #[arg(long, value_name = "NAME", default_value = pithosfs::cloud::swift_blocks::DEFAULT_CONTAINER)]
     blocks_swift_container: String,
+    /// Where the metadata is kept: `sqlite` (the data directory's
+    /// `meta.sqlite`) or `postgres://USER@HOST:PORT/DATABASE`, a PostgreSQL
+    /// database that several servers share (the password from
+    /// --meta-password-file or PITHOSFS_META_PASSWORD, never the URL).
+    /// Recorded at the first start; a data directory keeps its choice.
+    #[arg(long, value_name = "sqlite|postgres://…", default_value = "sqlite")]
+    meta: String,
+    /// File holding the PostgreSQL password of `--meta postgres://…`.
+    #[arg(long, value_name = "FILE")]
+    meta_password_file: Option<PathBuf>,
+    /// The PostgreSQL schema (namespace) of the tables: servers that share
+    /// one cloud give the same one.
+    #[arg(long, value_name = "NAME", default_value = "pithosfs")]
+    meta_schema: String,
+}
+
+/// `--meta` and its options as a `MetaAt`.
+fn meta_at(args: &ServeArgs) -> Result<cloud::MetaAt, String> {
+    if args.meta == "sqlite" {
+        return Ok(cloud::MetaAt::Sqlite);
+    }
+    let password = match &args.meta_password_file {
+        Some(f) => Some(std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?.trim().to_string()),
+        None => std::env::var("PITHOSFS_META_PASSWORD").ok(),
+    };
+    let target = cloud::pg::PgTarget::new(&args.meta, password, &args.meta_schema)
+        .map_err(|e| format!("--meta: {e} (give `sqlite` or `postgres://USER@HOST:PORT/DATABASE`)"))?;
+    Ok(cloud::MetaAt::Postgres(target))
 }
 
 /// `--blocks` and its Swift options as a `BlocksAt`.
@@ -351,8 +379,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         return Err("--block-size must be between 1 byte and 64 MiB".into());
     }
     let blocks = blocks_at(&args)?;
+    let meta = meta_at(&args)?;
     let mut config = ServeConfig::new(args.data.unwrap_or_else(default_data_dir));
     config.blocks = blocks;
+    config.meta = meta;
     config.listen = args.listen;
     config.public_url = args.public_url;
     config.quota = args.quota;

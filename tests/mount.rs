@@ -376,6 +376,10 @@ fn truncate_shrink_and_grow() {
 #[test]
 fn dd_notrunc_in_the_middle_sends_one_block() {
     let mut env = Env::new();
+    if !env.cloud.blocks_in_dir() {
+        println!("skipped: measures the block directory (the blocks are in Swift)");
+        return;
+    }
     let bs = env.cloud.block_size("pithos") as usize;
     write_file(&env.l().join("big"), &random_bytes(3 * bs + 1000, 91));
     write_file(&env.l().join("patch"), &random_bytes(4096, 92));
@@ -822,6 +826,10 @@ fn fsync_commits_and_a_remote_change_meanwhile_keeps_both() {
 #[test]
 fn disk_cache_tier_serves_blocks_across_remounts() {
     let mut env = Env::new();
+    if !env.cloud.blocks_in_dir() {
+        println!("skipped: deletes block files (the blocks are in Swift)");
+        return;
+    }
     let bs = env.cloud.block_size("pithos") as usize;
     let data = random_bytes(2 * bs + 777, 2101);
     env.cloud.put("pithos", "cached.bin", &data);
@@ -1002,7 +1010,7 @@ fn forgotten_entries_leave_the_inode_table() {
     const N: usize = 3000;
     let mut env = Env::new();
     env.cloud.put("pithos", "many/first", b"first\n");
-    let db = Db::open(&env.cloud.data.join("meta.sqlite")).expect("open the server's database");
+    let db: Db = env.cloud.db();
     let account = env.cloud.account.clone();
     db.write_blocking(move |tx| {
         let c = model::container(tx, &account, "pithos")?.expect("container pithos");

@@ -789,7 +789,10 @@ async fn server_passwords_are_said_once_and_not_kept() {
     cloud
         .db
         .write(move |tx| {
-            tx.execute("UPDATE servers SET admin_pass = 'OldClearPassw0rd' WHERE id = ?1", [id])?;
+            tx.execute(
+                "UPDATE servers SET admin_pass = 'OldClearPassw0rd' WHERE id = ?1",
+                pithosfs::cloud::sql::params![id],
+            )?;
             Ok(())
         })
         .await

@@ -4,6 +4,7 @@
 use super::fault::{Fault, Reply};
 use super::wire::{iso_date, now, Reply as Out};
 use super::{Call, Cloud, ACCOUNT_PATH, COMPUTE_PATH, IDENTITY_PATH, IMAGE_PATH, PITHOS_PATH, PUBLIC_PATH};
+use crate::cloud::sql::params;
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -131,8 +132,8 @@ pub async fn account(cloud: &Cloud, call: Call) -> Reply {
                 .db
                 .read(move |c| {
                     let bytes: i64 = c.query_row(
-                        "SELECT COALESCE(SUM(bytes), 0) FROM containers WHERE account = ?1",
-                        [&uuid],
+                        "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM containers WHERE account = ?1",
+                        params![&uuid],
                         |r| r.get(0),
                     )?;
                     Ok((bytes, super::cyclades::live_servers(c, &uuid)?))

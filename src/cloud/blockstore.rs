@@ -45,10 +45,34 @@ pub trait BlockBackend: Send + Sync {
     fn stored(&self, prefix: u8) -> io::Result<Vec<(BlockHash, f64)>>;
     /// Number of stored blocks and their bytes as stored.
     fn usage(&self) -> io::Result<(u64, u64)>;
+    /// Whether other servers may store blocks here too (then a stored block
+    /// nothing records may be another server's upload in flight).
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+/// Where a shared block store's blocks are accounted for (the metadata
+/// database): which blocks are stored, and which a request in flight on
+/// some server relies on. With many servers, a block's existence is
+/// decided here, not by the store (Swift answers a HEAD after a DELETE
+/// from any replica), and the collector of any server honours the leases.
+pub trait BlockLedger: Send + Sync {
+    /// Leases `hash` for request `lease` of this server (the collector of
+    /// every server keeps a leased block, until the lease is released or
+    /// the upload grace ends: a server killed mid-request), then says
+    /// whether it is known to be stored. Both in one transaction.
+    fn lease(&self, lease: u64, hash: &BlockHash) -> io::Result<bool>;
+    /// Records that `hash` is stored.
+    fn stored(&self, hash: &BlockHash) -> io::Result<()>;
+    /// Ends every lease of request `lease` (it committed or gave up).
+    fn release(&self, lease: u64) -> io::Result<()>;
 }
 
 pub struct BlockStore {
     backend: Box<dyn BlockBackend>,
+    /// Set for a shared store: see [`BlockLedger`].
+    ledger: std::sync::OnceLock<Arc<dyn BlockLedger>>,
     pub block_size: u64,
     pub algorithm: Algorithm,
     /// Blocks requests in flight rely on, with how many requests do.
@@ -90,6 +114,8 @@ struct PinnedState {
     hashes: HashSet<BlockHash>,
     created: Vec<BlockHash>,
     kept: bool,
+    /// This request's lease in a shared store's ledger, once it took one.
+    lease: Option<u64>,
 }
 
 impl Pinned {
@@ -116,10 +142,30 @@ impl Pinned {
         if first {
             *self.store.lock_pins().entry(hash).or_insert(0) += 1;
         }
-        if self.store.backend.put(hash, &mut buf)? {
+        let created = match self.store.ledger.get() {
+            // Leased before anything is decided: a collector on another
+            // server either sees the lease, or finished deleting before
+            // the lease (it holds the write lock until then), and then the
+            // ledger says the block is gone and it is written anew.
+            Some(ledger) if ledger.lease(self.lease_id(), &hash)? => false,
+            Some(ledger) => {
+                let created = self.store.backend.put(hash, &mut buf)?;
+                ledger.stored(&hash)?;
+                created
+            }
+            None => self.store.backend.put(hash, &mut buf)?,
+        };
+        if created {
             self.state.lock().unwrap_or_else(|p| p.into_inner()).created.push(hash);
         }
         Ok(hash)
+    }
+
+    /// This request's lease id, drawn at its first lease.
+    fn lease_id(&self) -> u64 {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // Random, so that servers never share one; 63 bits (a BIGINT).
+        *st.lease.get_or_insert_with(|| rand::random::<u64>() >> 1)
     }
 
     /// The request committed what it wrote: its new blocks are referenced
@@ -143,6 +189,21 @@ impl Drop for Pinned {
                 }
             }
         }
+        if let (Some(lease), Some(ledger)) = (st.lease, self.store.ledger.get()) {
+            // A ledger may block (PostgreSQL's client must not run on an
+            // async worker): off the runtime when there is one. A lease
+            // not released expires with the upload grace.
+            let ledger = ledger.clone();
+            let release = move || {
+                if let Err(e) = ledger.release(lease) {
+                    tracing::warn!("cannot release a block lease: {e}");
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(release)),
+                Err(_) => release(),
+            }
+        }
         if !st.kept && !st.created.is_empty() {
             let now = crate::cloud::wire::now();
             let mut suspects = self.store.suspects.lock().unwrap_or_else(|p| p.into_inner());
@@ -161,6 +222,7 @@ impl BlockStore {
     pub fn with_backend(backend: Box<dyn BlockBackend>, block_size: u64, algorithm: Algorithm) -> BlockStore {
         BlockStore {
             backend,
+            ledger: std::sync::OnceLock::new(),
             block_size,
             algorithm,
             pins: Mutex::new(HashMap::new()),
@@ -200,6 +262,16 @@ impl BlockStore {
     /// stored (epoch seconds).
     pub fn stored(&self, prefix: u8) -> io::Result<Vec<(BlockHash, f64)>> {
         self.backend.stored(prefix)
+    }
+
+    /// Whether other servers may store blocks here too.
+    pub fn shared(&self) -> bool {
+        self.backend.shared()
+    }
+
+    /// Accounts for this (shared) store's blocks in `ledger` from now on.
+    pub fn set_ledger(&self, ledger: Arc<dyn BlockLedger>) {
+        let _ = self.ledger.set(ledger);
     }
 
     /// Number of stored blocks and their bytes (as stored, trailing zeros excluded).

@@ -105,6 +105,13 @@ impl BulkLoad {
         }
         let meta = dir.join("meta.sqlite");
         let at = super::recorded_blocks(&dir);
+        let meta_at = super::recorded_meta(&dir);
+        if meta_at != "sqlite" {
+            return Err(format!(
+                "the metadata of {} is at `{meta_at}`: bulk loading writes the embedded SQLite database",
+                dir.display()
+            ));
+        }
         if at != "dir" {
             return Err(format!(
                 "the blocks of {} are at `{at}`: bulk loading writes a block directory",

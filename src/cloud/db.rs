@@ -11,6 +11,8 @@
 //! alone; the others of its group go on.
 
 use super::fault::Fault;
+use super::pg::{PgDb, PgTarget};
+use super::sql::Tx;
 use rusqlite::{Connection, OpenFlags, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, TryRecvError};
@@ -127,7 +129,25 @@ CREATE TABLE IF NOT EXISTS image_members (
 /// Schema changes after the first release, in order: entry `i` brings a
 /// database from `PRAGMA user_version` `i` to `i + 1`, in one transaction.
 /// A database made by an older pithosfs is brought up to date when opened.
-const MIGRATIONS: &[fn(&Transaction) -> rusqlite::Result<()>] = &[block_references];
+const MIGRATIONS: &[fn(&Transaction) -> rusqlite::Result<()>] = &[block_references, shared_blocks];
+
+/// Version 2: the ledger of a shared block store (see `ledger`): which
+/// blocks are stored, and when a request last relied on each.
+fn shared_blocks(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS shared_blocks (
+            hash BLOB PRIMARY KEY,
+            stored INTEGER NOT NULL DEFAULT 1
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS block_leases (
+            hash BLOB NOT NULL,
+            lease INTEGER NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (hash, lease)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS block_leases_by_lease ON block_leases (lease);",
+    )
+}
 
 /// Version 1: block reference counts (garbage collection, and who may use a
 /// block in a hashmap), uploaded blocks not yet in an object, and blocks
@@ -194,10 +214,24 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Connections to the metadata database.
+/// Connections to the metadata database: the embedded SQLite file, or a
+/// PostgreSQL database that many nodes share.
 #[derive(Clone)]
 pub struct Db {
-    inner: Arc<DbInner>,
+    engine: Arc<Engine>,
+}
+
+enum Engine {
+    Sqlite(DbInner),
+    Postgres(PgDb),
+}
+
+/// Where the metadata lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetaAt {
+    /// The data directory's `meta.sqlite` (the default).
+    Sqlite,
+    Postgres(PgTarget),
 }
 
 // Fields drop in order: the read-only connections close first, so the last
@@ -236,13 +270,13 @@ type Answer = Box<dyn FnOnce(Option<&Fault>) + Send>;
 fn job<T, F>(f: F) -> (Job, std::sync::mpsc::Receiver<Result<T, Fault>>)
 where
     T: Send + 'static,
-    F: FnOnce(&Transaction) -> Result<T, Fault> + Send + 'static,
+    F: FnOnce(&Tx) -> Result<T, Fault> + Send + 'static,
 {
     let (answer, answered) = sync_channel(1);
     let failed = answer.clone();
     let run = Box::new(move |tx: &Transaction, alone: bool| -> (bool, Answer) {
         // Alone, a failed write is undone with the group's transaction.
-        let out = if alone { f(tx) } else { in_savepoint(tx, f) };
+        let out = if alone { f(&Tx::Sqlite(tx)) } else { in_savepoint(tx, |tx| f(&Tx::Sqlite(tx))) };
         let ok = out.is_ok();
         let answer: Answer = Box::new(move |commit: Option<&Fault>| {
             let out = match (out, commit) {
@@ -320,27 +354,42 @@ fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
 }
 
 impl Db {
+    /// The embedded SQLite database at `path` (created if missing).
     pub fn open(path: &Path) -> rusqlite::Result<Db> {
         let mut writer = open(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.execute_batch(SCHEMA)?;
         migrate(&mut writer)?;
         Ok(Db {
-            inner: Arc::new(DbInner {
+            engine: Arc::new(Engine::Sqlite(DbInner {
                 path: path.to_path_buf(),
                 writer: Mutex::new(writer),
                 queue: Mutex::new(Vec::new()),
                 groups: Default::default(),
                 readers: Mutex::new(Vec::new()),
-            }),
+            })),
         })
+    }
+
+    /// A PostgreSQL database shared by every node (its schema made or
+    /// brought up to date first).
+    pub fn connect(target: &PgTarget) -> Result<Db, Fault> {
+        Ok(Db { engine: Arc::new(Engine::Postgres(PgDb::connect(target)?)) })
+    }
+
+    /// The SQLite file, if this is the embedded database.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &*self.engine {
+            Engine::Sqlite(inner) => Some(&inner.path),
+            Engine::Postgres(_) => None,
+        }
     }
 
     /// Runs `f` on a read connection, on a blocking thread.
     pub async fn read<T, F>(&self, f: F) -> Result<T, Fault>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, Fault> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<T, Fault> + Send + 'static,
     {
         let db = self.clone();
         tokio::task::spawn_blocking(move || db.read_blocking(f))
@@ -348,15 +397,19 @@ impl Db {
             .map_err(|e| Fault::internal(format!("database task failed: {e}")))?
     }
 
-    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Fault>) -> Result<T, Fault> {
-        let pooled = self.inner.readers.lock().map_err(|_| Fault::internal("database pool poisoned"))?.pop();
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&Tx) -> Result<T, Fault>) -> Result<T, Fault> {
+        let inner = match &*self.engine {
+            Engine::Sqlite(inner) => inner,
+            Engine::Postgres(pg) => return pg.read(f),
+        };
+        let pooled = inner.readers.lock().map_err(|_| Fault::internal("database pool poisoned"))?.pop();
         let conn = match pooled {
             Some(c) => c,
             // Each connection serves one thread at a time: SQLite's own mutex is not needed.
-            None => open(&self.inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?,
+            None => open(&inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?,
         };
-        let out = f(&conn);
-        if let Ok(mut pool) = self.inner.readers.lock() {
+        let out = f(&Tx::Sqlite(&conn));
+        if let Ok(mut pool) = inner.readers.lock() {
             if pool.len() < 8 {
                 pool.push(conn);
             }
@@ -369,7 +422,7 @@ impl Db {
     pub async fn write<T, F>(&self, f: F) -> Result<T, Fault>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction) -> Result<T, Fault> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<T, Fault> + Send + 'static,
     {
         let db = self.clone();
         tokio::task::spawn_blocking(move || db.write_blocking(f))
@@ -377,41 +430,64 @@ impl Db {
             .map_err(|e| Fault::internal(format!("database task failed: {e}")))?
     }
 
-    /// Runs `f` with the writer connection itself, on the calling thread: for
-    /// work that must hold the writer across a commit and what follows it
-    /// (garbage collection unlinks blocks after its commit, before any other
-    /// write can refer to them again).
-    pub fn exclusive_blocking<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, Fault>) -> Result<T, Fault> {
-        let mut conn = self.inner.writer.lock().map_err(|_| Fault::internal("database writer poisoned"))?;
-        f(&mut conn)
+    /// Runs `f` holding the right to write, across the commit of `f`'s
+    /// transaction and what follows it, on the calling thread: no other
+    /// write, of this node or (on PostgreSQL) any other, runs meanwhile.
+    /// Garbage collection decides which blocks go in the transaction and
+    /// deletes them after its commit, before any write can refer to them
+    /// again. `f` is given its transaction's [`Tx`] and does the rest after
+    /// [`Exclusive::commit`].
+    pub fn exclusive_blocking<T>(&self, f: impl FnOnce(&mut Exclusive) -> Result<T, Fault>) -> Result<T, Fault> {
+        match &*self.engine {
+            Engine::Sqlite(inner) => {
+                let mut conn = inner.writer.lock().map_err(|_| Fault::internal("database writer poisoned"))?;
+                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let mut ex = Exclusive { tx: ExclusiveTx::Sqlite(Some(tx)) };
+                f(&mut ex)
+            }
+            Engine::Postgres(pg) => pg.exclusive(|session| {
+                let mut ex = Exclusive { tx: ExclusiveTx::Postgres(session, true) };
+                let out = f(&mut ex);
+                if let ExclusiveTx::Postgres(session, true) = ex.tx {
+                    // Not committed: undone.
+                    let _ = session.batch("ROLLBACK");
+                }
+                out
+            }),
+        }
     }
 
     /// Queues the write, then takes the writer: whoever holds it commits
     /// every queued write at once (see the module's note), so by the time
     /// this caller holds it, its write was committed by an earlier group or
-    /// is in this one.
+    /// is in this one. On PostgreSQL, one transaction per write, serialised
+    /// across nodes (see [`PgDb::write`]).
     pub fn write_blocking<T, F>(&self, f: F) -> Result<T, Fault>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction) -> Result<T, Fault> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<T, Fault> + Send + 'static,
     {
+        let inner = match &*self.engine {
+            Engine::Sqlite(inner) => inner,
+            Engine::Postgres(pg) => return pg.write(f),
+        };
         let (job, answered) = job(f);
-        self.inner.queue.lock().map_err(|_| Fault::internal("database queue poisoned"))?.push(job);
+        inner.queue.lock().map_err(|_| Fault::internal("database queue poisoned"))?.push(job);
         loop {
-            let mut conn = self.inner.writer.lock().map_err(|_| Fault::internal("database writer poisoned"))?;
+            let mut conn = inner.writer.lock().map_err(|_| Fault::internal("database writer poisoned"))?;
             // Committed by the group before: the writes queued since are
             // their own callers' to commit (each is waiting for the writer).
             if let Ok(out) = answered.try_recv() {
                 return out;
             }
             let group: Vec<Job> = {
-                let mut queue = self.inner.queue.lock().map_err(|_| Fault::internal("database queue poisoned"))?;
+                let mut queue = inner.queue.lock().map_err(|_| Fault::internal("database queue poisoned"))?;
                 let n = queue.len().min(MAX_GROUP);
                 queue.drain(..n).collect()
             };
             if !group.is_empty() {
                 commit_group(&mut conn, group);
-                self.inner.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                inner.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             drop(conn);
             match answered.try_recv() {
@@ -424,9 +500,56 @@ impl Db {
     }
 }
 
+/// The transaction of [`Db::exclusive_blocking`], and its commit.
+pub struct Exclusive<'a> {
+    tx: ExclusiveTx<'a>,
+}
+
+enum ExclusiveTx<'a> {
+    /// `None` once committed.
+    Sqlite(Option<Transaction<'a>>),
+    /// Whether the transaction is still open.
+    Postgres(&'a super::sql::PgSession, bool),
+}
+
+impl Exclusive<'_> {
+    /// The open transaction.
+    pub fn tx(&self) -> Result<Tx<'_>, Fault> {
+        match &self.tx {
+            ExclusiveTx::Sqlite(Some(tx)) => Ok(Tx::Sqlite(tx)),
+            ExclusiveTx::Postgres(session, true) => Ok(Tx::Postgres(session)),
+            _ => Err(Fault::internal("the exclusive transaction was already committed")),
+        }
+    }
+
+    /// Commits it; the right to write is kept until `exclusive_blocking` returns.
+    pub fn commit(&mut self) -> Result<(), Fault> {
+        match &mut self.tx {
+            ExclusiveTx::Sqlite(tx) => match tx.take() {
+                Some(tx) => Ok(tx.commit()?),
+                None => Err(Fault::internal("the exclusive transaction was already committed")),
+            },
+            ExclusiveTx::Postgres(session, open) => {
+                if !*open {
+                    return Err(Fault::internal("the exclusive transaction was already committed"));
+                }
+                *open = false;
+                session.batch("COMMIT").map_err(Fault::from)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sqlite(db: &Db) -> &DbInner {
+        match &*db.engine {
+            Engine::Sqlite(inner) => inner,
+            Engine::Postgres(_) => unreachable!("a SQLite database"),
+        }
+    }
     use crate::blocks::BlockHash;
 
     /// A clean close leaves no write-ahead log behind, even after reads.
@@ -435,8 +558,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.sqlite");
         let db = Db::open(&path).unwrap();
-        db.write_blocking(|tx| Ok(tx.execute("INSERT INTO accounts (uuid, modified) VALUES ('a', 0)", [])?)).unwrap();
-        let n: i64 = db.read_blocking(|c| Ok(c.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?)).unwrap();
+        db.write_blocking(|tx| {
+            Ok(tx.execute("INSERT INTO accounts (uuid, modified) VALUES ('a', 0)", crate::cloud::sql::params![])?)
+        })
+        .unwrap();
+        let n: i64 = db
+            .read_blocking(|c| {
+                Ok(c.query_row("SELECT COUNT(*) FROM accounts", crate::cloud::sql::params![], |r| r.get(0))?)
+            })
+            .unwrap();
         assert_eq!(n, 1);
         assert!(dir.path().join("meta.sqlite-wal").exists());
         drop(db);
@@ -467,20 +597,26 @@ mod tests {
         let refs = db
             .read_blocking(|c| {
                 let mut s = c.prepare("SELECT hash, container, refs FROM block_refs ORDER BY hash, container")?;
-                let rows =
-                    s.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+                let rows = s.query_map(crate::cloud::sql::params![], |r| {
+                    Ok((r.get::<Vec<u8>>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?))
+                })?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
             .unwrap();
         // a block listed twice in one version counts once; the empty block is never counted
         assert_eq!(refs, vec![(a.0.to_vec(), 1, 2), (b.0.to_vec(), 1, 1), (b.0.to_vec(), 2, 1)]);
-        let version: i64 = db.read_blocking(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?)).unwrap();
+        let version: i64 = db
+            .read_blocking(|c| Ok(c.query_row("PRAGMA user_version", crate::cloud::sql::params![], |r| r.get(0))?))
+            .unwrap();
         assert_eq!(version as usize, MIGRATIONS.len());
         drop(db);
         // opening again changes nothing
         let db = Db::open(&path).unwrap();
-        let n: i64 =
-            db.read_blocking(|c| Ok(c.query_row("SELECT SUM(refs) FROM block_refs", [], |r| r.get(0))?)).unwrap();
+        let n: i64 = db
+            .read_blocking(|c| {
+                Ok(c.query_row("SELECT SUM(refs) FROM block_refs", crate::cloud::sql::params![], |r| r.get(0))?)
+            })
+            .unwrap();
         assert_eq!(n, 4);
     }
 
@@ -492,10 +628,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("meta.sqlite")).unwrap();
         let insert = |db: &Db, id: &'static str| {
-            db.write_blocking(move |tx| Ok(tx.execute("INSERT INTO accounts (uuid, modified) VALUES (?1, 0)", [id])?))
+            db.write_blocking(move |tx| {
+                Ok(tx.execute("INSERT INTO accounts (uuid, modified) VALUES (?1, 0)", crate::cloud::sql::params![id])?)
+            })
         };
         insert(&db, "first").unwrap();
-        let before = db.inner.groups.load(std::sync::atomic::Ordering::Relaxed);
+        let before = sqlite(&db).groups.load(std::sync::atomic::Ordering::Relaxed);
         let (release, held) = std::sync::mpsc::channel::<()>();
         let (holding, wait_holding) = std::sync::mpsc::channel::<()>();
         let blocker = {
@@ -514,7 +652,10 @@ mod tests {
                 let db = db.clone();
                 std::thread::spawn(move || {
                     db.write_blocking(move |tx| {
-                        tx.execute("INSERT INTO accounts (uuid, modified) VALUES (?1, 0)", [format!("w{i}")])?;
+                        tx.execute(
+                            "INSERT INTO accounts (uuid, modified) VALUES (?1, 0)",
+                            crate::cloud::sql::params![format!("w{i}")],
+                        )?;
                         if i == 3 {
                             return Err(Fault::bad_request("writer 3 gives up"));
                         }
@@ -523,7 +664,7 @@ mod tests {
                 })
             })
             .collect();
-        while db.inner.queue.lock().unwrap().len() < 6 {
+        while sqlite(&db).queue.lock().unwrap().len() < 6 {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         release.send(()).unwrap();
@@ -534,12 +675,12 @@ mod tests {
                 Err(e) => assert!(i == 3 && format!("{e:?}").contains("writer 3 gives up"), "{e:?}"),
             }
         }
-        let groups = db.inner.groups.load(std::sync::atomic::Ordering::Relaxed) - before;
+        let groups = sqlite(&db).groups.load(std::sync::atomic::Ordering::Relaxed) - before;
         assert_eq!(groups, 1, "six queued writes, one commit");
         let ids: Vec<String> = db
             .read_blocking(|c| {
                 let mut s = c.prepare("SELECT uuid FROM accounts ORDER BY uuid")?;
-                let rows = s.query_map([], |r| r.get(0))?;
+                let rows = s.query_map(crate::cloud::sql::params![], |r| r.get(0))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             })
             .unwrap();

@@ -110,10 +110,16 @@ impl Fault {
     }
 }
 
-impl From<rusqlite::Error> for Fault {
-    fn from(e: rusqlite::Error) -> Fault {
+impl From<crate::cloud::sql::Error> for Fault {
+    fn from(e: crate::cloud::sql::Error) -> Fault {
         tracing::error!("database error: {e}");
         Fault::internal("database error")
+    }
+}
+
+impl From<rusqlite::Error> for Fault {
+    fn from(e: rusqlite::Error) -> Fault {
+        crate::cloud::sql::Error::from(e).into()
     }
 }
 

@@ -22,7 +22,7 @@ use super::db::Db;
 use super::fault::Fault;
 use super::wire::now;
 use crate::blocks::{Algorithm, BlockHash, DEFAULT_BLOCK_SIZE};
-use rusqlite::{params, TransactionBehavior};
+use crate::cloud::sql::params;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -91,7 +91,8 @@ impl Collector {
         let suspects = self.blocks.take_suspects();
         if !suspects.is_empty() {
             self.db.write_blocking(move |tx| {
-                let mut add = tx.prepare_cached("INSERT OR IGNORE INTO gc_queue (hash, since) VALUES (?1, ?2)")?;
+                let mut add =
+                    tx.prepare_cached("INSERT INTO gc_queue (hash, since) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?;
                 for (h, since) in &suspects {
                     add.execute(params![&h.0[..], since])?;
                 }
@@ -101,10 +102,13 @@ impl Collector {
         let grace_cut = t - self.config.upload_grace.as_secs_f64();
         report.expired_uploads = self.db.write_blocking(move |tx| {
             tx.execute(
-                "INSERT OR IGNORE INTO gc_queue (hash, since) SELECT hash, MAX(at) FROM uploads WHERE at <= ?1 GROUP BY hash",
-                [grace_cut],
+                "INSERT INTO gc_queue (hash, since) SELECT hash, MAX(at) FROM uploads WHERE at <= ?1 GROUP BY hash
+                 ON CONFLICT DO NOTHING",
+                params![grace_cut],
             )?;
-            Ok(tx.execute("DELETE FROM uploads WHERE at <= ?1", [grace_cut])? as u64)
+            // Leases of requests that never ended (a server killed mid-request).
+            tx.execute("DELETE FROM block_leases WHERE at <= ?1", params![grace_cut])?;
+            Ok(tx.execute("DELETE FROM uploads WHERE at <= ?1", params![grace_cut])? as u64)
         })?;
         if sweep {
             report.swept = self.sweep()?;
@@ -138,14 +142,22 @@ impl Collector {
             if found.len() >= 4 * BATCH || prefix == 255 {
                 seen += found.len() as u64;
                 let batch = std::mem::take(&mut found);
+                // In a shared block store, a block nothing records is a
+                // candidate only once it is older than the upload grace:
+                // another server may have stored it for a request that has
+                // not recorded it yet (this server's own such blocks are pinned).
+                let grace = if self.blocks.shared() { self.config.upload_grace.as_secs_f64() } else { 0.0 };
                 self.db.write_blocking(move |tx| {
-                    let mut add = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO gc_queue (hash, since) SELECT ?1, ?2
-                         WHERE NOT EXISTS (SELECT 1 FROM block_refs WHERE hash = ?1)
-                           AND NOT EXISTS (SELECT 1 FROM uploads WHERE hash = ?1)",
+                    let mut recorded = tx.prepare_cached(
+                        "SELECT 1 WHERE EXISTS (SELECT 1 FROM block_refs WHERE hash = ?1)
+                                     OR EXISTS (SELECT 1 FROM uploads WHERE hash = ?1)",
                     )?;
+                    let mut add =
+                        tx.prepare_cached("INSERT INTO gc_queue (hash, since) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?;
                     for (h, mtime) in &batch {
-                        add.execute(params![&h.0[..], mtime])?;
+                        if !recorded.exists(params![&h.0[..]])? {
+                            add.execute(params![&h.0[..], mtime + grace])?;
+                        }
                     }
                     Ok(())
                 })?;
@@ -157,9 +169,9 @@ impl Collector {
     /// Decides up to [`BATCH`] candidates after `cursor` and unlinks the
     /// unreferenced ones, holding the writer and the pins throughout.
     fn batch(&self, cutoff: f64, cursor: &[u8], report: &mut GcReport) -> Result<(usize, Option<Vec<u8>>), Fault> {
-        self.db.exclusive_blocking(|conn| {
+        self.db.exclusive_blocking(|ex| {
             let held = self.blocks.hold_pins();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = ex.tx()?;
             let candidates: Vec<Vec<u8>> = {
                 let mut q = tx.prepare_cached(
                     "SELECT hash FROM gc_queue WHERE since <= ?1 AND hash > ?2 ORDER BY hash LIMIT ?3",
@@ -173,22 +185,30 @@ impl Collector {
                     "SELECT 1 WHERE EXISTS (SELECT 1 FROM block_refs WHERE hash = ?1)
                                  OR EXISTS (SELECT 1 FROM uploads WHERE hash = ?1)",
                 )?;
+                // A request on some server relies on it (a shared store's lease).
+                let mut leased = tx.prepare_cached("SELECT 1 FROM block_leases WHERE hash = ?1 AND at > ?2 LIMIT 1")?;
+                let lease_cut = now() - self.config.upload_grace.as_secs_f64();
+                let mut forget = tx.prepare_cached("DELETE FROM shared_blocks WHERE hash = ?1")?;
                 let mut dequeue = tx.prepare_cached("DELETE FROM gc_queue WHERE hash = ?1")?;
                 for raw in &candidates {
                     match BlockHash::from_slice(raw) {
-                        Some(h) if !referenced.exists([raw])? => {
-                            if held.contains(&h) {
+                        Some(h) if !referenced.exists(params![raw])? => {
+                            if held.contains(&h) || leased.exists(params![raw, lease_cut])? {
                                 report.pinned += 1;
                                 continue; // stays queued
                             }
+                            // Gone from the ledger with the decision: a
+                            // request after this commit stores it anew.
+                            forget.execute(params![raw])?;
                             doomed.push(h);
                         }
                         _ => {} // used again (or not a hash): no longer a candidate
                     }
-                    dequeue.execute([raw])?;
+                    dequeue.execute(params![raw])?;
                 }
             }
-            tx.commit()?;
+            // (`tx` borrows `ex`: its last use is above.)
+            ex.commit()?;
             for h in doomed {
                 match self.blocks.remove(&held, &h) {
                     Ok(0) => {}
@@ -288,7 +308,7 @@ pub fn bind_socket(data_dir: &Path) -> std::io::Result<tokio::net::UnixListener>
 /// pass, or makes one itself when no server holds the directory.
 pub fn collect_in(data_dir: &Path, config: GcConfig) -> Result<GcReport, String> {
     let dir = data_dir.canonicalize().map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    if !dir.join("meta.sqlite").is_file() {
+    if !dir.join("meta.sqlite").is_file() && !dir.join("meta.backend").is_file() {
         return Err(format!("{} holds no pithosfs data (no meta.sqlite)", dir.display()));
     }
     let lock = std::fs::OpenOptions::new()
@@ -300,9 +320,12 @@ pub fn collect_in(data_dir: &Path, config: GcConfig) -> Result<GcReport, String>
     if lock.try_lock().is_err() {
         return ask_server(&socket_path(&dir));
     }
-    let at = super::recorded_blocks(&dir);
-    if at != "dir" {
-        return Err(format!("the blocks of {} are at `{at}`: collect through its running server", dir.display()));
+    let (at, meta_at) = (super::recorded_blocks(&dir), super::recorded_meta(&dir));
+    if at != "dir" || meta_at != "sqlite" {
+        return Err(format!(
+            "the blocks of {} are at `{at}` and its metadata at `{meta_at}`: collect through a running server",
+            dir.display()
+        ));
     }
     let db = Db::open(&dir.join("meta.sqlite")).map_err(|e| format!("cannot open the database: {e}"))?;
     let blocks = BlockStore::open(&dir.join("blocks"), DEFAULT_BLOCK_SIZE, Algorithm::Sha256)
@@ -338,7 +361,7 @@ mod tests {
         db.write_blocking(|tx| {
             tx.execute(
                 "INSERT INTO containers (id, account, name, created, modified, project) VALUES (1, 'a', 'c', 0, 0, 'a')",
-                [],
+                crate::cloud::sql::params![],
             )?;
             Ok(())
         })
@@ -400,7 +423,7 @@ mod tests {
         let h = pins.put(b"kept").unwrap();
         db.write_blocking(move |tx| {
             refs::add(tx, 1, &[h])?;
-            tx.execute("INSERT INTO gc_queue (hash, since) VALUES (?1, 0)", [&h.0[..]])?;
+            tx.execute("INSERT INTO gc_queue (hash, since) VALUES (?1, 0)", crate::cloud::sql::params![&h.0[..]])?;
             Ok(())
         })
         .unwrap();
@@ -408,8 +431,11 @@ mod tests {
         let report = Collector::new(db.clone(), blocks.clone(), config(0)).collect(true, true).unwrap();
         assert_eq!(report.removed, 0);
         assert!(blocks.contains(&h));
-        let queued: i64 =
-            db.read_blocking(|c| Ok(c.query_row("SELECT COUNT(*) FROM gc_queue", [], |r| r.get(0))?)).unwrap();
+        let queued: i64 = db
+            .read_blocking(|c| {
+                Ok(c.query_row("SELECT COUNT(*) FROM gc_queue", crate::cloud::sql::params![], |r| r.get(0))?)
+            })
+            .unwrap();
         assert_eq!(queued, 0, "a referenced block leaves the queue");
     }
 }

@@ -11,7 +11,7 @@
 use super::fault::Fault;
 use super::pithos::model;
 use super::wire::quote_path;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::cloud::sql::{params, OptionalExt, Row, Tx};
 use std::collections::BTreeMap;
 
 pub type Properties = BTreeMap<String, String>;
@@ -75,7 +75,7 @@ const IMAGE_COLUMNS: &str =
     "id, owner, name, disk_format, container_format, status, is_public, is_snapshot, description, properties, created, updated";
 
 /// An image row; size, checksum and location are filled in from the object.
-fn image_from_row(r: &Row) -> rusqlite::Result<Image> {
+fn image_from_row(r: &dyn Row) -> crate::cloud::sql::Result<Image> {
     Ok(Image {
         id: r.get(0)?,
         owner: r.get(1)?,
@@ -86,17 +86,17 @@ fn image_from_row(r: &Row) -> rusqlite::Result<Image> {
         disk_format: r.get(3)?,
         container_format: r.get(4)?,
         status: r.get(5)?,
-        is_public: r.get::<_, i64>(6)? != 0,
-        is_snapshot: r.get::<_, i64>(7)? != 0,
+        is_public: r.get::<i64>(6)? != 0,
+        is_snapshot: r.get::<i64>(7)? != 0,
         description: r.get(8)?,
-        properties: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+        properties: serde_json::from_str(&r.get::<String>(9)?).unwrap_or_default(),
         created: r.get(10)?,
         updated: r.get(11)?,
     })
 }
 
 /// Completes an image row from its object; None when the object is gone.
-fn with_object(conn: &Connection, mut image: Image) -> Result<Option<Image>, Fault> {
+fn with_object(conn: &Tx, mut image: Image) -> Result<Option<Image>, Fault> {
     let Some((container, version)) = model::live_by_uuid(conn, &image.id)? else { return Ok(None) };
     image.size = version.bytes;
     image.checksum = version.etag;
@@ -107,10 +107,10 @@ fn with_object(conn: &Connection, mut image: Image) -> Result<Option<Image>, Fau
 const VISIBLE_TO: &str = "(owner = ?1 OR is_public = 1 OR id IN (SELECT image FROM image_members WHERE member = ?1))";
 
 /// The images `user` may see: their own, public ones and those shared with them.
-pub fn visible_images(conn: &Connection, user: &str) -> Result<Vec<Image>, Fault> {
+pub fn visible_images(conn: &Tx, user: &str) -> Result<Vec<Image>, Fault> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE {VISIBLE_TO} ORDER BY created, id"))?;
-    let rows = stmt.query_map([user], image_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt.query_map(params![user], image_from_row)?.collect::<Result<Vec<_>, _>>()?;
     let mut images = Vec::with_capacity(rows.len());
     for row in rows {
         images.extend(with_object(conn, row)?);
@@ -119,7 +119,7 @@ pub fn visible_images(conn: &Connection, user: &str) -> Result<Vec<Image>, Fault
 }
 
 /// One image `user` may see, or 404.
-pub fn visible_image(conn: &Connection, user: &str, id: &str) -> Result<Image, Fault> {
+pub fn visible_image(conn: &Tx, user: &str, id: &str) -> Result<Image, Fault> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE {VISIBLE_TO} AND id = ?2"))?;
     let row = stmt.query_row(params![user, id], image_from_row).optional()?;
@@ -131,7 +131,7 @@ pub fn visible_image(conn: &Connection, user: &str, id: &str) -> Result<Image, F
 }
 
 /// An image `user` may change: 404 when invisible, 403 when someone else's.
-pub fn owned_image(conn: &Connection, user: &str, id: &str) -> Result<Image, Fault> {
+pub fn owned_image(conn: &Tx, user: &str, id: &str) -> Result<Image, Fault> {
     let image = visible_image(conn, user, id)?;
     if image.owner != user {
         return Err(Fault::forbidden(format!("Image {id} belongs to another user")));
@@ -142,14 +142,15 @@ pub fn owned_image(conn: &Connection, user: &str, id: &str) -> Result<Image, Fau
 /// The properties kept for image `id`, even when its object is gone (a
 /// registration of the same object again keeps them, as Plankton merges
 /// object metadata).
-pub fn stored_properties(conn: &Connection, id: &str) -> Result<Option<Properties>, Fault> {
-    let text =
-        conn.query_row("SELECT properties FROM images WHERE id = ?1", [id], |r| r.get::<_, String>(0)).optional()?;
+pub fn stored_properties(conn: &Tx, id: &str) -> Result<Option<Properties>, Fault> {
+    let text = conn
+        .query_row("SELECT properties FROM images WHERE id = ?1", params![id], |r| r.get::<String>(0))
+        .optional()?;
     Ok(text.map(|p| serde_json::from_str(&p).unwrap_or_default()))
 }
 
 /// Registers (or registers again) the image of object `object` in container `container`.
-pub fn save_image(conn: &Connection, image: &Image, container: i64, object: &str) -> Result<(), Fault> {
+pub fn save_image(conn: &Tx, image: &Image, container: i64, object: &str) -> Result<(), Fault> {
     conn.execute(
         "INSERT INTO images (id, owner, name, location, container, object, size, checksum, disk_format,
                              container_format, status, is_public, is_snapshot, description, properties, created, updated)
@@ -185,7 +186,7 @@ pub fn save_image(conn: &Connection, image: &Image, container: i64, object: &str
 }
 
 /// Saves what an update may change (the object's fields stay as registered).
-pub fn update_image(conn: &Connection, image: &Image) -> Result<(), Fault> {
+pub fn update_image(conn: &Tx, image: &Image) -> Result<(), Fault> {
     conn.execute(
         "UPDATE images SET name = ?2, disk_format = ?3, container_format = ?4, status = ?5, is_public = ?6,
                            properties = ?7, updated = ?8 WHERE id = ?1",
@@ -208,7 +209,7 @@ fn properties_json(p: &Properties) -> String {
 }
 
 /// Replaces the properties of an image (compute metadata calls).
-pub fn set_properties(conn: &Connection, id: &str, properties: &Properties, now: f64) -> Result<(), Fault> {
+pub fn set_properties(conn: &Tx, id: &str, properties: &Properties, now: f64) -> Result<(), Fault> {
     for (k, v) in properties {
         check_property(k, v)?;
     }
@@ -220,33 +221,36 @@ pub fn set_properties(conn: &Connection, id: &str, properties: &Properties, now:
 }
 
 /// Forgets an image; the Pithos object stays.
-pub fn unregister(conn: &Connection, id: &str) -> Result<(), Fault> {
-    conn.execute("DELETE FROM image_members WHERE image = ?1", [id])?;
-    conn.execute("DELETE FROM images WHERE id = ?1", [id])?;
+pub fn unregister(conn: &Tx, id: &str) -> Result<(), Fault> {
+    conn.execute("DELETE FROM image_members WHERE image = ?1", params![id])?;
+    conn.execute("DELETE FROM images WHERE id = ?1", params![id])?;
     Ok(())
 }
 
 // ---------- members ----------
 
-pub fn members(conn: &Connection, id: &str) -> Result<Vec<String>, Fault> {
+pub fn members(conn: &Tx, id: &str) -> Result<Vec<String>, Fault> {
     let mut stmt = conn.prepare_cached("SELECT member FROM image_members WHERE image = ?1 ORDER BY member")?;
-    let rows = stmt.query_map([id], |r| r.get::<_, String>(0))?;
+    let rows = stmt.query_map(params![id], |r| r.get::<String>(0))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-pub fn add_member(conn: &Connection, id: &str, member: &str) -> Result<(), Fault> {
-    conn.execute("INSERT OR IGNORE INTO image_members (image, member) VALUES (?1, ?2)", [id, member])?;
+pub fn add_member(conn: &Tx, id: &str, member: &str) -> Result<(), Fault> {
+    conn.execute(
+        "INSERT INTO image_members (image, member) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        params![id, member],
+    )?;
     Ok(())
 }
 
-pub fn remove_member(conn: &Connection, id: &str, member: &str) -> Result<(), Fault> {
-    conn.execute("DELETE FROM image_members WHERE image = ?1 AND member = ?2", [id, member])?;
+pub fn remove_member(conn: &Tx, id: &str, member: &str) -> Result<(), Fault> {
+    conn.execute("DELETE FROM image_members WHERE image = ?1 AND member = ?2", params![id, member])?;
     Ok(())
 }
 
 /// Makes `members` the image's whole list of members.
-pub fn replace_members(conn: &Connection, id: &str, members: &[String]) -> Result<(), Fault> {
-    conn.execute("DELETE FROM image_members WHERE image = ?1", [id])?;
+pub fn replace_members(conn: &Tx, id: &str, members: &[String]) -> Result<(), Fault> {
+    conn.execute("DELETE FROM image_members WHERE image = ?1", params![id])?;
     for m in members {
         add_member(conn, id, m)?;
     }

@@ -23,8 +23,11 @@ pub mod db;
 pub mod fault;
 pub mod gc;
 pub mod images;
+pub mod ledger;
+pub mod pg;
 pub mod pithos;
 pub mod plankton;
+pub mod sql;
 pub mod swift_blocks;
 pub mod users;
 pub mod wire;
@@ -34,6 +37,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, Response};
 use blockstore::BlockStore;
 use db::Db;
+pub use db::MetaAt;
 use fault::Fault;
 use percent_encoding::percent_decode_str;
 use std::net::SocketAddr;
@@ -76,6 +80,8 @@ pub struct ServeConfig {
     pub system_images: bool,
     /// Where blocks are kept.
     pub blocks: BlocksAt,
+    /// Where the metadata is kept.
+    pub meta: MetaAt,
 }
 
 /// Where the local cloud keeps its blocks.
@@ -99,6 +105,59 @@ impl BlocksAt {
             BlocksAt::Dir => "dir".into(),
             BlocksAt::Swift(t) => format!("swift {} {} {}", t.auth_url, t.user, t.container),
         }
+    }
+}
+
+/// The file of a data directory that says where its metadata is.
+const META_RECORD: &str = "meta.backend";
+
+/// How a data directory records where its metadata is (never a password):
+/// `sqlite`, or `postgres URL SCHEMA`.
+fn meta_record(at: &MetaAt) -> String {
+    match at {
+        MetaAt::Sqlite => "sqlite".into(),
+        MetaAt::Postgres(t) => format!("postgres {} {}", t.url, t.schema),
+    }
+}
+
+/// Where the metadata of data directory `dir` is, as recorded at its first
+/// start (`sqlite` when nothing is recorded: directories made before the choice).
+pub fn recorded_meta(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(META_RECORD)).map(|s| s.trim().to_string()).unwrap_or_else(|_| "sqlite".into())
+}
+
+/// Records the metadata's place at the first start, and refuses a later
+/// start with another: its blocks and tokens belong to that metadata.
+fn check_meta_record(dir: &Path, at: &MetaAt) -> std::io::Result<()> {
+    let want = meta_record(at);
+    let path = dir.join(META_RECORD);
+    if !path.exists() && !dir.join("meta.sqlite").exists() && !dir.join(BLOCKS_RECORD).exists() {
+        return std::fs::write(&path, format!("{want}\n"));
+    }
+    let had = recorded_meta(dir);
+    if had != want {
+        return Err(std::io::Error::other(format!(
+            "the metadata of {} is at `{had}`, not `{want}`: start it with the same --meta",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Opens the metadata database `at` names (SQLite: `<DATA>/meta.sqlite`).
+fn open_meta(data_dir: &Path, at: &MetaAt) -> std::io::Result<Db> {
+    match at {
+        MetaAt::Sqlite => {
+            let meta = data_dir.join("meta.sqlite");
+            // Created here 0600: SQLite gives its -wal and -shm files the database's mode.
+            drop(datadir::private_file(&meta)?);
+            let db = Db::open(&meta).map_err(std::io::Error::other)?;
+            cyclades::forget_stored_passwords(&meta).map_err(std::io::Error::from)?;
+            Ok(db)
+        }
+        MetaAt::Postgres(t) => Db::connect(t).map_err(|e| {
+            std::io::Error::other(format!("cannot open the metadata database at {}: {}", t.url, e.message))
+        }),
     }
 }
 
@@ -150,6 +209,7 @@ impl ServeConfig {
             md5_etags: false,
             system_images: true,
             blocks: BlocksAt::Dir,
+            meta: MetaAt::Sqlite,
         }
     }
 }
@@ -223,18 +283,28 @@ pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
     if lock.try_lock().is_err() {
         return Err(std::io::Error::other(format!("{} is in use by another pithosfs serve", data_dir.display())));
     }
-    // Created here 0600: SQLite gives its -wal and -shm files the database's mode.
-    let meta = data_dir.join("meta.sqlite");
-    let fresh = !meta.exists();
-    drop(datadir::private_file(&meta)?);
-    let db = Db::open(&meta).map_err(std::io::Error::other)?;
-    cyclades::forget_stored_passwords(&meta).map_err(std::io::Error::from)?;
-    let blocks = Arc::new(open_blocks(&data_dir, fresh, &config.blocks, config.block_size)?);
-    let (mut users, new_users) = Users::ensure(&db, &data_dir, &config.users)?;
-    if config.system_images && plankton::register_system_images(&db, &blocks)? {
-        // The system account that owns them is in the user catalog now.
-        users = Users::ensure(&db, &data_dir, &[])?.0;
-    }
+    // Blocking work (files, and PostgreSQL's client, which must not run on
+    // an async worker) on a blocking thread.
+    let (db, blocks, users, new_users) = {
+        let (data_dir, config) = (data_dir.clone(), config.clone());
+        tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let fresh = !data_dir.join(BLOCKS_RECORD).exists() && !data_dir.join("meta.sqlite").exists();
+            check_meta_record(&data_dir, &config.meta)?;
+            let db = open_meta(&data_dir, &config.meta)?;
+            let blocks = Arc::new(open_blocks(&data_dir, fresh, &config.blocks, config.block_size)?);
+            if blocks.shared() {
+                blocks.set_ledger(Arc::new(ledger::DbLedger::new(db.clone())));
+            }
+            let (mut users, new_users) = Users::ensure(&db, &data_dir, &config.users)?;
+            if config.system_images && plankton::register_system_images(&db, &blocks)? {
+                // The system account that owns them is in the user catalog now.
+                users = Users::ensure(&db, &data_dir, &[])?.0;
+            }
+            Ok((db, blocks, users, new_users))
+        })
+        .await
+        .map_err(std::io::Error::other)??
+    };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
     let url =

@@ -257,6 +257,10 @@ impl BlockBackend for SwiftBlocks {
         let num = |k: &str| info.header(k).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
         Ok((num("x-container-object-count"), num("x-container-bytes-used")))
     }
+
+    fn shared(&self) -> bool {
+        true
+    }
 }
 
 /// How a `SwiftBlocks` is shared: the block store holds it boxed.

@@ -4,8 +4,8 @@
 
 use super::db::Db;
 use super::fault::Fault;
+use crate::cloud::sql::{params, OptionalExt};
 use rand::distr::{Alphanumeric, SampleString};
-use rusqlite::OptionalExtension;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Write;
@@ -136,7 +136,7 @@ impl Users {
         let (specs, data_dir) = (specs.to_vec(), data_dir.to_path_buf());
         news.generated = db.write_blocking(move |tx| {
             let mut generated = Vec::new();
-            let count: i64 = tx.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+            let count: i64 = tx.query_row("SELECT COUNT(*) FROM users", params![], |r| r.get(0))?;
             let mut wanted: Vec<(UserSpec, PathBuf)> =
                 specs.iter().map(|s| (s.clone(), data_dir.join("tokens").join(&s.name))).collect();
             if specs.is_empty() && count == 0 {
@@ -144,7 +144,7 @@ impl Users {
             }
             for (spec, token_file) in wanted {
                 let existing: Option<(String, String)> = tx
-                    .query_row("SELECT uuid, token_sha256 FROM users WHERE name = ?1", [&spec.name], |r| {
+                    .query_row("SELECT uuid, token_sha256 FROM users WHERE name = ?1", params![&spec.name], |r| {
                         Ok((r.get(0)?, r.get(1)?))
                     })
                     .optional()?;
@@ -152,7 +152,7 @@ impl Users {
                     (Some((_, digest)), Some(token)) if digest != token_digest(&token) => {
                         tx.execute(
                             "UPDATE users SET token_sha256 = ?1 WHERE name = ?2",
-                            (token_digest(&token), &spec.name),
+                            params![token_digest(&token), &spec.name],
                         )?;
                     }
                     (Some(_), _) => {}
@@ -168,7 +168,12 @@ impl Users {
                         };
                         tx.execute(
                             "INSERT INTO users (uuid, name, token_sha256, created) VALUES (?1, ?2, ?3, ?4)",
-                            (uuid::Uuid::new_v4().to_string(), &spec.name, token_digest(&token), super::wire::now()),
+                            params![
+                                uuid::Uuid::new_v4().to_string(),
+                                &spec.name,
+                                token_digest(&token),
+                                super::wire::now()
+                            ],
                         )?;
                     }
                 }
@@ -178,7 +183,7 @@ impl Users {
         let users = db.read_blocking(|conn| {
             let mut stmt = conn.prepare("SELECT uuid, name, token_sha256 FROM users")?;
             let rows =
-                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+                stmt.query_map(params![], |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)))?;
             let mut users = Users::default();
             for row in rows {
                 let (uuid, name, digest) = row?;

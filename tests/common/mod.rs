@@ -2,6 +2,10 @@
 //! over a temporary data directory, with two users (alice and bob).
 #![allow(dead_code)]
 
+// Shared by both harnesses (a test may load both).
+#[allow(clippy::duplicate_mod)]
+#[path = "../backends/mod.rs"]
+pub mod backends;
 pub mod blocks;
 pub mod faults;
 pub mod fs_driver;
@@ -39,6 +43,7 @@ impl TestCloud {
             UserSpec { name: "alice@example.org".into(), token: Some(ALICE_TOKEN.into()) },
             UserSpec { name: "bob@example.org".into(), token: Some(BOB_TOKEN.into()) },
         ];
+        backends::Backends::from_env().apply(&mut config);
         tune(&mut config);
         let running = cloud::bind(config).await.expect("bind local cloud");
         let url = running.url.clone();

@@ -7,6 +7,10 @@
 //! even when a test panics.
 #![allow(dead_code)]
 
+// Shared by both harnesses (a test may load both).
+#[allow(clippy::duplicate_mod)]
+#[path = "../backends/mod.rs"]
+pub mod backends;
 pub mod faults;
 pub mod hostile;
 
@@ -90,7 +94,17 @@ impl Cloud {
     }
 
     /// A server on `listen` with `extra` arguments and environment.
-    pub fn start_serving(root: &Path, listen: &str, extra: Serve) -> Cloud {
+    pub fn start_serving(root: &Path, listen: &str, mut extra: Serve) -> Cloud {
+        // The shared back ends when the run asks for them (see backends),
+        // unless the test chose its own; kept in `extra` for restarts.
+        let shared = backends::Backends::from_env();
+        for (flag, args) in [("--meta", shared.meta.is_some()), ("--blocks", shared.blocks.is_some())] {
+            if args && !extra.args.iter().any(|a| a == flag) {
+                let mine: Vec<String> = shared.serve_args();
+                let at = mine.iter().position(|a| a == flag).expect("flag");
+                extra.args.extend(mine[at..at + 4].iter().cloned());
+            }
+        }
         let data = root.join("data");
         let users = root.join("users");
         std::fs::write(&users, format!("tester {TOKEN}\n{FRIEND} {FRIEND_TOKEN}\n")).unwrap();
@@ -219,6 +233,27 @@ impl Cloud {
     pub fn block_size(&self, container: &str) -> u64 {
         let r = http("HEAD", &self.container_url(container), &[], None);
         r.header("x-container-block-size").expect("block size").parse().unwrap()
+    }
+
+    /// Whether the server keeps its blocks in its data directory (not in a
+    /// shared Swift): tests that look at block files need it.
+    pub fn blocks_in_dir(&self) -> bool {
+        !self.extra.args.iter().any(|a| a == "--blocks")
+    }
+
+    /// The server's metadata database, opened beside it (setup only: what is
+    /// under test goes through HTTP).
+    pub fn db(&self) -> pithosfs::cloud::db::Db {
+        let arg = |flag: &str| self.extra.args.iter().position(|a| a == flag).map(|i| self.extra.args[i + 1].clone());
+        match arg("--meta") {
+            Some(url) => {
+                let password = std::env::var("PITHOSFS_META_PASSWORD").ok();
+                let schema = arg("--meta-schema").unwrap_or_else(|| "pithosfs".into());
+                let target = pithosfs::cloud::pg::PgTarget::new(&url, password, &schema).expect("--meta");
+                pithosfs::cloud::db::Db::connect(&target).expect("connect to the server's database")
+            }
+            None => pithosfs::cloud::db::Db::open(&self.data.join("meta.sqlite")).expect("open the server's database"),
+        }
     }
 
     /// Bytes of the server's block store (`du -sb <data>/blocks`).

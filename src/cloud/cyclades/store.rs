@@ -3,15 +3,15 @@
 
 use super::server::Server;
 use crate::cloud::fault::Fault;
+use crate::cloud::sql::{params, OptionalExt, Row, Tx};
 use crate::cloud::users::User;
 use crate::cloud::wire::now;
 use crate::cloud::Cloud;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 const SERVER_COLUMNS: &str =
     "id, owner, name, flavor, image, status, next_status, transition_at, metadata, tags, project, created, updated, deleted";
 
-fn server_from_row(r: &Row) -> rusqlite::Result<Server> {
+fn server_from_row(r: &dyn Row) -> crate::cloud::sql::Result<Server> {
     Ok(Server {
         id: r.get(0)?,
         owner: r.get(1)?,
@@ -21,12 +21,12 @@ fn server_from_row(r: &Row) -> rusqlite::Result<Server> {
         status: r.get(5)?,
         next_status: r.get(6)?,
         transition_at: r.get(7)?,
-        metadata: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
-        tags: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+        metadata: serde_json::from_str(&r.get::<String>(8)?).unwrap_or_default(),
+        tags: serde_json::from_str(&r.get::<String>(9)?).unwrap_or_default(),
         project: r.get(10)?,
         created: r.get(11)?,
         updated: r.get(12)?,
-        deleted: r.get::<_, i64>(13)? != 0,
+        deleted: r.get::<i64>(13)? != 0,
     })
 }
 
@@ -35,24 +35,24 @@ fn to_json_text<T: serde::Serialize>(v: &T, empty: &str) -> String {
 }
 
 /// A server of `owner`; someone else's is as missing as one never made.
-fn server_of(conn: &Connection, owner: &str, id: i64) -> Result<Server, Fault> {
+fn server_of(conn: &Tx, owner: &str, id: i64) -> Result<Server, Fault> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {SERVER_COLUMNS} FROM servers WHERE id = ?1 AND owner = ?2"))?;
     stmt.query_row(params![id, owner], server_from_row).optional()?.ok_or_else(|| Fault::not_found("Server not found."))
 }
 
-pub(super) fn servers_of(conn: &Connection, owner: &str) -> Result<Vec<Server>, Fault> {
+pub(super) fn servers_of(conn: &Tx, owner: &str) -> Result<Vec<Server>, Fault> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {SERVER_COLUMNS} FROM servers WHERE owner = ?1 ORDER BY id"))?;
-    let rows = stmt.query_map([owner], server_from_row)?;
+    let rows = stmt.query_map(params![owner], server_from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-pub(super) fn insert_server(conn: &Connection, s: &Server) -> Result<i64, Fault> {
-    conn.execute(
+pub(super) fn insert_server(conn: &Tx, s: &Server) -> Result<i64, Fault> {
+    Ok(conn.query_row(
         "INSERT INTO servers (owner, name, flavor, image, status, next_status, transition_at, metadata, tags,
                               project, created, updated, deleted)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
         params![
             s.owner,
             s.name,
@@ -68,11 +68,11 @@ pub(super) fn insert_server(conn: &Connection, s: &Server) -> Result<i64, Fault>
             s.updated,
             s.deleted
         ],
-    )?;
-    Ok(conn.last_insert_rowid())
+        |r| r.get(0),
+    )?)
 }
 
-fn save_server(conn: &Connection, s: &Server) -> Result<(), Fault> {
+fn save_server(conn: &Tx, s: &Server) -> Result<(), Fault> {
     conn.execute(
         "UPDATE servers SET name = ?2, flavor = ?3, image = ?4, status = ?5, next_status = ?6, transition_at = ?7,
                             metadata = ?8, tags = ?9, project = ?10, updated = ?11, deleted = ?12
@@ -96,18 +96,19 @@ fn save_server(conn: &Connection, s: &Server) -> Result<(), Fault> {
 }
 
 /// How many servers `owner` has (deleted ones aside): what the quota counts.
-pub fn live_servers(conn: &Connection, owner: &str) -> Result<u64, Fault> {
+pub fn live_servers(conn: &Tx, owner: &str) -> Result<u64, Fault> {
     let n: i64 =
-        conn.query_row("SELECT COUNT(*) FROM servers WHERE owner = ?1 AND deleted = 0", [owner], |r| r.get(0))?;
+        conn.query_row("SELECT COUNT(*) FROM servers WHERE owner = ?1 AND deleted = 0", params![owner], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
 /// Wipes the server passwords an earlier version kept in the database in
 /// clear: the freed bytes are zeroed (`secure_delete`) and the write-ahead
 /// log, which still holds the old pages, is checkpointed and truncated. Runs
-/// at start-up on a connection of its own, before anything else uses the file.
+/// at start-up on a connection of its own, before anything else uses the
+/// file. (PostgreSQL metadata came later: it never held them.)
 pub fn forget_stored_passwords(db_file: &std::path::Path) -> Result<(), Fault> {
-    let conn = Connection::open(db_file)?;
+    let conn = rusqlite::Connection::open(db_file)?;
     let stored: i64 = conn.query_row("SELECT COUNT(*) FROM servers WHERE admin_pass <> ''", [], |r| r.get(0))?;
     if stored > 0 {
         conn.execute_batch("PRAGMA secure_delete = ON; UPDATE servers SET admin_pass = '' WHERE admin_pass <> '';")?;

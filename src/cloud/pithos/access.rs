@@ -5,7 +5,7 @@
 
 use super::model::{self, Container, Sharing};
 use crate::cloud::fault::Fault;
-use rusqlite::{params, Connection};
+use crate::cloud::sql::{params, Tx};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -63,13 +63,13 @@ fn grant_of(c: &Container, found: Option<(Perm, Option<&str>)>) -> Option<Grant>
 
 /// Resolves sharing entries for one caller, caching group look-ups.
 pub struct Resolver<'a> {
-    conn: &'a Connection,
+    conn: &'a Tx<'a>,
     user: &'a str,
     groups: HashMap<String, BTreeMap<String, Vec<String>>>,
 }
 
 impl<'a> Resolver<'a> {
-    pub fn new(conn: &'a Connection, user: &'a str) -> Resolver<'a> {
+    pub fn new(conn: &'a Tx<'a>, user: &'a str) -> Resolver<'a> {
         Resolver { conn, user, groups: HashMap::new() }
     }
 
@@ -149,7 +149,7 @@ impl<'a> Resolver<'a> {
              WHERE s.container = ?1",
         )?;
         let rows = stmt.query_map(params![c.id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
+            Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?, r.get::<Option<String>>(3)?))
         })?;
         let rows = rows.collect::<Result<Vec<_>, _>>()?;
         let mut entries = HashMap::with_capacity(rows.len());

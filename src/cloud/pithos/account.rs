@@ -5,6 +5,7 @@ use super::access::Resolver;
 use super::model::{self, Account, Container};
 use super::{apply_meta, check_modified, last_modified, put_meta, request_meta};
 use crate::cloud::fault::{Fault, Reply};
+use crate::cloud::sql::params;
 use crate::cloud::wire::{http_date, iso_date, now, Reply as Out};
 use crate::cloud::{Call, Cloud};
 use axum::http::{Method, StatusCode};
@@ -94,7 +95,9 @@ async fn read(cloud: &Cloud, call: Call, account: &str) -> Reply {
                     let mut keep = Vec::new();
                     for c in containers {
                         let n: i64 =
-                            conn.query_row("SELECT COUNT(*) FROM public WHERE container = ?1", [c.id], |r| r.get(0))?;
+                            conn.query_row("SELECT COUNT(*) FROM public WHERE container = ?1", params![c.id], |r| {
+                                r.get(0)
+                            })?;
                         if n > 0 {
                             keep.push(c);
                         }
@@ -207,7 +210,7 @@ pub async fn sharing_accounts(cloud: &Cloud, call: Call) -> Reply {
             let mut stmt = conn.prepare(
                 "SELECT DISTINCT c.id FROM sharing s JOIN containers c ON c.id = s.container WHERE c.account <> ?1",
             )?;
-            let ids = stmt.query_map([&uuid], |r| r.get::<_, i64>(0))?.collect::<Result<Vec<_>, _>>()?;
+            let ids = stmt.query_map(params![&uuid], |r| r.get::<i64>(0))?.collect::<Result<Vec<_>, _>>()?;
             let mut r = Resolver::new(conn, &uuid);
             let mut found: BTreeMap<String, f64> = BTreeMap::new();
             for id in ids {

@@ -8,6 +8,7 @@ use super::refs;
 use super::{apply_meta, check_modified, data, last_modified, new_container, put_meta, request_meta};
 use crate::blocks;
 use crate::cloud::fault::{Fault, Reply};
+use crate::cloud::sql::Tx;
 use crate::cloud::wire::{epoch_string, http_date, iso_date, now, Reply as Out};
 use crate::cloud::{Call, Cloud};
 use axum::http::{Method, StatusCode};
@@ -30,12 +31,7 @@ pub fn not_found() -> Fault {
 
 /// A container as `user` may learn of it: another account's missing container
 /// is 403, as one with nothing shared is, so that names cannot be probed.
-pub fn visible_container(
-    conn: &rusqlite::Connection,
-    account: &str,
-    name: &str,
-    user: &str,
-) -> Result<Container, Fault> {
+pub fn visible_container(conn: &Tx, account: &str, name: &str, user: &str) -> Result<Container, Fault> {
     match model::container(conn, account, name)? {
         Some(c) => Ok(c),
         None if account != user => Err(Fault::forbidden("Not allowed")),

@@ -5,8 +5,8 @@
 use super::access::{Perm, ShareMap};
 use super::model::{self, prefix_upper_bound, Container, Sharing, Version, VERSION_COLUMNS};
 use crate::cloud::fault::Fault;
+use crate::cloud::sql::{params, Tx};
 use crate::cloud::wire::canonical_meta_key;
-use rusqlite::{params, Connection};
 
 #[derive(Debug, Clone, Default)]
 pub struct ListParams {
@@ -86,7 +86,7 @@ const BATCH: usize = 1000;
 
 /// Lists `c`. `visible` restricts a non-owner to the objects they may read,
 /// entry by entry, by the same rule as a GET.
-pub fn list(conn: &Connection, c: &Container, p: &ListParams, visible: Option<&ShareMap>) -> Result<Vec<Entry>, Fault> {
+pub fn list(conn: &Tx, c: &Container, p: &ListParams, visible: Option<&ShareMap>) -> Result<Vec<Entry>, Fault> {
     let mut prefix = p.prefix.clone();
     if let Some(d) = &p.delimiter {
         if !prefix.is_empty() && !prefix.ends_with(d.as_str()) {
@@ -99,18 +99,19 @@ pub fn list(conn: &Connection, c: &Container, p: &ListParams, visible: Option<&S
         "SELECT {VERSION_COLUMNS}, s.readers, s.writers, p.token FROM current c JOIN versions v ON v.serial = c.serial
          LEFT JOIN sharing s ON s.container = c.container AND s.name = c.name
          LEFT JOIN public p ON p.container = c.container AND p.name = c.name
-         WHERE c.container = ?1 AND c.name >= ?3 AND c.name < ?4
-         ORDER BY c.name LIMIT ?5"
+         WHERE c.container = ?1 AND c.name >= ?2 AND c.name < ?3
+         ORDER BY c.name LIMIT ?4"
     );
     // One lower and one upper bound on the index, as SQLite seeks by one of
     // each: with `name > marker AND name >= from` it sought by the marker
     // only and scanned from there to the prefix (every name before it, per
     // page), and `?4 IS NULL OR` kept it from stopping at the prefix's end.
-    let open_sql = live_sql.replace("c.name >= ?3 AND c.name < ?4", "c.name >= ?3 AND ?4 IS NULL");
+    // Every parameter is used (PostgreSQL must tell each one's type).
+    let open_sql = live_sql.replace("c.name >= ?2 AND c.name < ?3", "c.name >= ?2").replace("LIMIT ?4", "LIMIT ?3");
     let until_sql = format!(
         "SELECT {VERSION_COLUMNS}, NULL, NULL, NULL FROM versions v WHERE v.serial IN (
             SELECT MAX(serial) FROM versions WHERE container = ?1 AND name > ?2 AND name >= ?3
-            AND (?4 IS NULL OR name < ?4) AND mtime <= ?6 GROUP BY name)
+            AND (name < ?4 OR ?4 IS NULL) AND mtime <= ?6 GROUP BY name)
          AND v.deleted = 0 ORDER BY v.name LIMIT ?5"
     );
     let sql = match (p.until.is_some(), upper.is_some()) {
@@ -129,10 +130,14 @@ pub fn list(conn: &Connection, c: &Container, p: &ListParams, visible: Option<&S
             stmt.query(params![c.id, after, from, upper, BATCH as i64, p.until.unwrap_or(0.0)])?
         } else {
             // Past the marker: from the least name after it (no name holds
-            // NUL), or from `from`, whichever is later.
-            let past_marker = format!("{after}\0");
+            // NUL, so none lies between `after` and `after` + U+0001), or
+            // from `from`, whichever is later.
+            let past_marker = format!("{after}\u{1}");
             let lower = if after.is_empty() || from > past_marker { &from } else { &past_marker };
-            stmt.query(params![c.id, rusqlite::types::Null, lower, upper, BATCH as i64])?
+            match &upper {
+                Some(upper) => stmt.query(params![c.id, lower, upper, BATCH as i64])?,
+                None => stmt.query(params![c.id, lower, BATCH as i64])?,
+            }
         };
         let mut seen = 0;
         while let Some(row) = rows.next()? {
@@ -191,12 +196,13 @@ pub fn list(conn: &Connection, c: &Container, p: &ListParams, visible: Option<&S
 
 /// The user metadata keys (the part after `X-Object-Meta-`) of the live
 /// objects of `c`; for a non-owner, of the objects they may read only.
-pub fn object_meta_keys(conn: &Connection, c: &Container, visible: Option<&ShareMap>) -> Result<Vec<String>, Fault> {
+pub fn object_meta_keys(conn: &Tx, c: &Container, visible: Option<&ShareMap>) -> Result<Vec<String>, Fault> {
     let Some(map) = visible else { return model::container_object_meta_keys(conn, c.id) };
-    let mut stmt = conn.prepare_cached(
-        "SELECT c.name, j.key FROM current c JOIN versions v ON v.serial = c.serial, json_each(v.meta) j
-         WHERE c.container = ?1 AND j.key LIKE 'X-Object-Meta-%'",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT c.name, j.key FROM current c JOIN versions v ON v.serial = c.serial, {} j
+             WHERE c.container = ?1 AND j.key LIKE 'X-Object-Meta-%'",
+        model::meta_entries(conn)
+    ))?;
     let mut rows = stmt.query(params![c.id])?;
     let mut keys = std::collections::BTreeSet::new();
     while let Some(row) = rows.next()? {

@@ -4,7 +4,7 @@
 
 use crate::blocks::{self, Algorithm, BlockHash};
 use crate::cloud::fault::Fault;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use crate::cloud::sql::{params, OptionalExt, Row, Tx};
 use std::collections::BTreeMap;
 
 /// User metadata and the other per-version headers Pithos keeps with it
@@ -76,26 +76,26 @@ pub fn is_directory_type(content_type: &str) -> bool {
 pub const VERSION_COLUMNS: &str =
     "v.serial, v.container, v.name, v.uuid, v.bytes, v.etag, v.content_type, v.checksum, v.mtime, v.modified_by, v.meta, v.deleted";
 
-pub fn version_from_row(r: &Row) -> rusqlite::Result<Version> {
+pub fn version_from_row(r: &dyn Row) -> crate::cloud::sql::Result<Version> {
     Ok(Version {
         serial: r.get(0)?,
         container: r.get(1)?,
         name: r.get(2)?,
         uuid: r.get(3)?,
-        bytes: r.get::<_, i64>(4)? as u64,
+        bytes: r.get::<i64>(4)? as u64,
         etag: r.get(5)?,
         content_type: r.get(6)?,
         checksum: r.get(7)?,
         mtime: r.get(8)?,
         modified_by: r.get(9)?,
-        meta: meta_from_json(&r.get::<_, String>(10)?),
-        deleted: r.get::<_, i64>(11)? != 0,
+        meta: meta_from_json(&r.get::<String>(10)?),
+        deleted: r.get::<i64>(11)? != 0,
     })
 }
 
 const CONTAINER_COLUMNS: &str = "id, account, name, created, modified, versioning, quota, project, meta, count, bytes";
 
-fn container_from_row(r: &Row) -> rusqlite::Result<Container> {
+fn container_from_row(r: &dyn Row) -> crate::cloud::sql::Result<Container> {
     Ok(Container {
         id: r.get(0)?,
         account: r.get(1)?,
@@ -103,20 +103,20 @@ fn container_from_row(r: &Row) -> rusqlite::Result<Container> {
         created: r.get(3)?,
         modified: r.get(4)?,
         versioning: r.get(5)?,
-        quota: r.get::<_, i64>(6)?.max(0) as u64,
+        quota: r.get::<i64>(6)?.max(0) as u64,
         project: r.get(7)?,
-        meta: meta_from_json(&r.get::<_, String>(8)?),
-        count: r.get::<_, i64>(9)?.max(0) as u64,
-        bytes: r.get::<_, i64>(10)?.max(0) as u64,
+        meta: meta_from_json(&r.get::<String>(8)?),
+        count: r.get::<i64>(9)?.max(0) as u64,
+        bytes: r.get::<i64>(10)?.max(0) as u64,
     })
 }
 
 // ---------- accounts ----------
 
-pub fn account(conn: &Connection, uuid: &str) -> Result<Account, Fault> {
+pub fn account(conn: &Tx, uuid: &str) -> Result<Account, Fault> {
     let row = conn
-        .query_row("SELECT meta, groups, modified FROM accounts WHERE uuid = ?1", [uuid], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, f64>(2)?))
+        .query_row("SELECT meta, groups, modified FROM accounts WHERE uuid = ?1", params![uuid], |r| {
+            Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<f64>(2)?))
         })
         .optional()?;
     Ok(match row {
@@ -130,7 +130,7 @@ pub fn account(conn: &Connection, uuid: &str) -> Result<Account, Fault> {
     })
 }
 
-pub fn save_account(tx: &Transaction, a: &Account, now: f64) -> Result<(), Fault> {
+pub fn save_account(tx: &Tx, a: &Account, now: f64) -> Result<(), Fault> {
     tx.execute(
         "INSERT INTO accounts (uuid, meta, groups, modified) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (uuid) DO UPDATE SET meta = excluded.meta, groups = excluded.groups, modified = excluded.modified",
@@ -139,7 +139,7 @@ pub fn save_account(tx: &Transaction, a: &Account, now: f64) -> Result<(), Fault
     Ok(())
 }
 
-pub fn touch_account(tx: &Transaction, uuid: &str, now: f64) -> Result<(), Fault> {
+pub fn touch_account(tx: &Tx, uuid: &str, now: f64) -> Result<(), Fault> {
     tx.execute(
         "INSERT INTO accounts (uuid, modified) VALUES (?1, ?2) ON CONFLICT (uuid) DO UPDATE SET modified = excluded.modified",
         params![uuid, now],
@@ -148,43 +148,48 @@ pub fn touch_account(tx: &Transaction, uuid: &str, now: f64) -> Result<(), Fault
 }
 
 /// (containers, bytes) of an account.
-pub fn account_usage(conn: &Connection, uuid: &str) -> Result<(u64, u64), Fault> {
-    let (n, b): (i64, i64) =
-        conn.query_row("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM containers WHERE account = ?1", [uuid], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+pub fn account_usage(conn: &Tx, uuid: &str) -> Result<(u64, u64), Fault> {
+    let (n, b): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM containers WHERE account = ?1",
+        params![uuid],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     Ok((n as u64, b.max(0) as u64))
 }
 
 // ---------- containers ----------
 
-pub fn container(conn: &Connection, account: &str, name: &str) -> Result<Option<Container>, Fault> {
+pub fn container(conn: &Tx, account: &str, name: &str) -> Result<Option<Container>, Fault> {
     Ok(conn
         .query_row(
             &format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE account = ?1 AND name = ?2"),
-            [account, name],
+            params![account, name],
             container_from_row,
         )
         .optional()?)
 }
 
-pub fn container_by_id(conn: &Connection, id: i64) -> Result<Option<Container>, Fault> {
+pub fn container_by_id(conn: &Tx, id: i64) -> Result<Option<Container>, Fault> {
     Ok(conn
-        .query_row(&format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE id = ?1"), [id], container_from_row)
+        .query_row(
+            &format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE id = ?1"),
+            params![id],
+            container_from_row,
+        )
         .optional()?)
 }
 
-pub fn containers(conn: &Connection, account: &str) -> Result<Vec<Container>, Fault> {
+pub fn containers(conn: &Tx, account: &str) -> Result<Vec<Container>, Fault> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {CONTAINER_COLUMNS} FROM containers WHERE account = ?1 ORDER BY name"))?;
-    let rows = stmt.query_map([account], container_from_row)?;
+    let rows = stmt.query_map(params![account], container_from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-pub fn create_container(tx: &Transaction, c: &Container) -> Result<Container, Fault> {
-    tx.execute(
+pub fn create_container(tx: &Tx, c: &Container) -> Result<Container, Fault> {
+    let id: i64 = tx.query_row(
         "INSERT INTO containers (account, name, created, modified, versioning, quota, project, meta)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
         params![
             c.account,
             c.name,
@@ -195,13 +200,14 @@ pub fn create_container(tx: &Transaction, c: &Container) -> Result<Container, Fa
             c.project,
             meta_to_json(&c.meta)
         ],
+        |r| r.get(0),
     )?;
     touch_account(tx, &c.account, c.modified)?;
-    Ok(Container { id: tx.last_insert_rowid(), ..c.clone() })
+    Ok(Container { id, ..c.clone() })
 }
 
 /// Saves policies and metadata of a container.
-pub fn save_container(tx: &Transaction, c: &Container, now: f64) -> Result<(), Fault> {
+pub fn save_container(tx: &Tx, c: &Container, now: f64) -> Result<(), Fault> {
     tx.execute(
         "UPDATE containers SET versioning = ?2, quota = ?3, project = ?4, meta = ?5, modified = ?6 WHERE id = ?1",
         params![c.id, c.versioning, c.quota as i64, c.project, meta_to_json(&c.meta), now],
@@ -209,29 +215,39 @@ pub fn save_container(tx: &Transaction, c: &Container, now: f64) -> Result<(), F
     Ok(())
 }
 
-pub fn delete_container(tx: &Transaction, c: &Container, now: f64) -> Result<(), Fault> {
+pub fn delete_container(tx: &Tx, c: &Container, now: f64) -> Result<(), Fault> {
     drop_versions(tx, "container = ?1", params![c.id], now)?;
     for table in ["current", "sharing", "public"] {
-        tx.execute(&format!("DELETE FROM {table} WHERE container = ?1"), [c.id])?;
+        tx.execute(&format!("DELETE FROM {table} WHERE container = ?1"), params![c.id])?;
     }
-    tx.execute("DELETE FROM containers WHERE id = ?1", [c.id])?;
+    tx.execute("DELETE FROM containers WHERE id = ?1", params![c.id])?;
     touch_account(tx, &c.account, now)?;
     Ok(())
 }
 
+/// The table function of a version's metadata entries (`key` column): the
+/// metadata is JSON text, which PostgreSQL must be told.
+pub fn meta_entries(tx: &Tx) -> &'static str {
+    match tx.dialect() {
+        crate::cloud::sql::Dialect::Sqlite => "json_each(v.meta)",
+        crate::cloud::sql::Dialect::Postgres => "json_each(v.meta::json)",
+    }
+}
+
 /// Union of user meta keys of the container's live objects.
-pub fn container_object_meta_keys(conn: &Connection, cid: i64) -> Result<Vec<String>, Fault> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT j.key FROM current c JOIN versions v ON v.serial = c.serial, json_each(v.meta) j
+pub fn container_object_meta_keys(conn: &Tx, cid: i64) -> Result<Vec<String>, Fault> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT DISTINCT j.key FROM current c JOIN versions v ON v.serial = c.serial, {} j
          WHERE c.container = ?1 AND j.key LIKE 'X-Object-Meta-%' ORDER BY j.key",
-    )?;
-    let rows = stmt.query_map([cid], |r| r.get::<_, String>(0))?;
+        meta_entries(conn)
+    ))?;
+    let rows = stmt.query_map(params![cid], |r| r.get::<String>(0))?;
     Ok(rows.filter_map(|k| k.ok()).filter_map(|k| k.strip_prefix("X-Object-Meta-").map(str::to_string)).collect())
 }
 
 // ---------- versions ----------
 
-pub fn current(conn: &Connection, cid: i64, name: &str) -> Result<Option<Version>, Fault> {
+pub fn current(conn: &Tx, cid: i64, name: &str) -> Result<Option<Version>, Fault> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VERSION_COLUMNS} FROM current c JOIN versions v ON v.serial = c.serial WHERE c.container = ?1 AND c.name = ?2"
     ))?;
@@ -240,20 +256,20 @@ pub fn current(conn: &Connection, cid: i64, name: &str) -> Result<Option<Version
 
 /// The live version of the object with this UUID (UUIDs follow moves), and
 /// its container.
-pub fn live_by_uuid(conn: &Connection, uuid: &str) -> Result<Option<(Container, Version)>, Fault> {
+pub fn live_by_uuid(conn: &Tx, uuid: &str) -> Result<Option<(Container, Version)>, Fault> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VERSION_COLUMNS} FROM versions v JOIN current c
            ON c.container = v.container AND c.name = v.name AND c.serial = v.serial
          WHERE v.uuid = ?1 AND v.deleted = 0 LIMIT 1"
     ))?;
-    let Some(version) = stmt.query_row([uuid], version_from_row).optional()? else {
+    let Some(version) = stmt.query_row(params![uuid], version_from_row).optional()? else {
         return Ok(None);
     };
     Ok(container_by_id(conn, version.container)?.map(|c| (c, version)))
 }
 
 /// A given version of a name (not a deletion).
-pub fn version(conn: &Connection, cid: i64, name: &str, serial: i64) -> Result<Option<Version>, Fault> {
+pub fn version(conn: &Tx, cid: i64, name: &str, serial: i64) -> Result<Option<Version>, Fault> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.serial = ?1 AND v.container = ?2 AND v.name = ?3 AND v.deleted = 0"
     ))?;
@@ -261,7 +277,7 @@ pub fn version(conn: &Connection, cid: i64, name: &str, serial: i64) -> Result<O
 }
 
 /// The live version of `name` as of `until` (epoch seconds).
-pub fn version_at(conn: &Connection, cid: i64, name: &str, until: f64) -> Result<Option<Version>, Fault> {
+pub fn version_at(conn: &Tx, cid: i64, name: &str, until: f64) -> Result<Option<Version>, Fault> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.container = ?1 AND v.name = ?2 AND v.mtime <= ?3
          ORDER BY v.serial DESC LIMIT 1"
@@ -269,7 +285,7 @@ pub fn version_at(conn: &Connection, cid: i64, name: &str, until: f64) -> Result
     Ok(stmt.query_row(params![cid, name, until], version_from_row).optional()?.filter(|v| !v.deleted))
 }
 
-pub fn version_list(conn: &Connection, cid: i64, name: &str) -> Result<Vec<(i64, f64)>, Fault> {
+pub fn version_list(conn: &Tx, cid: i64, name: &str) -> Result<Vec<(i64, f64)>, Fault> {
     let mut stmt = conn.prepare_cached(
         "SELECT serial, mtime FROM versions WHERE container = ?1 AND name = ?2 AND deleted = 0 ORDER BY serial",
     )?;
@@ -277,8 +293,9 @@ pub fn version_list(conn: &Connection, cid: i64, name: &str) -> Result<Vec<(i64,
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-pub fn hashmap(conn: &Connection, serial: i64) -> Result<Vec<BlockHash>, Fault> {
-    let blob: Vec<u8> = conn.query_row("SELECT hashmap FROM versions WHERE serial = ?1", [serial], |r| r.get(0))?;
+pub fn hashmap(conn: &Tx, serial: i64) -> Result<Vec<BlockHash>, Fault> {
+    let blob: Vec<u8> =
+        conn.query_row("SELECT hashmap FROM versions WHERE serial = ?1", params![serial], |r| r.get(0))?;
     Ok(blob.chunks_exact(BlockHash::LEN).filter_map(BlockHash::from_slice).collect())
 }
 
@@ -296,7 +313,7 @@ pub struct NewVersion {
 
 /// Quota check for a change of `delta` bytes in container `c` (wide
 /// arithmetic: no sum of sizes can wrap).
-pub fn check_quota(conn: &Connection, c: &Container, delta: i64, account_quota: u64) -> Result<(), Fault> {
+pub fn check_quota(conn: &Tx, c: &Container, delta: i64, account_quota: u64) -> Result<(), Fault> {
     if delta <= 0 {
         return Ok(());
     }
@@ -324,13 +341,7 @@ pub fn check_quota(conn: &Connection, c: &Container, delta: i64, account_quota: 
 /// are given back; `u64::MAX` when neither has a quota. With `pending`,
 /// blocks POSTed but not yet in an object count as used: that is what
 /// bounds block uploads.
-pub fn quota_room(
-    conn: &Connection,
-    c: &Container,
-    freed: u64,
-    account_quota: u64,
-    pending: bool,
-) -> Result<u64, Fault> {
+pub fn quota_room(conn: &Tx, c: &Container, freed: u64, account_quota: u64, pending: bool) -> Result<u64, Fault> {
     let room = |quota: u64, used: u64, waiting: u64| -> u64 {
         let left = quota as i128 - used as i128 - waiting as i128 + freed as i128;
         left.clamp(0, u64::MAX as i128) as u64
@@ -350,32 +361,41 @@ pub fn quota_room(
     Ok(out)
 }
 
-/// Deletes the version rows `filter` selects (a condition on `versions`),
-/// giving back their blocks' references. Hashmaps are read one row at a
-/// time: a container's whole history never sits in memory.
-fn drop_versions(tx: &Transaction, filter: &str, args: impl rusqlite::Params, now: f64) -> Result<(), Fault> {
-    let mut serials = Vec::new();
-    {
-        let mut rows = tx.prepare(&format!("SELECT serial, container, hashmap FROM versions WHERE {filter}"))?;
-        let mut rows = rows.query(args)?;
-        while let Some(r) = rows.next()? {
-            let (serial, cid): (i64, i64) = (r.get(0)?, r.get(1)?);
-            let blob = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
-            super::refs::release(tx, cid, blob, now)?;
-            serials.push(serial);
+/// Deletes the version rows `filter` selects (a condition on `versions`,
+/// with `args` as `?1`...), giving back their blocks' references. Hashmaps
+/// are read a page at a time: a container's whole history never sits in
+/// memory.
+fn drop_versions(tx: &Tx, filter: &str, args: crate::cloud::sql::Args, now: f64) -> Result<(), Fault> {
+    const PAGE: i64 = 1000;
+    let (after, limit) = (args.len() + 1, args.len() + 2);
+    let sql = format!(
+        "SELECT serial, container, hashmap FROM versions WHERE {filter} AND serial > ?{after} ORDER BY serial LIMIT ?{limit}"
+    );
+    let mut last = i64::MIN;
+    loop {
+        let page: Vec<(i64, i64, Vec<u8>)> = {
+            let mut all: Vec<&dyn crate::cloud::sql::ToArg> = args.to_vec();
+            all.push(&last);
+            all.push(&PAGE);
+            let mut q = tx.prepare(&sql)?;
+            q.query_map(&all, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?
+        };
+        let mut del = tx.prepare_cached("DELETE FROM versions WHERE serial = ?1")?;
+        for (serial, cid, blob) in &page {
+            super::refs::release(tx, *cid, blob, now)?;
+            del.execute(params![serial])?;
+            last = *serial;
+        }
+        if (page.len() as i64) < PAGE {
+            return Ok(());
         }
     }
-    let mut del = tx.prepare_cached("DELETE FROM versions WHERE serial = ?1")?;
-    for serial in serials {
-        del.execute([serial])?;
-    }
-    Ok(())
 }
 
 /// Records a new version of `name` as its live one, applying the container's
 /// versioning policy, quotas and usage counters.
 pub fn put_version(
-    tx: &Transaction,
+    tx: &Tx,
     c: &Container,
     name: &str,
     new: NewVersion,
@@ -390,11 +410,11 @@ pub fn put_version(
     let hashes = if new.hashmap.is_empty() { vec![BlockHash::empty()] } else { new.hashmap };
     let etag = blocks::merkle(Algorithm::Sha256, &hashes).to_hex();
     let blob: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
-    tx.prepare_cached(
+    let serial = tx.prepare_cached(
         "INSERT INTO versions (container, name, uuid, bytes, hashmap, etag, content_type, checksum, mtime, modified_by, meta)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING serial",
     )?
-    .execute(params![
+    .query_row(params![
         c.id,
         name,
         new.uuid,
@@ -406,14 +426,16 @@ pub fn put_version(
         now,
         new.modified_by,
         meta_to_json(&new.meta)
-    ])?;
-    let serial = tx.last_insert_rowid();
+    ], |r| r.get::<i64>(0))?;
     super::refs::add(tx, c.id, &hashes)?;
     if fresh.versioning == "none" {
         drop_versions(tx, "container = ?1 AND name = ?2 AND serial <> ?3", params![c.id, name, serial], now)?;
     }
-    tx.prepare_cached("INSERT OR REPLACE INTO current (container, name, serial) VALUES (?1, ?2, ?3)")?
-        .execute(params![c.id, name, serial])?;
+    tx.prepare_cached(
+        "INSERT INTO current (container, name, serial) VALUES (?1, ?2, ?3)
+         ON CONFLICT (container, name) DO UPDATE SET serial = excluded.serial",
+    )?
+    .execute(params![c.id, name, serial])?;
     let added = if old.is_some() { 0 } else { 1 };
     tx.prepare_cached("UPDATE containers SET count = count + ?2, bytes = bytes + ?3, modified = ?4 WHERE id = ?1")?
         .execute(params![c.id, added, delta, now])?;
@@ -436,7 +458,7 @@ pub fn put_version(
 
 /// Deletes the live version of `name` (history stays under `auto` versioning),
 /// and its sharing and public link.
-pub fn delete_object(tx: &Transaction, c: &Container, name: &str, by: &str, now: f64) -> Result<bool, Fault> {
+pub fn delete_object(tx: &Tx, c: &Container, name: &str, by: &str, now: f64) -> Result<bool, Fault> {
     let Some(old) = current(tx, c.id, name)? else { return Ok(false) };
     let fresh = container_by_id(tx, c.id)?.ok_or_else(|| Fault::not_found("Container does not exist"))?;
     if fresh.versioning == "none" {
@@ -444,9 +466,9 @@ pub fn delete_object(tx: &Transaction, c: &Container, name: &str, by: &str, now:
     } else {
         tx.prepare_cached(
             "INSERT INTO versions (container, name, uuid, bytes, hashmap, etag, content_type, checksum, mtime, modified_by, meta, deleted)
-             VALUES (?1, ?2, ?3, 0, x'', '', '', '', ?4, ?5, '{}', 1)",
+             VALUES (?1, ?2, ?3, 0, ?6, '', '', '', ?4, ?5, '{}', 1)",
         )?
-        .execute(params![c.id, name, old.uuid, now, by])?;
+        .execute(params![c.id, name, old.uuid, now, by, Vec::<u8>::new()])?;
     }
     tx.prepare_cached("DELETE FROM current WHERE container = ?1 AND name = ?2")?.execute(params![c.id, name])?;
     tx.prepare_cached("DELETE FROM sharing WHERE container = ?1 AND name = ?2")?.execute(params![c.id, name])?;
@@ -458,11 +480,11 @@ pub fn delete_object(tx: &Transaction, c: &Container, name: &str, by: &str, now:
 }
 
 /// Names of live objects equal to `name` or under `name/` (for `delimiter`).
-pub fn names_under(conn: &Connection, cid: i64, prefix: &str) -> Result<Vec<String>, Fault> {
+pub fn names_under(conn: &Tx, cid: i64, prefix: &str) -> Result<Vec<String>, Fault> {
     let mut stmt = conn
         .prepare_cached("SELECT name FROM current WHERE container = ?1 AND name >= ?2 AND name < ?3 ORDER BY name")?;
     let upper = prefix_upper_bound(prefix);
-    let rows = stmt.query_map(params![cid, prefix, upper], |r| r.get::<_, String>(0))?;
+    let rows = stmt.query_map(params![cid, prefix, upper], |r| r.get::<String>(0))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
@@ -485,7 +507,7 @@ pub fn prefix_upper_bound(prefix: &str) -> String {
 }
 
 /// Drops history older than `until` (keeps live versions).
-pub fn purge_history(tx: &Transaction, cid: i64, name: Option<&str>, until: f64) -> Result<(), Fault> {
+pub fn purge_history(tx: &Tx, cid: i64, name: Option<&str>, until: f64) -> Result<(), Fault> {
     let now = crate::cloud::wire::now();
     match name {
         Some(n) => drop_versions(
@@ -570,7 +592,7 @@ fn split_list(s: String) -> Vec<String> {
     s.split(',').filter(|e| !e.is_empty()).map(str::to_string).collect()
 }
 
-pub fn sharing(conn: &Connection, cid: i64, name: &str) -> Result<Option<Sharing>, Fault> {
+pub fn sharing(conn: &Tx, cid: i64, name: &str) -> Result<Option<Sharing>, Fault> {
     let mut stmt = conn.prepare_cached("SELECT readers, writers FROM sharing WHERE container = ?1 AND name = ?2")?;
     Ok(stmt
         .query_row(params![cid, name], |r| Ok(Sharing { read: split_list(r.get(0)?), write: split_list(r.get(1)?) }))
@@ -578,33 +600,34 @@ pub fn sharing(conn: &Connection, cid: i64, name: &str) -> Result<Option<Sharing
 }
 
 /// Every sharing entry of a container: (path, sharing).
-pub fn container_sharing(conn: &Connection, cid: i64) -> Result<Vec<(String, Sharing)>, Fault> {
+pub fn container_sharing(conn: &Tx, cid: i64) -> Result<Vec<(String, Sharing)>, Fault> {
     let mut stmt = conn.prepare_cached("SELECT name, readers, writers FROM sharing WHERE container = ?1")?;
-    let rows = stmt.query_map([cid], |r| {
-        Ok((r.get::<_, String>(0)?, Sharing { read: split_list(r.get(1)?), write: split_list(r.get(2)?) }))
+    let rows = stmt.query_map(params![cid], |r| {
+        Ok((r.get::<String>(0)?, Sharing { read: split_list(r.get(1)?), write: split_list(r.get(2)?) }))
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-pub fn set_sharing(tx: &Transaction, cid: i64, name: &str, s: &Sharing) -> Result<(), Fault> {
+pub fn set_sharing(tx: &Tx, cid: i64, name: &str, s: &Sharing) -> Result<(), Fault> {
     if s.is_empty() {
         tx.execute("DELETE FROM sharing WHERE container = ?1 AND name = ?2", params![cid, name])?;
     } else {
         tx.execute(
-            "INSERT OR REPLACE INTO sharing (container, name, readers, writers) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO sharing (container, name, readers, writers) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (container, name) DO UPDATE SET readers = excluded.readers, writers = excluded.writers",
             params![cid, name, s.read.join(","), s.write.join(",")],
         )?;
     }
     Ok(())
 }
 
-pub fn public_token(conn: &Connection, cid: i64, name: &str) -> Result<Option<String>, Fault> {
+pub fn public_token(conn: &Tx, cid: i64, name: &str) -> Result<Option<String>, Fault> {
     let mut stmt = conn.prepare_cached("SELECT token FROM public WHERE container = ?1 AND name = ?2")?;
     Ok(stmt.query_row(params![cid, name], |r| r.get(0)).optional()?)
 }
 
 /// Publishes (keeping an existing token) or unpublishes.
-pub fn set_public(tx: &Transaction, cid: i64, name: &str, public: bool) -> Result<(), Fault> {
+pub fn set_public(tx: &Tx, cid: i64, name: &str, public: bool) -> Result<(), Fault> {
     if !public {
         tx.execute("DELETE FROM public WHERE container = ?1 AND name = ?2", params![cid, name])?;
     } else if public_token(tx, cid, name)?.is_none() {
@@ -615,9 +638,11 @@ pub fn set_public(tx: &Transaction, cid: i64, name: &str, public: bool) -> Resul
     Ok(())
 }
 
-pub fn resolve_public(conn: &Connection, token: &str) -> Result<Option<(i64, String)>, Fault> {
+pub fn resolve_public(conn: &Tx, token: &str) -> Result<Option<(i64, String)>, Fault> {
     Ok(conn
-        .query_row("SELECT container, name FROM public WHERE token = ?1", [token], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT container, name FROM public WHERE token = ?1", params![token], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?)
 }
 
@@ -625,7 +650,7 @@ pub fn resolve_public(conn: &Connection, token: &str) -> Result<Option<(i64, Str
 
 /// Live versions of the objects whose names start with `prefix`, in name
 /// order, at most `limit` of them.
-pub fn live_under(conn: &Connection, cid: i64, prefix: &str, limit: usize) -> Result<Vec<Version>, Fault> {
+pub fn live_under(conn: &Tx, cid: i64, prefix: &str, limit: usize) -> Result<Vec<Version>, Fault> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VERSION_COLUMNS} FROM current c JOIN versions v ON v.serial = c.serial
          WHERE c.container = ?1 AND c.name >= ?2 AND c.name < ?3 ORDER BY c.name LIMIT ?4"
@@ -637,7 +662,7 @@ pub fn live_under(conn: &Connection, cid: i64, prefix: &str, limit: usize) -> Re
 
 /// Like [`version_list`], only the versions of the object with this UUID
 /// (what a grantee of the object may see of its name's history).
-pub fn version_list_of(conn: &Connection, cid: i64, name: &str, uuid: &str) -> Result<Vec<(i64, f64)>, Fault> {
+pub fn version_list_of(conn: &Tx, cid: i64, name: &str, uuid: &str) -> Result<Vec<(i64, f64)>, Fault> {
     let mut stmt = conn.prepare_cached(
         "SELECT serial, mtime FROM versions WHERE container = ?1 AND name = ?2 AND uuid = ?3 AND deleted = 0
          ORDER BY serial",

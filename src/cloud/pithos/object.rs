@@ -8,6 +8,7 @@ use super::tree::{self, apply_sharing_public, CopySpec};
 use super::{apply_meta, check_object_preconditions, last_modified, put_meta, request_meta, MAX_UPLOAD};
 use crate::blocks::{self, BlockHash, HashmapForm, HashmapJson, HashmapJsonError, MAX_BLOCKS_PER_OBJECT};
 use crate::cloud::fault::{Fault, Reply};
+use crate::cloud::sql::Tx;
 use crate::cloud::wire::{http_date, now, Headers, Reply as Out};
 use crate::cloud::{Call, Cloud};
 use axum::http::StatusCode;
@@ -45,7 +46,7 @@ fn object_not_found() -> Fault {
     Fault::not_found("Object does not exist")
 }
 
-fn container_of(conn: &rusqlite::Connection, account: &str, container: &str) -> Result<Container, Fault> {
+fn container_of(conn: &Tx, account: &str, container: &str) -> Result<Container, Fault> {
     model::container(conn, account, container)?.ok_or_else(super::container::not_found)
 }
 
@@ -197,7 +198,7 @@ struct Part {
 
 /// The parts of a manifest object: every object of `cont` whose name starts
 /// with `prefix` (`X-Object-Manifest: cont/prefix`), in name order.
-fn manifest_parts(conn: &rusqlite::Connection, account: &str, manifest: &str, user: &str) -> Result<Vec<Part>, Fault> {
+fn manifest_parts(conn: &Tx, account: &str, manifest: &str, user: &str) -> Result<Vec<Part>, Fault> {
     let (cont, prefix) = manifest.trim_start_matches('/').split_once('/').unwrap_or((manifest, ""));
     let c = container_of(conn, account, cont)?;
     let mut resolver = Resolver::new(conn, user);

@@ -15,7 +15,7 @@ use super::access::{Perm, Resolver};
 use super::model::{self, Container};
 use crate::blocks::BlockHash;
 use crate::cloud::fault::Fault;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use crate::cloud::sql::{params, OptionalExt, Tx};
 use std::collections::HashSet;
 
 /// Objects of other accounts looked through for one hashmap: past this the
@@ -38,10 +38,10 @@ pub fn distinct(hashes: &[BlockHash]) -> Vec<BlockHash> {
 }
 
 /// A new version of container `cid` lists `hashes`.
-pub fn add(tx: &Transaction, cid: i64, hashes: &[BlockHash]) -> Result<(), Fault> {
+pub fn add(tx: &Tx, cid: i64, hashes: &[BlockHash]) -> Result<(), Fault> {
     let mut up = tx.prepare_cached(
         "INSERT INTO block_refs (hash, container, refs) VALUES (?1, ?2, 1)
-         ON CONFLICT (hash, container) DO UPDATE SET refs = refs + 1",
+         ON CONFLICT (hash, container) DO UPDATE SET refs = block_refs.refs + 1",
     )?;
     for h in distinct(hashes) {
         up.execute(params![&h.0[..], cid])?;
@@ -50,19 +50,21 @@ pub fn add(tx: &Transaction, cid: i64, hashes: &[BlockHash]) -> Result<(), Fault
 }
 
 /// A version of container `cid` listing `blob` (a stored hashmap) is gone.
-pub fn release(tx: &Transaction, cid: i64, blob: &[u8], now: f64) -> Result<(), Fault> {
+pub fn release(tx: &Tx, cid: i64, blob: &[u8], now: f64) -> Result<(), Fault> {
     let mut down =
         tx.prepare_cached("UPDATE block_refs SET refs = refs - 1 WHERE hash = ?1 AND container = ?2 RETURNING refs")?;
     let mut gone = tx.prepare_cached("DELETE FROM block_refs WHERE hash = ?1 AND container = ?2")?;
     let mut elsewhere = tx.prepare_cached("SELECT 1 FROM block_refs WHERE hash = ?1 LIMIT 1")?;
-    let mut queue = tx.prepare_cached("INSERT OR REPLACE INTO gc_queue (hash, since) VALUES (?1, ?2)")?;
+    let mut queue = tx.prepare_cached(
+        "INSERT INTO gc_queue (hash, since) VALUES (?1, ?2) ON CONFLICT (hash) DO UPDATE SET since = excluded.since",
+    )?;
     for h in distinct_blocks(blob) {
         let left: Option<i64> = down.query_row(params![&h.0[..], cid], |r| r.get(0)).optional()?;
         if left.is_some_and(|n| n > 0) {
             continue;
         }
         gone.execute(params![&h.0[..], cid])?;
-        if !elsewhere.exists([&h.0[..]])? {
+        if !elsewhere.exists(params![&h.0[..]])? {
             queue.execute(params![&h.0[..], now])?;
         }
     }
@@ -70,19 +72,13 @@ pub fn release(tx: &Transaction, cid: i64, blob: &[u8], now: f64) -> Result<(), 
 }
 
 /// `uploader` POSTed block `hash` (`bytes` long) into container `cid`.
-pub fn record_upload(
-    tx: &Transaction,
-    uploader: &str,
-    cid: i64,
-    hash: &BlockHash,
-    bytes: u64,
-    now: f64,
-) -> Result<(), Fault> {
+pub fn record_upload(tx: &Tx, uploader: &str, cid: i64, hash: &BlockHash, bytes: u64, now: f64) -> Result<(), Fault> {
     if *hash == BlockHash::empty() {
         return Ok(());
     }
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO uploads (hash, uploader, container, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO uploads (hash, uploader, container, bytes, at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (hash, uploader) DO UPDATE SET container = excluded.container, bytes = excluded.bytes, at = excluded.at",
     )?
     .execute(params![&hash.0[..], uploader, cid, i64::try_from(bytes).unwrap_or(i64::MAX), now])?;
     Ok(())
@@ -90,7 +86,7 @@ pub fn record_upload(
 
 /// `uploader`'s uploads of these blocks are now in an object: they no longer
 /// count as pending.
-pub fn consume_uploads(tx: &Transaction, uploader: &str, hashes: &[BlockHash]) -> Result<(), Fault> {
+pub fn consume_uploads(tx: &Tx, uploader: &str, hashes: &[BlockHash]) -> Result<(), Fault> {
     let mut del = tx.prepare_cached("DELETE FROM uploads WHERE hash = ?1 AND uploader = ?2")?;
     for h in distinct(hashes) {
         del.execute(params![&h.0[..], uploader])?;
@@ -99,17 +95,20 @@ pub fn consume_uploads(tx: &Transaction, uploader: &str, hashes: &[BlockHash]) -
 }
 
 /// Bytes of blocks POSTed into container `cid` that no object uses yet.
-pub fn pending_in_container(conn: &Connection, cid: i64) -> Result<u64, Fault> {
-    let n: i64 =
-        conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM uploads WHERE container = ?1", [cid], |r| r.get(0))?;
+pub fn pending_in_container(conn: &Tx, cid: i64) -> Result<u64, Fault> {
+    let n: i64 = conn.query_row(
+        "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM uploads WHERE container = ?1",
+        params![cid],
+        |r| r.get(0),
+    )?;
     Ok(n.max(0) as u64)
 }
 
 /// Bytes of blocks POSTed into any container of `account` that no object uses yet.
-pub fn pending_in_account(conn: &Connection, account: &str) -> Result<u64, Fault> {
+pub fn pending_in_account(conn: &Tx, account: &str) -> Result<u64, Fault> {
     let n: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(u.bytes), 0) FROM uploads u JOIN containers c ON c.id = u.container WHERE c.account = ?1",
-        [account],
+        "SELECT CAST(COALESCE(SUM(u.bytes), 0) AS BIGINT) FROM uploads u JOIN containers c ON c.id = u.container WHERE c.account = ?1",
+        params![account],
         |r| r.get(0),
     )?;
     Ok(n.max(0) as u64)
@@ -120,7 +119,7 @@ pub fn pending_in_account(conn: &Connection, account: &str) -> Result<u64, Fault
 /// and of no object they may read. `target` is the object being written: a
 /// grantee rewriting a shared object may always keep its blocks.
 pub fn unreadable(
-    conn: &Connection,
+    conn: &Tx,
     user: &str,
     target: Option<(&Container, &str)>,
     hashes: &[BlockHash],
@@ -165,7 +164,7 @@ pub fn unreadable(
         if !wanted.contains(h) {
             continue;
         }
-        for cid in holders.query_map(params![&h.0[..], user], |r| r.get::<_, i64>(0))? {
+        for cid in holders.query_map(params![&h.0[..], user], |r| r.get::<i64>(0))? {
             let cid = cid?;
             if !containers.contains(&cid) {
                 containers.push(cid);
@@ -206,12 +205,12 @@ pub fn unreadable(
 /// garbage collection removes neither the row nor the file of such a block.
 /// Called in the transaction that commits the hashmap, so the answer holds
 /// until the commit.
-pub fn absent(conn: &Connection, hashes: &[BlockHash]) -> Result<Vec<BlockHash>, Fault> {
+pub fn absent(conn: &Tx, hashes: &[BlockHash]) -> Result<Vec<BlockHash>, Fault> {
     let mut referenced = conn.prepare_cached("SELECT 1 FROM block_refs WHERE hash = ?1 LIMIT 1")?;
     let mut uploaded = conn.prepare_cached("SELECT 1 FROM uploads WHERE hash = ?1 LIMIT 1")?;
     let mut out = Vec::new();
     for h in distinct(hashes) {
-        if !referenced.exists([&h.0[..]])? && !uploaded.exists([&h.0[..]])? {
+        if !referenced.exists(params![&h.0[..]])? && !uploaded.exists(params![&h.0[..]])? {
             out.push(h);
         }
     }

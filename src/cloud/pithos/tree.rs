@@ -12,9 +12,9 @@ use super::container::{not_found as container_not_found, visible_container};
 use super::model::{self, Container, NewVersion, Sharing, Version};
 use super::{apply_meta, check_object_name, check_object_preconditions, EtagMode};
 use crate::cloud::fault::Fault;
+use crate::cloud::sql::Tx;
 use crate::cloud::wire::{now, Headers};
 use crate::cloud::Cloud;
-use rusqlite::{Connection, Transaction};
 use std::sync::Arc;
 
 /// Default cap on the objects of one tree copy, move or delete: a folder of
@@ -36,7 +36,7 @@ fn too_many(cap: usize, prefix: &str) -> Fault {
 }
 
 /// The live objects under `prefix`, refused when there are more than `room`.
-fn tree(conn: &Connection, c: &Container, prefix: &str, room: usize, cap: usize) -> Result<Vec<Version>, Fault> {
+fn tree(conn: &Tx, c: &Container, prefix: &str, room: usize, cap: usize) -> Result<Vec<Version>, Fault> {
     let found = model::live_under(conn, c.id, prefix, room.saturating_add(1))?;
     if found.len() > room {
         return Err(too_many(cap, prefix));
@@ -107,7 +107,7 @@ pub async fn copy(cloud: &Cloud, spec: CopySpec, headers: Headers) -> Result<Ver
     first.ok_or_else(object_not_found)
 }
 
-fn plan_copy(conn: &Connection, spec: &CopySpec, headers: &Headers, cap: usize, quota: u64) -> Result<CopyPlan, Fault> {
+fn plan_copy(conn: &Tx, spec: &CopySpec, headers: &Headers, cap: usize, quota: u64) -> Result<CopyPlan, Fault> {
     let sc = visible_container(conn, &spec.src_account, &spec.src_container, &spec.user)?;
     let dc = visible_container(conn, &spec.dst_account, &spec.dst_container, &spec.user)?;
     let mut resolver = Resolver::new(conn, &spec.user);
@@ -174,7 +174,7 @@ fn plan_copy(conn: &Connection, spec: &CopySpec, headers: &Headers, cap: usize, 
 /// the first batch, where the named object, its preconditions and the
 /// request's metadata, sharing and publishing are applied.
 fn copy_batch(
-    tx: &Transaction,
+    tx: &Tx,
     spec: &CopySpec,
     pairs: &[Pair],
     opening: Option<&Headers>,
@@ -241,7 +241,7 @@ fn copy_batch(
 /// that would change nothing passes: kamaki's `copy_object` and
 /// `move_object` always send `X-Object-Public: False`.
 pub fn check_sharing_public(
-    conn: &Connection,
+    conn: &Tx,
     c: &Container,
     name: &str,
     perm: Perm,
@@ -267,7 +267,7 @@ pub fn check_sharing_public(
 
 /// Applies sharing and publishing headers (see [`check_sharing_public`]).
 pub fn apply_sharing_public(
-    tx: &Transaction,
+    tx: &Tx,
     c: &Container,
     name: &str,
     perm: Perm,

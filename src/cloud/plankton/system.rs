@@ -14,9 +14,10 @@ use crate::cloud::db::Db;
 use crate::cloud::fault::Fault;
 use crate::cloud::images::{self, pithos_url, Image, Properties, AVAILABLE};
 use crate::cloud::pithos::{model, new_container};
+use crate::cloud::sql::params;
+use crate::cloud::sql::{OptionalExt, Tx};
 use crate::cloud::users::validate_name;
 use crate::cloud::wire::now;
-use rusqlite::{OptionalExtension, Transaction};
 use std::sync::Arc;
 
 /// The account that owns the system images. It is a user of the catalog
@@ -91,7 +92,7 @@ impl SystemImage {
 pub fn register_system_images(db: &Db, blocks: &Arc<BlockStore>) -> Result<bool, Fault> {
     validate_name(SYSTEM_ACCOUNT).map_err(Fault::internal)?;
     let known = db.read_blocking(|c| {
-        Ok(c.query_row("SELECT uuid FROM users WHERE name = ?1", [SYSTEM_ACCOUNT], |r| r.get::<_, String>(0))
+        Ok(c.query_row("SELECT uuid FROM users WHERE name = ?1", params![SYSTEM_ACCOUNT], |r| r.get::<String>(0))
             .optional()?)
     })?;
     if known.is_some() {
@@ -112,7 +113,7 @@ pub fn register_system_images(db: &Db, blocks: &Arc<BlockStore>) -> Result<bool,
         let uuid = uuid::Uuid::new_v4().to_string();
         tx.execute(
             "INSERT INTO users (uuid, name, token_sha256, created) VALUES (?1, ?2, ?3, ?4)",
-            (&uuid, SYSTEM_ACCOUNT, format!("no-token:{uuid}"), t),
+            params![&uuid, SYSTEM_ACCOUNT, format!("no-token:{uuid}"), t],
         )?;
         let container = container_of(tx, &uuid, t)?;
         // A millisecond apart, in the order above: listings by creation time
@@ -128,7 +129,7 @@ pub fn register_system_images(db: &Db, blocks: &Arc<BlockStore>) -> Result<bool,
     Ok(true)
 }
 
-fn container_of(tx: &Transaction, account: &str, t: f64) -> Result<model::Container, Fault> {
+fn container_of(tx: &Tx, account: &str, t: f64) -> Result<model::Container, Fault> {
     match model::container(tx, account, CONTAINER)? {
         Some(c) => Ok(c),
         None => model::create_container(tx, &new_container(account, CONTAINER, t)),
@@ -136,7 +137,7 @@ fn container_of(tx: &Transaction, account: &str, t: f64) -> Result<model::Contai
 }
 
 fn register(
-    tx: &Transaction,
+    tx: &Tx,
     container: &model::Container,
     owner: &str,
     image: &SystemImage,
