@@ -86,6 +86,15 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         parallel: usize,
     },
+    /// GETs of the tiny objects `fill` made, each checked; prints read_gets_per_second.
+    ReadSmall {
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        #[arg(long, default_value = "p/")]
+        prefix: String,
+        #[arg(long, default_value_t = 16)]
+        parallel: usize,
+    },
     /// Times listings of the container (JSON and text); prints medians in ms.
     List {
         #[arg(long, default_value_t = 5)]
@@ -154,6 +163,7 @@ async fn run(cli: Cli) -> Res<()> {
         Command::Upload { size_mib, parallel, name } => upload(&api, size_mib * MIB, parallel, &name).await,
         Command::Get { name, parallel, runs } => get(&api, &name, parallel, runs).await,
         Command::Fill { count, prefix, parallel } => fill(&api, count, &prefix, parallel).await,
+        Command::ReadSmall { count, prefix, parallel } => read_small(&api, count, &prefix, parallel).await,
         Command::List { runs, expect, limit, save_json } => list(&api, runs, expect, limit, save_json).await,
         Command::DiskPeer { .. } => unreachable!("handled above"),
     }
@@ -466,7 +476,7 @@ async fn fill(api: &Arc<Api>, count: usize, prefix: &str, parallel: usize) -> Re
                     .client
                     .put(api.object(&format!("{prefix}{i:0width$}")))
                     .header("Content-Type", "text/plain")
-                    .body(Bytes::from_static(b"a small object\n"))
+                    .body(Bytes::from_static(SMALL_BODY))
                     .send()
                     .await?;
                 if r.status() != StatusCode::CREATED {
@@ -481,6 +491,43 @@ async fn fill(api: &Arc<Api>, count: usize, prefix: &str, parallel: usize) -> Re
     let took = start.elapsed();
     println!(
         "fill_objects={count} fill_seconds={:.2} fill_puts_per_second={:.0}",
+        took.as_secs_f64(),
+        count as f64 / took.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The body `fill` gives every object.
+const SMALL_BODY: &[u8] = b"a small object\n";
+
+async fn read_small(api: &Arc<Api>, count: usize, prefix: &str, parallel: usize) -> Res<()> {
+    let start = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let width = count.saturating_sub(1).to_string().len();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..parallel.max(1) {
+        let (api, next, prefix) = (api.clone(), next.clone(), prefix.to_string());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<(), Error>(());
+                }
+                let r = api.client.get(api.object(&format!("{prefix}{i:0width$}"))).send().await?;
+                let status = r.status();
+                let body = r.bytes().await?;
+                if status != StatusCode::OK || body.as_ref() != SMALL_BODY {
+                    return fail(format!("GET of object {i} answered {status} with {} bytes", body.len()));
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let took = start.elapsed();
+    println!(
+        "read_objects={count} read_seconds={:.2} read_gets_per_second={:.0}",
         took.as_secs_f64(),
         count as f64 / took.as_secs_f64()
     );

@@ -118,3 +118,40 @@ async fn named_users_and_users_files() {
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("secret"));
 }
+
+/// `--meta`: a password in the URL is refused before anything starts (a
+/// command line shows in `ps`), and never repeated; an unreachable database
+/// is a clear error that records nothing, so the same directory starts
+/// later with a corrected URL.
+#[test]
+fn metadata_urls_are_checked_and_never_echo_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_pithosfs"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .args(["--meta", url])
+            .env("PITHOSFS_META_PASSWORD", "hunter2-env")
+            .output()
+            .unwrap()
+    };
+    let out = run("postgres://me:hunter2@127.0.0.1:1/db");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("not in the URL") && !err.contains("hunter2"), "{err}");
+    assert!(!data.exists(), "nothing made");
+    let out = run("mysql://me@127.0.0.1/db");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("postgres://"));
+    // Nothing listens on port 1: refused, with the reason, and no password shown.
+    let out = run("postgres://me@127.0.0.1:1/db");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot be reached") && !err.contains("hunter2"), "{err}");
+    assert!(!data.join("meta.backend").exists(), "a failed first start records no choice");
+    // The same directory then starts on SQLite.
+    let err = start_and_stop(&["--data", data.to_str().unwrap()]);
+    assert!(!err.contains("hunter2"), "{err}");
+    assert_eq!(std::fs::read_to_string(data.join("meta.backend")).unwrap().trim(), "sqlite");
+}

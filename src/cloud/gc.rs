@@ -91,8 +91,13 @@ impl Collector {
         let suspects = self.blocks.take_suspects();
         if !suspects.is_empty() {
             self.db.write_blocking(move |tx| {
-                let mut add =
-                    tx.prepare_cached("INSERT INTO gc_queue (hash, since) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?;
+                // A suspect's time wins over a later one: a sweep of a shared
+                // store may have queued the block first, dated past the
+                // upload grace, while the request that wrote it was ending.
+                let mut add = tx.prepare_cached(
+                    "INSERT INTO gc_queue (hash, since) VALUES (?1, ?2) ON CONFLICT (hash) DO UPDATE
+                     SET since = CASE WHEN excluded.since < gc_queue.since THEN excluded.since ELSE gc_queue.since END",
+                )?;
                 for (h, since) in &suspects {
                     add.execute(params![&h.0[..], since])?;
                 }

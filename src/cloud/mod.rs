@@ -126,13 +126,13 @@ pub fn recorded_meta(dir: &Path) -> String {
     std::fs::read_to_string(dir.join(META_RECORD)).map(|s| s.trim().to_string()).unwrap_or_else(|_| "sqlite".into())
 }
 
-/// Records the metadata's place at the first start, and refuses a later
-/// start with another: its blocks and tokens belong to that metadata.
-fn check_meta_record(dir: &Path, at: &MetaAt) -> std::io::Result<()> {
+/// Refuses a start whose metadata is not where the data directory's first
+/// start put it (its blocks and tokens belong to that metadata). True for a
+/// data directory that records nothing yet: [`record_meta`] once it opened.
+fn check_meta_record(dir: &Path, at: &MetaAt) -> std::io::Result<bool> {
     let want = meta_record(at);
-    let path = dir.join(META_RECORD);
-    if !path.exists() && !dir.join("meta.sqlite").exists() && !dir.join(BLOCKS_RECORD).exists() {
-        return std::fs::write(&path, format!("{want}\n"));
+    if !dir.join(META_RECORD).exists() && !dir.join("meta.sqlite").exists() && !dir.join(BLOCKS_RECORD).exists() {
+        return Ok(true);
     }
     let had = recorded_meta(dir);
     if had != want {
@@ -141,7 +141,11 @@ fn check_meta_record(dir: &Path, at: &MetaAt) -> std::io::Result<()> {
             dir.display()
         )));
     }
-    Ok(())
+    Ok(false)
+}
+
+fn record_meta(dir: &Path, at: &MetaAt) -> std::io::Result<()> {
+    std::fs::write(dir.join(META_RECORD), format!("{}\n", meta_record(at)))
 }
 
 /// Opens the metadata database `at` names (SQLite: `<DATA>/meta.sqlite`).
@@ -289,8 +293,11 @@ pub async fn bind(config: ServeConfig) -> std::io::Result<Running> {
         let (data_dir, config) = (data_dir.clone(), config.clone());
         tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             let fresh = !data_dir.join(BLOCKS_RECORD).exists() && !data_dir.join("meta.sqlite").exists();
-            check_meta_record(&data_dir, &config.meta)?;
+            let first = check_meta_record(&data_dir, &config.meta)?;
             let db = open_meta(&data_dir, &config.meta)?;
+            if first {
+                record_meta(&data_dir, &config.meta)?;
+            }
             let blocks = Arc::new(open_blocks(&data_dir, fresh, &config.blocks, config.block_size)?);
             if blocks.shared() {
                 blocks.set_ledger(Arc::new(ledger::DbLedger::new(db.clone())));

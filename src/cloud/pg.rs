@@ -255,12 +255,15 @@ impl PgDb {
 
     fn open_session(&self, create_schema: bool) -> Result<PgSession, Fault> {
         let client = self.target.config()?.connect(postgres::NoTls).map_err(|e| {
-            tracing::error!("cannot connect to PostgreSQL at {}: {e}", self.target.url);
-            Fault::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "serviceUnavailable",
-                "the metadata database cannot be reached",
-            )
+            let why = super::sql::Error::from(e);
+            tracing::error!("cannot connect to PostgreSQL at {}: {why}", self.target.url);
+            // At start-up the reason goes to the operator; a client is told less.
+            let message = if create_schema {
+                format!("the metadata database cannot be reached: {why}")
+            } else {
+                "the metadata database cannot be reached".to_string()
+            };
+            Fault::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "serviceUnavailable", message)
         })?;
         let session = PgSession::new(client);
         let schema = &self.target.schema;
